@@ -1,0 +1,168 @@
+"""Engine settings: embedded defaults, overridden by ivr.toml, overridden by command-line flags.
+
+The AMI secret is read from the environment (IVR_AMI_SECRET) or the file, never from argv,
+so it does not show up in `ps`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+SECRET_ENV = "IVR_AMI_SECRET"
+DEFAULT_CONFIG_FILE = "ivr.toml"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, of the wrong type or unknown; the message names it."""
+
+
+def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int]:
+    """'127.0.0.1:4573' -> ('127.0.0.1', 4573); '[::1]:4573' for IPv6."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.lstrip(":")
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    if not port_text:
+        if default_port is None:
+            raise ConfigError(f"{text!r}: expected HOST:PORT")
+        return host or "127.0.0.1", default_port
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"{text!r}: port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{text!r}: port {port} is out of range 0-65535")
+    return host or "127.0.0.1", port
+
+
+@attrs.frozen
+class AgiSettings:
+    bind: str = "127.0.0.1:4573"
+    backlog: int = 1024
+    # Longest AGI line accepted; Asterisk's own lines are far shorter (a 520 usage line is ~200 bytes).
+    max_line: int = 8192
+    # Seconds to wait for the environment block before dropping a silent connection.
+    env_timeout: float = 10.0
+    # Default reply timeout for a command that is not itself a wait (ANSWER, SET VARIABLE, ...).
+    command_timeout: float = 30.0
+    # On SIGTERM: seconds running calls may take before they are ended.
+    shutdown_grace: float = 30.0
+
+
+@attrs.frozen
+class AmiSettings:
+    host: str = ""  # empty: AMI disabled
+    port: int = 5038
+    user: str = "ivr"
+    secret: str = attrs.field(default="", repr=False)
+    reconnect_min: float = 1.0
+    reconnect_max: float = 30.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+@attrs.frozen
+class SpeechSettings:
+    models: dict[str, str] = attrs.field(factory=dict)  # language -> model directory
+    spool: str = "/var/spool/asterisk/ivr"
+    workers: int = 2
+    max_pending: int = 8  # decodes waiting beyond this degrade the call to DTMF
+    max_record_seconds: int = 8
+    silence_seconds: int = 2
+    confidence: float = 0.6
+
+
+@attrs.frozen
+class PromptSettings:
+    dir: str = "prompts"
+    synthesize_missing: bool = False
+    voices: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Settings:
+    menus_dir: str = "menus"
+    default_menu: str = "1414"
+    state_dir: str = "var"  # journal, callbacks, incidents (SQLite) when no database URL is set
+    database_url: str = ""  # postgresql://... for several engines sharing state
+    timezone: str = "Asia/Almaty"
+    log_level: str = "INFO"
+    agi: AgiSettings = AgiSettings()
+    ami: AmiSettings = AmiSettings()
+    speech: SpeechSettings = SpeechSettings()
+    prompts: PromptSettings = PromptSettings()
+
+
+_SECTIONS = {"agi": AgiSettings, "ami": AmiSettings, "speech": SpeechSettings, "prompts": PromptSettings}
+
+
+def _check_type(where: str, value: Any, default: Any) -> Any:
+    expected = type(default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {expected.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _build(cls: type, where: str, table: dict[str, Any]) -> Any:
+    defaults = cls()
+    known = {f.name for f in attrs.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in _SECTIONS and cls is Settings:
+            if not isinstance(value, dict):
+                raise ConfigError(f"[{key}] must be a table")
+            values[key] = _build(_SECTIONS[key], key, value)
+            continue
+        if key not in known:
+            hint = ", ".join(sorted(known | (set(_SECTIONS) if cls is Settings else set())))
+            raise ConfigError(f"{where or 'top level'}: unknown setting {key!r} (known: {hint})")
+        values[key] = _check_type(f"{where + '.' if where else ''}{key}", value, getattr(defaults, key))
+    return attrs.evolve(defaults, **values)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Defaults, then the TOML file if it exists (or must exist when named), then IVR_AMI_SECRET."""
+    env = dict(os.environ) if env is None else env
+    table: dict[str, Any] = {}
+    if path is not None or Path(DEFAULT_CONFIG_FILE).exists():
+        file = Path(path if path is not None else DEFAULT_CONFIG_FILE)
+        try:
+            table = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: configuration file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: {exc}") from None
+    settings = _build(Settings, "", table)
+    if env.get(SECRET_ENV):
+        settings = attrs.evolve(settings, ami=attrs.evolve(settings.ami, secret=env[SECRET_ENV]))
+    return settings
+
+
+def override(settings: Settings, **changes: Any) -> Settings:
+    """Apply command-line flags: dotted names ('agi.bind', 'ami.host'); None means 'not given'."""
+    top: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for name, value in changes.items():
+        if value is None:
+            continue
+        section, _, key = name.rpartition(".")
+        if section:
+            sections.setdefault(section, {})[key] = value
+        else:
+            top[name] = value
+    for section, values in sections.items():
+        top[section] = attrs.evolve(getattr(settings, section), **values)
+    return attrs.evolve(settings, **top)
