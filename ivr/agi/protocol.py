@@ -1,0 +1,415 @@
+"""FastAGI wire protocol, sans-I/O: bytes in, events out; commands in, bytes out. No sockets here.
+
+The engine is the AGI *script* side: Asterisk connects, sends the `agi_*` environment block ending in a
+blank line, then answers each command line with one reply. Reply forms seen from a real Asterisk 22
+(shared/asterisk/README.md):
+
+    200 result=0 endpos=16000          200 result= (timeout)          200 result=7 (timeout)
+    200 result=1 (kk)                  200 result=989 (timeout) endpos=8160
+    200 result=35 (dtmf) endpos=4480   200 result=1 (speech) endpos=0 results=...
+    100 result=0 Trying...             510 Invalid or unknown command
+    511 Command Not Permitted on a dead channel or intercept routine
+    520-Invalid command syntax.  Proper usage follows:   <raw usage lines>   520 End of proper usage.
+
+plus a bare `HANGUP` line Asterisk sends on its own when the channel hangs up. Lines end in a bare "\\n".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import attrs
+
+MAX_LINE_DEFAULT = 8192
+MAX_ENV_LINES = 256  # Asterisk sends ~22 lines plus agi_arg_N; anything far beyond is not Asterisk
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not FastAGI; the connection cannot be trusted any further."""
+
+
+class UnsafeValue(ValueError):
+    """A value would break out of its command argument (a newline or NUL inside it)."""
+
+
+@attrs.frozen
+class AgiEnvironment:
+    """The `agi_*` block Asterisk sends first. `values` keeps every key without its `agi_` prefix."""
+
+    values: dict[str, str]
+    args: tuple[str, ...] = ()
+
+    def get(self, key: str, default: str = "") -> str:
+        return self.values.get(key, default)
+
+    @property
+    def script(self) -> str:
+        """agi_network_script: the URL path without its leading '/', e.g. '1414'."""
+        return self.values.get("network_script", "")
+
+    @property
+    def channel(self) -> str:
+        return self.values.get("channel", "")
+
+    @property
+    def uniqueid(self) -> str:
+        return self.values.get("uniqueid", "")
+
+    @property
+    def language(self) -> str:
+        return self.values.get("language", "")
+
+    @property
+    def callerid(self) -> str:
+        """The caller's number, '' when Asterisk reports it unknown."""
+        value = self.values.get("callerid", "")
+        return "" if value in ("unknown", "<unknown>") else value
+
+    @property
+    def calleridname(self) -> str:
+        value = self.values.get("calleridname", "")
+        return "" if value in ("unknown", "<unknown>") else value
+
+    @property
+    def context(self) -> str:
+        return self.values.get("context", "")
+
+    @property
+    def extension(self) -> str:
+        return self.values.get("extension", "")
+
+
+@attrs.frozen
+class Environment:
+    """Event: the environment block is complete."""
+
+    env: AgiEnvironment
+
+
+@attrs.frozen
+class Reply:
+    """Event: one reply to one command.
+
+    `result` is the raw text after `result=` ('' for `200 result= (timeout)`); `data` the text inside the
+    parentheses that follow it, if any ('timeout', 'dtmf', a variable's value); `extras` the `key=value`
+    words after that (endpos, results). For 520 the usage text is in `usage`.
+    """
+
+    code: int
+    line: str
+    result: str = ""
+    data: str | None = None
+    extras: dict[str, str] = attrs.field(factory=dict)
+    usage: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 200
+
+    @property
+    def provisional(self) -> bool:
+        """`100 result=0 Trying...`: the real reply is still to come."""
+        return 100 <= self.code < 200
+
+    @property
+    def value(self) -> int | None:
+        """result= as an integer; None when empty or not a number."""
+        try:
+            return int(self.result)
+        except ValueError:
+            return None
+
+    @property
+    def timed_out(self) -> bool:
+        return self.data == "timeout"
+
+    @property
+    def endpos(self) -> int | None:
+        text = self.extras.get("endpos")
+        return int(text) if text is not None and text.lstrip("-").isdigit() else None
+
+
+@attrs.frozen
+class HangupNotice:
+    """Event: the bare `HANGUP` line: the channel has hung up (sent unsolicited by Asterisk)."""
+
+
+@attrs.frozen
+class Closed:
+    """Event: the peer closed its side after a complete environment block."""
+
+
+class _NeedData:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()
+
+Event = Environment | Reply | HangupNotice | Closed
+
+_REPLY_RE = re.compile(r"^(\d{3})(?:[ -](.*))?$")
+_KEY_VALUE_RE = re.compile(r"(\w+)=(\S*)")
+_USAGE_START = "520-"
+_USAGE_END = "520 "
+
+
+def parse_reply_line(line: str) -> Reply:
+    """One complete reply line (not the multi-line 520) to a Reply."""
+    match = _REPLY_RE.match(line)
+    if match is None:
+        raise ProtocolError(f"not an AGI reply: {line[:80]!r}")
+    code = int(match.group(1))
+    rest = match.group(2) or ""
+    if not rest.startswith("result="):
+        return Reply(code=code, line=line)
+    rest = rest[7:]
+    result, _, rest = rest.partition(" ")
+    data: str | None = None
+    if rest.startswith("("):
+        # A GET VARIABLE value may itself hold spaces and ')': when the reply ends with ')' the whole
+        # rest is the value; otherwise the group ends at the first ') ' and key=value words follow.
+        if rest.endswith(")"):
+            data, rest = rest[1:-1], ""
+        else:
+            closing = rest.find(") ")
+            if closing < 0:
+                raise ProtocolError(f"unbalanced parenthesis in AGI reply: {line[:80]!r}")
+            data, rest = rest[1:closing], rest[closing + 2 :]
+    extras = dict(_KEY_VALUE_RE.findall(rest)) if rest else {}
+    return Reply(code=code, line=line, result=result, data=data, extras=extras)
+
+
+class AgiParser:
+    """Incremental reader of what Asterisk sends: feed bytes, pull events.
+
+        parser.receive_data(chunk)      # b"" means the peer closed its side
+        while (event := parser.next_event()) is not NEED_DATA: ...
+
+    Raises ProtocolError on anything that is not FastAGI: a line over `max_line`, a malformed
+    environment line, a close before the environment block ends, an unknown reply line.
+    """
+
+    __slots__ = ("_buffer", "_closed", "_env", "_env_done", "_max_line", "_usage")
+
+    def __init__(self, max_line: int = MAX_LINE_DEFAULT) -> None:
+        self._buffer = bytearray()
+        self._closed = False
+        self._max_line = max_line
+        self._env: dict[str, str] = {}
+        self._env_done = False
+        self._usage: list[str] | None = None
+
+    @property
+    def environment_complete(self) -> bool:
+        return self._env_done
+
+    def receive_data(self, data: bytes) -> None:
+        if self._closed:
+            if data:
+                raise ProtocolError("data after end of stream")
+            return
+        if data:
+            self._buffer += data
+        else:
+            self._closed = True
+
+    def next_event(self) -> Event | _NeedData:
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                if len(self._buffer) > self._max_line:
+                    raise ProtocolError(f"line longer than {self._max_line} bytes")
+                if self._closed:
+                    return self._end_of_stream()
+                return NEED_DATA
+            if end > self._max_line:
+                raise ProtocolError(f"line longer than {self._max_line} bytes")
+            raw = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                # Caller ID names come from the far end; Asterisk passes their bytes through as-is.
+                line = raw.decode("latin-1")
+            if line.endswith("\r"):
+                line = line[:-1]
+            event = self._env_line(line) if not self._env_done else self._reply_line(line)
+            if event is not None:
+                return event
+
+    def _end_of_stream(self) -> Closed:
+        if self._buffer:
+            raise ProtocolError(f"connection closed in the middle of a line: {bytes(self._buffer[:80])!r}")
+        if not self._env_done:
+            raise ProtocolError("connection closed before the end of the AGI environment block")
+        if self._usage is not None:
+            raise ProtocolError("connection closed inside a 520 usage reply")
+        return Closed()
+
+    def _env_line(self, line: str) -> Environment | None:
+        if line == "":
+            if not self._env:
+                raise ProtocolError("blank line before any AGI environment variable")
+            self._env_done = True
+            return Environment(_environment(self._env))
+        key, sep, value = line.partition(": ")
+        if not sep and line.endswith(":"):  # "agi_accountcode:" with the trailing space trimmed
+            key, sep, value = line[:-1], ":", ""
+        if not sep or not key.startswith("agi_") or " " in key:
+            raise ProtocolError(f"not an AGI environment line: {line[:80]!r}")
+        if len(self._env) >= MAX_ENV_LINES:
+            raise ProtocolError("AGI environment block too long")
+        self._env[key[4:]] = value
+        return None
+
+    def _reply_line(self, line: str) -> Event | None:
+        if self._usage is not None:
+            if line.startswith(_USAGE_END):
+                usage, self._usage = tuple(self._usage), None
+                return Reply(code=520, line=line, usage=usage)
+            if len(self._usage) >= MAX_ENV_LINES:
+                raise ProtocolError("520 usage text too long")
+            self._usage.append(line)
+            return None
+        if line == "HANGUP":
+            return HangupNotice()
+        if line.startswith(_USAGE_START):
+            self._usage = []
+            return None
+        if line == "":
+            return None
+        return parse_reply_line(line)
+
+
+def _environment(values: dict[str, str]) -> AgiEnvironment:
+    args = []
+    index = 1
+    while f"arg_{index}" in values:
+        args.append(values[f"arg_{index}"])
+        index += 1
+    return AgiEnvironment(values=dict(values), args=tuple(args))
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+_COMMAND_WORD_RE = re.compile(r"^[A-Za-z][A-Za-z ]*$")
+_BARE_SAFE_RE = re.compile(r'^[^\s"\\]+$')
+
+
+def _check_safe(value: str) -> str:
+    if "\n" in value or "\r" in value or "\0" in value:
+        raise UnsafeValue(f"value with a line break or NUL cannot go into an AGI command: {value[:40]!r}")
+    return value
+
+
+def quote_argument(value: str) -> str:
+    """One AGI argument as Asterisk's parse_args() reads it back: quoted, with '\\' and '"' escaped."""
+    _check_safe(value)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_argument(value: object) -> str:
+    text = _check_safe(str(value))
+    if _BARE_SAFE_RE.match(text):
+        return text
+    return quote_argument(text)
+
+
+def format_command(command: str, *args: object) -> bytes:
+    """`format_command("STREAM FILE", "beep2s", "")` -> b'STREAM FILE beep2s ""\\n'.
+
+    `command` is the fixed command words (never caller data); every argument is quoted when it needs to
+    be, so a value from the caller or the network stays one argument on one line.
+    """
+    if not _COMMAND_WORD_RE.match(command):
+        raise UnsafeValue(f"not an AGI command name: {command!r}")
+    if not args:
+        return (command + "\n").encode()
+    return (command + " " + " ".join(format_argument(a) for a in args) + "\n").encode()
+
+
+_APP_SPECIAL_RE = re.compile(r'([\\,"()\[\]|])')
+
+
+def format_app_args(args: Iterable[object]) -> str:
+    """Application data for EXEC: arguments joined by ',' with the characters Asterisk's
+    ast_app_separate_args() interprets (',', '"', '\\', brackets) escaped, so a value stays one argument."""
+    parts = []
+    for arg in args:
+        text = _check_safe(str(arg))
+        parts.append(_APP_SPECIAL_RE.sub(r"\\\1", text))
+    return ",".join(parts)
+
+
+def parse_command_line(line: str) -> list[str]:
+    """How Asterisk's res_agi.c parse_args() splits a command line into words (used by the fake).
+
+    Double quotes group, backslash escapes the next character, spaces and tabs separate.
+    """
+    words: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    in_word = False
+    for char in line:
+        if char == '"' and not escaped:
+            quoted = not quoted
+            if quoted and not in_word:
+                in_word = True
+            continue
+        if char in " \t" and not quoted and not escaped:
+            if in_word:
+                words.append("".join(current))
+                current = []
+                in_word = False
+            continue
+        if char == "\\" and not escaped:
+            escaped = True
+            continue
+        escaped = False
+        in_word = True
+        current.append(char)
+    if in_word:
+        words.append("".join(current))
+    return words
+
+
+def split_app_args(data: str) -> list[str]:
+    """Asterisk's ast_app_separate_args(data, ',', remove_chars=1): the inverse of format_app_args."""
+    if data == "":
+        return []
+    args: list[str] = []
+    current: list[str] = []
+    paren = bracket = 0
+    quote = False
+    index = 0
+    while index < len(data):
+        char = data[index]
+        if char == "(":
+            paren += 1
+        elif char == ")" and paren:
+            paren -= 1
+        elif char == "[":
+            bracket += 1
+        elif char == "]" and bracket:
+            bracket -= 1
+        elif char == '"':
+            quote = not quote
+            index += 1
+            continue
+        elif char == "\\":
+            index += 1
+            if index < len(data):
+                current.append(data[index])
+            index += 1
+            continue
+        elif char == "," and not paren and not quote and not bracket:
+            args.append("".join(current))
+            current = []
+            index += 1
+            continue
+        current.append(char)
+        index += 1
+    args.append("".join(current))
+    return args

@@ -1,0 +1,223 @@
+"""The FastAGI server: a thin asyncio layer over the sans-I/O parser and the Channel.
+
+One asyncio.Protocol per connection (no stream reader/writer pair: less work per command, which is
+what the per-call CPU budget is spent on). A connection that sends garbage, an over-long line, or
+closes or stalls before its environment block ends is dropped with one log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+from ivr.agi.channel import CallEnded, Channel
+from ivr.agi.protocol import (
+    NEED_DATA,
+    AgiParser,
+    Closed,
+    Environment,
+    HangupNotice,
+    ProtocolError,
+    Reply,
+)
+
+log = logging.getLogger("ivr.agi")
+
+Handler = Callable[[Channel], Awaitable[None]]
+# Picks the handler for a script name (agi_network_script); None = unknown script.
+Router = Callable[[str], Handler | None]
+
+
+@attrs.define
+class ServerStats:
+    connections: int = 0
+    calls_started: int = 0
+    calls_finished: int = 0
+    hangups: int = 0
+    dropped: int = 0  # protocol errors, timeouts before the environment block
+    unknown_scripts: int = 0
+    handler_errors: int = 0
+
+
+class _AgiConnection(asyncio.Protocol):
+    __slots__ = ("_env_timer", "_parser", "_peer", "_server", "_transport", "channel", "task")
+
+    def __init__(self, server: AgiServer) -> None:
+        self._server = server
+        self._parser = AgiParser(server.max_line)
+        self._transport: asyncio.Transport | None = None
+        self._env_timer: asyncio.TimerHandle | None = None
+        self._peer = "?"
+        self.channel: Channel | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._server._connections.add(self)
+        self._server.stats.connections += 1
+        self._env_timer = self._server._loop.call_later(self._server.env_timeout, self._env_timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        self._feed(data)
+
+    def eof_received(self) -> bool:
+        self._feed(b"")
+        return False  # let the transport close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_env_timer()
+        self._server._connections.discard(self)
+        if self.channel is not None:
+            self.channel.connection_lost()
+
+    def _feed(self, data: bytes) -> None:
+        parser = self._parser
+        try:
+            parser.receive_data(data)
+            while True:
+                event = parser.next_event()
+                if event is NEED_DATA:
+                    return
+                if type(event) is Reply:
+                    if self.channel is not None:
+                        self.channel.feed_reply(event)
+                elif type(event) is HangupNotice:
+                    if self.channel is not None:
+                        self.channel.feed_hangup()
+                elif type(event) is Environment:
+                    self._start_call(event)
+                elif type(event) is Closed:
+                    return
+        except ProtocolError as exc:
+            self.drop(f"protocol error: {exc}")
+
+    def drop(self, reason: str) -> None:
+        self._server.stats.dropped += 1
+        log.warning("dropping AGI connection from %s: %s", self._peer, reason)
+        self._cancel_env_timer()
+        if self._transport is not None:
+            self._transport.abort()
+        if self.channel is not None:
+            self.channel.connection_lost()
+
+    def _env_timed_out(self) -> None:
+        self._env_timer = None
+        if self.channel is None:
+            self.drop(f"no complete AGI environment within {self._server.env_timeout:g} s")
+
+    def _cancel_env_timer(self) -> None:
+        if self._env_timer is not None:
+            self._env_timer.cancel()
+            self._env_timer = None
+
+    def _start_call(self, event: Environment) -> None:
+        self._cancel_env_timer()
+        assert self._transport is not None
+        self.channel = Channel(
+            event.env, self._transport.write, self._server._loop, self._server.command_timeout
+        )
+        self.task = self._server._loop.create_task(self._run(self.channel))
+
+    async def _run(self, channel: Channel) -> None:
+        server = self._server
+        script = channel.env.script
+        handler = server.router(script)
+        server.stats.calls_started += 1
+        started = time.monotonic()
+        try:
+            if handler is None:
+                server.stats.unknown_scripts += 1
+                log.warning(
+                    "unknown AGI script %r from %s (channel %s): hanging up",
+                    script,
+                    self._peer,
+                    channel.env.channel,
+                )
+                await channel.hangup()
+                return
+            await handler(channel)
+        except CallEnded as exc:
+            server.stats.hangups += 1
+            log.info("call %s ended: %s", channel.env.uniqueid, exc)
+        except asyncio.CancelledError:
+            log.info("call %s stopped by engine shutdown", channel.env.uniqueid)
+        except Exception:
+            server.stats.handler_errors += 1
+            log.exception("call %s: handler %r failed", channel.env.uniqueid, script)
+        finally:
+            server.stats.calls_finished += 1
+            log.debug("call %s done in %.3f s", channel.env.uniqueid, time.monotonic() - started)
+            # Closing hands the call back to the dialplan: if the engine did not route it, the
+            # dialplan's next priority (asterisk-conf: the operator queue) takes the caller.
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.close()
+
+
+class AgiServer:
+    """FastAGI listener: `await server.start()`, then `await server.stop(grace)`."""
+
+    def __init__(
+        self,
+        router: Router,
+        host: str = "127.0.0.1",
+        port: int = 4573,
+        *,
+        backlog: int = 1024,
+        max_line: int = 8192,
+        env_timeout: float = 10.0,
+        command_timeout: float = 30.0,
+    ) -> None:
+        self.router = router
+        self.host = host
+        self.port = port
+        self.backlog = backlog
+        self.max_line = max_line
+        self.env_timeout = env_timeout
+        self.command_timeout = command_timeout
+        self.stats = ServerStats()
+        self._connections: set[_AgiConnection] = set()
+        self._server: asyncio.Server | None = None
+        self._loop = asyncio.get_event_loop()
+
+    async def start(self) -> int:
+        """Listen; returns the bound port (useful with port 0)."""
+        self._loop = asyncio.get_running_loop()
+        self._server = await self._loop.create_server(
+            lambda: _AgiConnection(self), self.host, self.port, backlog=self.backlog, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    @property
+    def active_calls(self) -> int:
+        return sum(1 for c in self._connections if c.task is not None and not c.task.done())
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop accepting; let running calls finish for up to `grace` seconds; then end them.
+
+        Ended calls have their AGI connection closed, so Asterisk continues the dialplan (to the
+        operator queue in asterisk-conf) rather than dropping the caller.
+        """
+        if self._server is not None:
+            self._server.close()
+        tasks = [c.task for c in self._connections if c.task is not None and not c.task.done()]
+        if tasks:
+            log.info("waiting up to %g s for %d running calls", grace, len(tasks))
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        for connection in list(self._connections):
+            if connection._transport is not None:
+                connection._transport.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
