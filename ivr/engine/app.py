@@ -1,0 +1,189 @@
+"""The engine process: menus, prompts, speech, state and AMI wired to the FastAGI server.
+
+Start-up refuses, with every reason listed, when no menu loads or a prompt the menus need is missing
+(unless prompts.synthesize_missing is set). Optional parts degrade with one log line: no AMI means no
+queue figures and no callbacks dialled; no speech model means DTMF only for that language.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterable
+
+import attrs
+
+from ivr.agi.channel import Channel
+from ivr.agi.server import AgiServer, Handler
+from ivr.config import Settings, parse_hostport
+from ivr.contact.hours import OpeningHours
+from ivr.engine.interpreter import run_call
+from ivr.engine.services import EngineServices
+from ivr.engine.system_texts import system_prompt_texts
+from ivr.menus.library import MenuLibrary
+from ivr.menus.model import Menu
+from ivr.texts import PromptText
+
+log = logging.getLogger("ivr")
+
+
+class StartupError(Exception):
+    """The engine cannot serve calls as configured; the message lists every reason."""
+
+
+def engine_prompt_texts(menus: Iterable[Menu]) -> list[PromptText]:
+    """Every text the engine may play: all menus' texts and the engine's own (apologies, queue, callback)."""
+    texts: list[PromptText] = []
+    for menu in menus:
+        texts.extend(menu.prompt_texts())
+    texts.extend(system_prompt_texts())
+    return texts
+
+
+def hours_for(menu: Menu | None) -> OpeningHours:
+    """The menu's opening hours plus Kazakhstan's public holidays; without them, the 1414 default
+    (Mon-Fri 09:00-18:00 Asia/Almaty)."""
+    default = OpeningHours.kazakhstan_1414()
+    if menu is None or menu.hours is None:
+        return default
+    own = OpeningHours.from_menu_hours(menu.hours)
+    return attrs.evolve(own, holidays=own.holidays | default.holidays)
+
+
+class Engine:
+    def __init__(self, settings: Settings, services: EngineServices | None = None) -> None:
+        self.settings = settings
+        self.services = services or EngineServices(settings=settings)
+        self.library = MenuLibrary(settings.menus_dir)
+        self.server: AgiServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    # --- routing -----------------------------------------------------------------------------
+    def route(self, script: str) -> Handler | None:
+        """agi://host/1414 runs menus/1414.yaml; a bare agi://host/ runs the default menu."""
+        menu = self.library.get(script or self.settings.default_menu)
+        if menu is None:
+            return None
+
+        async def handle(channel: Channel) -> None:
+            await run_call(channel, menu, self.services)  # the call keeps this menu version
+
+        return handle
+
+    # --- life cycle --------------------------------------------------------------------------
+    async def start(self) -> int:
+        """Load everything, check it, listen. Returns the FastAGI port."""
+        await asyncio.to_thread(self.library.reload)
+        if not self.library.names():
+            problems = (
+                "\n".join(f"  {p}" for problems in self.library.problems.values() for p in problems)
+                or f"  no menu files in {self.settings.menus_dir}/"
+            )
+            raise StartupError(f"no menu could be loaded:\n{problems}")
+        for name, problems in self.library.problems.items():
+            for problem in problems:
+                log.warning("menu %s: %s", name, problem)
+        await self._check_prompts()
+        self.services.hours = self.services.hours or hours_for(self.library.get(self.settings.default_menu))
+        await self._start_optional_parts()
+        host, port = parse_hostport(self.settings.agi.bind, 4573)
+        agi = self.settings.agi
+        self.server = AgiServer(
+            self.route,
+            host,
+            port,
+            backlog=agi.backlog,
+            max_line=agi.max_line,
+            env_timeout=agi.env_timeout,
+            command_timeout=agi.command_timeout,
+        )
+        bound = await self.server.start()
+        self._tasks.append(asyncio.create_task(self.library.watch(0.5), name="menu-watch"))
+        log.info("FastAGI listening on %s:%d; menus: %s", host, bound, ", ".join(self.library.names()))
+        return bound
+
+    async def _check_prompts(self) -> None:
+        from ivr.prompts.build import build_prompts, missing_prompts
+
+        texts = engine_prompt_texts(self.library.menus().values())
+        missing = await asyncio.to_thread(missing_prompts, texts, self.settings.prompts.dir)
+        if not missing:
+            return
+        if not self.settings.prompts.synthesize_missing:
+            shown = "\n".join(f"  {self.settings.prompts.dir}/{name}" for name in missing[:50])
+            more = f"\n  ... and {len(missing) - 50} more" if len(missing) > 50 else ""
+            raise StartupError(
+                f"{len(missing)} prompts are missing:\n{shown}{more}\n"
+                "Run `ivr prompts build`, or start with --synthesize-missing."
+            )
+        log.info("synthesising %d missing prompts", len(missing))
+        report = await asyncio.to_thread(build_prompts, texts, self.settings.prompts.dir, self.settings)
+        if not report.ok:
+            raise StartupError(f"prompts could not be built:\n{report.summary()}")
+
+    async def _start_optional_parts(self) -> None:
+        settings = self.settings
+        if self.services.state is None:
+            from ivr.journal.state import open_state
+
+            self.services.state = await open_state(settings)
+        if self.services.speech is None:
+            from ivr.speech.recognizer import SpeechService
+
+            speech = SpeechService.from_settings(settings.speech)
+            await speech.start()
+            self.services.speech = speech
+        if self.services.ami is None and settings.ami.enabled:
+            from ivr.ami.client import AmiClient
+
+            self.services.ami = AmiClient(settings.ami)
+            await self.services.ami.start()
+        elif not settings.ami.enabled:
+            log.info("AMI not configured: no queue figures, callbacks are stored but not dialled")
+        from ivr.engine.background import CallbackDialer, IncidentAudio
+
+        audio = IncidentAudio(self.services.state, settings)
+        self.services.incident_audio = audio
+        self._tasks.append(asyncio.create_task(audio.run(), name="incident-audio"))
+        if self.services.ami is not None:
+            dialer = CallbackDialer(self.services)
+            self._tasks.append(asyncio.create_task(dialer.run(), name="callback-dialer"))
+
+    async def stop(self, grace: float | None = None) -> None:
+        grace = self.settings.agi.shutdown_grace if grace is None else grace
+        if self.server is not None:
+            await self.server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.services.ami is not None:
+            with contextlib.suppress(Exception):
+                await self.services.ami.close()
+        if self.services.speech is not None:
+            self.services.speech.close()
+        if self.services.state is not None:
+            await self.services.state.close()
+
+    async def serve_forever(self) -> None:
+        """Run until SIGTERM/SIGINT; SIGHUP reloads the menus."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
+        try:
+            await self._stopping.wait()
+            log.info("stopping: no new calls; running calls have %g s", self.settings.agi.shutdown_grace)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+    def _reload(self) -> None:
+        changed = self.library.reload()
+        log.info("SIGHUP: menus reloaded%s", f" ({', '.join(changed)} changed)" if changed else "")

@@ -1,0 +1,144 @@
+"""The engine's own background work: outage announcements made audible, callbacks dialled.
+
+Both loops survive any error of their own (a log line, then the next round): a database or AMI hiccup
+must never stop the engine from answering calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from ivr.config import Settings
+from ivr.engine.system_texts import incident_sound
+from ivr.prompts.render import RenderJob, render
+from ivr.prompts.synth import voice_for
+from ivr.texts import LANGUAGES
+
+log = logging.getLogger("ivr.engine")
+
+
+class IncidentAudio:
+    """Synthesises each active incident's text (kk and ru) into prompts/<lang>/incidents/ as soon as it
+    is seen, so an `ivr incident add` reaches new calls within seconds, with no restart."""
+
+    def __init__(self, state: Any, settings: Settings, interval: float = 1.0) -> None:
+        self.state = state
+        self.settings = settings
+        self.interval = interval
+        self._ready: set[int] = set()
+        self._failed: set[int] = set()
+
+    def is_ready(self, incident_id: int) -> bool:
+        return incident_id in self._ready
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("incident audio: %s", exc)
+            await asyncio.sleep(self.interval)
+
+    async def refresh(self) -> None:
+        for incident in await self.state.incidents.active():
+            if incident.id in self._ready or incident.id in self._failed:
+                continue
+            results = await asyncio.to_thread(self._render, incident)
+            errors = [r.error for r in results if r.error]
+            if errors:
+                self._failed.add(incident.id)
+                log.error("incident %d cannot be announced: %s", incident.id, "; ".join(errors))
+            else:
+                self._ready.add(incident.id)
+                log.info("incident %d: announcement ready in %s", incident.id, ", ".join(LANGUAGES))
+
+    def _render(self, incident: Any) -> list[Any]:
+        root = Path(self.settings.prompts.dir)
+        results = []
+        for language in LANGUAGES:
+            wav = root / language / f"{incident_sound(incident.id)}.wav"
+            wav.parent.mkdir(parents=True, exist_ok=True)
+            voice = voice_for(self.settings.prompts, language)
+            results.append(
+                render(
+                    RenderJob(f"{language}/incident-{incident.id}", wav, None, incident.text(language), voice)
+                )
+            )
+        return results
+
+
+class CallbackDialer:
+    """Claims due callbacks one at a time and originates them over AMI when an operator of the right
+    queue is free and the centre is open. A claim is a lease: if this engine dies mid-callback, the
+    lease runs out and another engine takes it; the request is never lost nor dialled twice."""
+
+    CHANNEL = "Local/{number}@ivr-callback-out"  # asterisk-conf/extensions.conf
+    CONTEXT = "ivr-callback"
+    MAX_ATTEMPTS = 12  # claims, including those put back because no operator was free
+    RETRY_DELAY = 300.0  # after an unanswered or failed call
+    BUSY_DELAY = 30.0  # after finding no free operator
+    RING_MS = 45_000
+
+    def __init__(self, services: Any, interval: float = 2.0) -> None:
+        self.services = services
+        self.interval = interval
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("callback dialer: %s", exc)
+            await asyncio.sleep(self.interval)
+
+    async def round(self) -> bool:
+        """One claim and dial; True when a callback was handled."""
+        services = self.services
+        if services.hours is not None and not services.hours.is_open(services.clock()):
+            return False
+        ami = services.ami
+        if ami is None or not getattr(ami, "connected", False):
+            return False
+        state = services.state
+        callback = await state.callbacks.claim(state.engine_id, lease_seconds=self.RING_MS / 1000 + 60)
+        if callback is None:
+            return False
+        summary = await ami.queue_summary(callback.queue)
+        if summary is None or summary.available < 1:
+            if callback.attempts >= self.MAX_ATTEMPTS:
+                await state.callbacks.finish(callback.id, state.engine_id, "failed")
+                log.warning("callback %d to %s given up: no free operator", callback.id, callback.number)
+            else:
+                await state.callbacks.retry_later(
+                    callback.id, state.engine_id, "no free operator", self.BUSY_DELAY
+                )
+            return True
+        result = await ami.originate(
+            self.CHANNEL.format(number=callback.number),
+            self.CONTEXT,
+            callback.queue,
+            caller_id="1414",
+            variables={"IVR_CALLBACK_ID": str(callback.id), "IVR_LANG": callback.language},
+            timeout_ms=self.RING_MS,
+        )
+        if result is not None and getattr(result, "success", False):
+            await state.callbacks.finish(callback.id, state.engine_id, "done")
+            log.info("callback %d: %s answered, queued in %s", callback.id, callback.number, callback.queue)
+        elif callback.attempts >= self.MAX_ATTEMPTS:
+            await state.callbacks.finish(callback.id, state.engine_id, "failed")
+            log.warning(
+                "callback %d to %s failed after %d attempts", callback.id, callback.number, callback.attempts
+            )
+        else:
+            reason = getattr(result, "reason", "AMI unavailable") if result is not None else "AMI unavailable"
+            await state.callbacks.retry_later(
+                callback.id, state.engine_id, f"not answered ({reason})", self.RETRY_DELAY
+            )
+        return True

@@ -1,0 +1,473 @@
+"""Runs one call through a menu tree with the channel API.
+
+The rule that shapes everything here: a caller is never left in silence or dropped because the engine
+failed. Every invalid answer and every silence is counted against the node's retries, and the node's
+`on_failure` (by default the operator) takes over; an unexpected error sends the caller to the operator
+queue of their language; if even that fails, closing the AGI connection hands the call back to the
+dialplan, whose next priority queues it (asterisk-conf/extensions.conf).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ivr.agi.channel import CallEnded, Channel
+from ivr.engine.services import EngineServices
+from ivr.engine.system_texts import incident_sound
+from ivr.menus.model import (
+    BackNode,
+    GotoNode,
+    HangupNode,
+    InfoNode,
+    InputNode,
+    LanguageNode,
+    Menu,
+    MenuNode,
+    Node,
+    Prompt,
+    QuestionNode,
+    QueueNode,
+    RepeatNode,
+    Target,
+    TopNode,
+    TransferNode,
+)
+from ivr.speech.matcher import grammar_phrases, is_operator_request
+from ivr.texts import LANGUAGES
+
+log = logging.getLogger("ivr.engine")
+
+# Nodes visited in a row without the caller saying anything: more means a loop the validator missed.
+MAX_STEPS_WITHOUT_INPUT = 64
+ROUTED_VARIABLE = "IVR_ROUTED"
+GENERAL_TOPIC = "general"  # tells the dialplan the engine has placed the call (no fallback queue)
+
+
+class MenuRuntimeError(Exception):
+    """The menu led somewhere it cannot go (a missing node, a loop): the caller goes to an operator."""
+
+
+class _Choice:
+    """What the caller chose at an input node."""
+
+    __slots__ = ("action", "how", "value")
+
+    def __init__(self, action: str, value: object = None, how: str = "") -> None:
+        self.action = action  # "option" | "global" | "language"
+        self.value = value
+        self.how = how  # "dtmf" | "speech"
+
+
+class CallSession:
+    def __init__(self, channel: Channel, menu: Menu, services: EngineServices) -> None:
+        self.channel = channel
+        self.menu = menu
+        self.services = services
+        self.call_id = channel.env.uniqueid or f"ivr-{time.time_ns()}"
+        self.language = menu.default_language
+        self.history: list[str] = []  # input nodes, for back / repeat
+        self.topic: str | None = None
+        self.outcome: str | None = None
+        self.served = False  # heard at least one self-service answer
+        self.announced: set[tuple[int, str | None]] = set()  # (incident, topic) already played
+        self._recordings = 0
+        self._dtmf_only = False  # set when speech proved unusable in this call
+
+    # --- the call ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        self._journal_start()
+        try:
+            await self.channel.answer()
+            await self.channel.set_language(self.language)
+            await self._walk(self.menu.start)
+        except CallEnded as exc:
+            self.services.journal_event(self.call_id, "hangup", data={"detail": str(exc)})
+            self._finish(self.outcome or ("self_served" if self.served else "abandoned"))
+            raise
+        except Exception as exc:
+            log.exception("call %s: engine error in menu %s", self.call_id, self.menu.name)
+            self.services.journal_event(self.call_id, "error", data={"error": f"{type(exc).__name__}: {exc}"})
+            self._finish("failed")
+            await self._rescue()
+            return
+        self._finish(self.outcome or ("self_served" if self.served else "abandoned"))
+
+    async def _walk(self, node_id: str | None) -> None:
+        steps = 0
+        while node_id is not None:
+            steps += 1
+            if steps > MAX_STEPS_WITHOUT_INPUT:
+                raise MenuRuntimeError(f"{steps} nodes in a row without input, last {node_id!r}")
+            node = self.menu.nodes.get(node_id)
+            if node is None:
+                raise MenuRuntimeError(f"node {node_id!r} does not exist")
+            if isinstance(node, InputNode):
+                steps = 0
+            node_id = await self._visit(node)
+
+    def _journal_start(self) -> None:
+        state = self.services.state
+        if state is None:
+            return
+        try:
+            state.journal.call_started(
+                self.call_id, time.time(), self.channel.env.callerid, None, self.menu.name
+            )
+        except Exception as exc:
+            log.warning("journal: could not record start of %s: %s", self.call_id, exc)
+
+    def _finish(self, outcome: str) -> None:
+        state = self.services.state
+        if state is None:
+            return
+        try:
+            state.journal.call_ended(self.call_id, outcome, self.topic)
+        except Exception as exc:
+            log.warning("journal: could not record end of %s: %s", self.call_id, exc)
+
+    async def _rescue(self) -> None:
+        """After an engine error: apologise and queue the caller with an operator of their language."""
+        try:
+            if self.channel.closed or self.channel.hung_up:
+                return
+            await self.channel.stream_file("ivr/technical-problem")
+            queue = self._operator_queue()
+            await self.channel.set_variable(ROUTED_VARIABLE, "1")
+            await self.channel.exec("Queue", [queue])
+        except CallEnded:
+            return
+        except Exception:
+            # Closing the AGI connection now makes the dialplan's fallback queue take the caller.
+            log.exception(
+                "call %s: could not reach the operator queue; handing back to the dialplan", self.call_id
+            )
+
+    def _operator_queue(self) -> str:
+        node = self.menu.nodes.get(self.menu.operator or "")
+        if isinstance(node, QueueNode):
+            return node.queue.get(self.language)
+        return f"{self.language}-general"
+
+    # --- nodes -------------------------------------------------------------------------------
+    async def _visit(self, node: Node) -> str | None:
+        self.services.journal_event(self.call_id, "node", node.id)
+        if node.topic and node.topic != self.topic:
+            self.topic = node.topic
+            await self._announce_incidents(node.topic)
+        if isinstance(node, LanguageNode):
+            return await self._language(node)
+        if isinstance(node, MenuNode):  # QuestionNode too
+            return await self._menu(node)
+        if isinstance(node, InfoNode):
+            return await self._info(node)
+        if isinstance(node, QueueNode):
+            from ivr.engine.routing import queue_call
+
+            return await queue_call(self, node)
+        if isinstance(node, TransferNode):
+            return await self._transfer(node)
+        if isinstance(node, HangupNode):
+            await self._play(node.say, "")
+            self.served = True
+            self.outcome = self.outcome or "self_served"
+            await self.channel.hangup()
+            return None
+        if isinstance(node, GotoNode):
+            return self.resolve(node.target)
+        if isinstance(node, BackNode):
+            return self.resolve(Target("back"))
+        if isinstance(node, TopNode):
+            return self.resolve(Target("top"))
+        if isinstance(node, RepeatNode):
+            return self.resolve(Target("repeat"))
+        raise MenuRuntimeError(f"node {node.id!r} of unknown kind {node.kind!r}")
+
+    def resolve(self, target: Target | None) -> str | None:
+        if target is None:
+            return None
+        if target.action == "node":
+            return target.node
+        if target.action == "top":
+            return self.menu.top
+        if target.action == "repeat":
+            return self.history[-1] if self.history else self.menu.top
+        if target.action == "back":
+            if len(self.history) >= 2:
+                self.history.pop()  # the node we are leaving
+                return self.history.pop()  # re-entering pushes it again
+            return self.menu.top
+        raise MenuRuntimeError(f"unknown target {target}")
+
+    def _enter_input(self, node: InputNode) -> None:
+        if not self.history or self.history[-1] != node.id:
+            self.history.append(node.id)
+
+    async def _language(self, node: LanguageNode) -> str | None:
+        self._enter_input(node)
+        keys = {c.key: c.language for c in node.choices if c.key}
+        for attempt in range(node.input.retries):
+            digit = None
+            # The greeting is played in every language, Kazakh first, each by its own voice.
+            for language in LANGUAGES:
+                await self.channel.set_language(language)
+                digit = await self._play(node.short if attempt and node.short else node.say, "".join(keys))
+                if digit:
+                    break
+            if digit is None:
+                digit = await self.channel.wait_for_digit(int(node.input.timeout * 1000))
+            if digit in keys:
+                await self._set_language(keys[digit], "dtmf")
+                return self.resolve(node.next)
+            self.services.journal_event(
+                self.call_id, "invalid" if digit else "silence", node.id, {"dtmf": digit}
+            )
+            await self.channel.set_language(self.language)
+            await self._play(node.invalid if digit else node.silence, "")
+        # Nobody chose: continue in the default language rather than give up on the caller.
+        await self._set_language(self.menu.default_language, "default")
+        return self.resolve(node.next)
+
+    async def _set_language(self, language: str, how: str) -> None:
+        self.language = language
+        await self.channel.set_language(language)
+        self.services.journal_event(self.call_id, "language", data={"language": language, "how": how})
+        await self._announce_incidents(None)
+
+    def _heard_answer(self, node: Node) -> None:
+        """A caller who heard a topic's node to its end has been served by the IVR (for statistics)."""
+        if node.topic not in (None, GENERAL_TOPIC):
+            self.served = True
+
+    async def _menu(self, node: MenuNode) -> str | None:
+        self._enter_input(node)
+        for attempt in range(node.input.retries):
+            prompts = node.short if attempt and node.short else node.say
+            choice = await self._ask(node, prompts)
+            if attempt == 0 and (choice is None or choice.how != "dtmf-barge-in"):
+                self._heard_answer(node)
+            if choice is None:
+                self.services.journal_event(self.call_id, "silence", node.id)
+                await self._play(node.silence, self._global_digits(node))
+                continue
+            if choice.action == "invalid":
+                self.services.journal_event(self.call_id, "invalid", node.id, {"input": choice.value})
+                await self._play(node.invalid, self._global_digits(node))
+                continue
+            return await self._take(node, choice)
+        self.services.journal_event(self.call_id, "failure", node.id)
+        return self.resolve(node.on_failure) or self.menu.operator
+
+    async def _take(self, node: InputNode, choice: _Choice) -> str | None:
+        if choice.action == "option":
+            option = choice.value
+            self.services.journal_event(
+                self.call_id, "choice", node.id, {"how": choice.how, "target": str(option.target)}
+            )
+            return self.resolve(option.target)
+        # a menu-wide key or phrase
+        action = choice.value
+        self.services.journal_event(self.call_id, "global", node.id, {"action": action, "how": choice.how})
+        if action == "operator":
+            return self.menu.operator
+        if action == "language":
+            others = [lang for lang in LANGUAGES if lang != self.language]
+            await self._set_language(others[0], choice.how)
+            return node.id
+        return self.resolve(Target(action))
+
+    def _global_digits(self, node: InputNode) -> str:
+        if not node.global_keys:
+            return ""
+        return "".join(g.key for g in self.menu.global_keys.values() if g.key)
+
+    def _option_digits(self, node: MenuNode) -> str:
+        return "".join(dict.fromkeys(o.key[0] for o in node.options if o.key))
+
+    async def _ask(self, node: MenuNode, prompts: Sequence[Prompt]) -> _Choice | None:
+        """Play the node's prompts and take one answer: a key, a phrase, nothing (None) or 'invalid'."""
+        escape = "".join(dict.fromkeys(self._option_digits(node) + self._global_digits(node)))
+        dtmf = node.input.dtmf
+        digit = await self._play(prompts, escape if dtmf else self._global_digits(node))
+        if digit is not None:
+            choice = await self._key_choice(node, digit)
+            choice.how = "dtmf-barge-in"  # pressed before the prompt ended
+            return choice
+        if self._speech_ready(node):
+            return await self._listen(node, escape if dtmf else self._global_digits(node))
+        if dtmf:
+            digit = await self.channel.wait_for_digit(int(node.input.timeout * 1000))
+        if digit is None:
+            return None
+        return await self._key_choice(node, digit)
+
+    async def _key_choice(self, node: MenuNode, first: str) -> _Choice:
+        keys = [o.key for o in node.options if o.key]
+        typed = first
+        while (
+            len(typed) < node.input.max_digits
+            and typed not in keys
+            and any(k.startswith(typed) for k in keys)
+        ):
+            more = await self.channel.wait_for_digit(int(node.input.inter_digit_timeout * 1000))
+            if more is None:
+                break
+            typed += more
+        option = node.option_for_key(typed)
+        if option is not None:
+            return _Choice("option", option, "dtmf")
+        glob = self.menu.global_key_for(typed) if node.global_keys else None
+        if glob is not None:
+            return _Choice("global", glob.action, "dtmf")
+        return _Choice("invalid", typed, "dtmf")
+
+    def _speech_ready(self, node: MenuNode) -> bool:
+        speech = self.services.speech
+        return (
+            node.input.speech
+            and not self._dtmf_only
+            and speech is not None
+            and speech.available(self.language)
+            and bool(self.services.settings.speech.spool)
+        )
+
+    async def _listen(self, node: MenuNode, escape: str) -> _Choice | None:
+        """Record the answer (digits still win) and decide what was said."""
+        settings = self.services.settings.speech
+        self._recordings += 1
+        base = os.path.join(settings.spool, f"{self.call_id}-{self._recordings}")
+        result = await self.channel.record_file(
+            base,
+            "wav",
+            escape_digits=escape,
+            timeout_ms=int(settings.max_record_seconds * 1000),
+            silence_seconds=settings.silence_seconds,
+        )
+        if result.ended_by == "dtmf" and result.digit:
+            return await self._key_choice(node, result.digit)
+        wav = Path(base + ".wav")
+        question = isinstance(node, QuestionNode)
+        matcher = self.services.matcher(self.menu, node)
+        phrases = None if question else grammar_phrases(matcher, self.language)
+        try:
+            recognition = await self.services.speech.recognize(wav, self.language, phrases)
+        finally:
+            wav.unlink(missing_ok=True)
+        if recognition is None:
+            # No model, pool full or unreadable audio: this call continues on DTMF.
+            self._dtmf_only = True
+            await self._play_sound("ivr/press-a-key", "")
+            digit = await self.channel.wait_for_digit(int(node.input.timeout * 1000))
+            return await self._key_choice(node, digit) if digit else None
+        text = recognition.confident_text(0.0)  # for the journal; decisions weigh each word's confidence
+        self.services.journal_event(
+            self.call_id,
+            "speech",
+            node.id,
+            {
+                "text": recognition.text,
+                "confidence": round(recognition.confidence, 3),
+                "decode_s": round(recognition.decode_seconds, 3),
+            },
+        )
+        if not text.strip():
+            return None
+        if is_operator_request(recognition, self.language):
+            return _Choice("global", "operator", "speech")
+        if node.global_keys:
+            wanted = self.services.global_classifier(self.menu).classify(recognition, self.language)
+            if wanted is not None and not wanted.needs_confirmation:
+                return _Choice("global", wanted.target, "speech")
+        if question:
+            match = self.services.classifier(self.menu, node).classify(recognition, self.language)
+        else:
+            match = matcher.match(recognition, self.language)
+        if match is None:
+            return _Choice("invalid", text, "speech")
+        if match.needs_confirmation and not question:
+            # Unsure: do not guess with a caller's time; ask for the key on the next try instead.
+            self._dtmf_only = True
+            await self._play_sound("ivr/not-understood", "")
+            await self._play_sound("ivr/press-a-key", "")
+            return _Choice("invalid", text, "speech")
+        return _Choice("option", node.options[int(match.target)], "speech")
+
+    async def _info(self, node: InfoNode) -> str | None:
+        digit = await self._play(node.say, self._global_digits_all())
+        if digit is not None:
+            glob = self.menu.global_key_for(digit)
+            if glob is not None:
+                self.services.journal_event(
+                    self.call_id, "global", node.id, {"action": glob.action, "how": "dtmf"}
+                )
+                if glob.action == "operator":
+                    return self.menu.operator
+                if glob.action == "language":
+                    others = [lang for lang in LANGUAGES if lang != self.language]
+                    await self._set_language(others[0], "dtmf")
+                    return node.id
+                return self.resolve(Target(glob.action))
+        self._heard_answer(node)
+        return self.resolve(node.next)
+
+    def _global_digits_all(self) -> str:
+        return "".join(g.key for g in self.menu.global_keys.values() if g.key)
+
+    async def _transfer(self, node: TransferNode) -> str | None:
+        await self._play(node.say, "")
+        self.outcome = "transferred"
+        await self.channel.set_variable(ROUTED_VARIABLE, "1")
+        # Leaving the AGI at a new dialplan place is how a FastAGI script transfers a call.
+        await self.channel.command("SET CONTEXT", node.context or "ivr-transfer")
+        await self.channel.command("SET EXTENSION", node.to)
+        await self.channel.command("SET PRIORITY", "1")
+        return None
+
+    # --- sound ------------------------------------------------------------------------------
+    async def _play(self, prompts: Sequence[Prompt], escape: str) -> str | None:
+        for prompt in prompts:
+            digit = await self._play_sound(prompt.sound, escape)
+            if digit is not None:
+                return digit
+        return None
+
+    async def _play_sound(self, sound: str, escape: str) -> str | None:
+        result = await self.channel.stream_file(sound, escape)
+        if result.failed:
+            log.warning("call %s: sound %s/%s missing or unplayable", self.call_id, self.language, sound)
+            self.services.journal_event(
+                self.call_id, "missing_sound", data={"sound": sound, "lang": self.language}
+            )
+            return None
+        return result.digit
+
+    async def _announce_incidents(self, topic: str | None) -> None:
+        """Outages first: right after the language choice (all), again on entering an affected topic."""
+        state = self.services.state
+        if state is None:
+            return
+        try:
+            incidents = await state.incidents.active(topic=topic)
+        except Exception as exc:
+            log.warning("incidents unavailable: %s", exc)
+            return
+        ready = getattr(self.services, "incident_audio", None)
+        for incident in incidents:
+            key = (incident.id, topic)
+            if key in self.announced or (topic is not None and not incident.topics):
+                continue  # an all-topics incident is said once, after the language choice
+            if ready is not None and not ready.is_ready(incident.id):
+                continue
+            self.announced.add(key)
+            self.services.journal_event(self.call_id, "incident", data={"id": incident.id})
+            await self._play_sound("ivr/incident-intro", "")
+            await self._play_sound(incident_sound(incident.id), "")
+
+
+async def run_call(channel: Channel, menu: Menu, services: EngineServices) -> CallSession:
+    session = CallSession(channel, menu, services)
+    await session.run()
+    return session

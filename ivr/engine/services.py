@@ -1,0 +1,84 @@
+"""Everything a call may lean on besides its channel and menu. Each part is optional: without speech
+the call is DTMF-only, without AMI no queue figures are announced, without state nothing is journalled."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ivr.config import Settings
+from ivr.menus.model import Menu, MenuNode
+from ivr.speech.matcher import IntentClassifier, Matcher
+from ivr.texts import LANGUAGES
+
+log = logging.getLogger("ivr.engine")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@attrs.define
+class EngineServices:
+    settings: Settings = attrs.field(factory=Settings)
+    speech: Any = None  # ivr.speech.recognizer.SpeechService
+    state: Any = None  # ivr.journal.state.State (journal, incidents, callbacks)
+    ami: Any = None  # ivr.ami.client.AmiClient
+    hours: Any = None  # ivr.contact.hours.OpeningHours
+    clock: Callable[[], dt.datetime] = utc_now
+    # One Matcher per menu version and node, built on first use and shared by every call.
+    incident_audio: Any = None  # ivr.engine.background.IncidentAudio
+    _matchers: weakref.WeakKeyDictionary[Menu, dict[tuple[str, str], Any]] = attrs.field(
+        factory=weakref.WeakKeyDictionary
+    )
+
+    def matcher(self, menu: Menu, node: MenuNode) -> Matcher[str]:
+        """The node's options by index ("0", "1", ...), for restricted speech."""
+        return self._cached(menu, ("matcher", node.id), lambda: Matcher(_option_phrases(node)))
+
+    def classifier(self, menu: Menu, node: MenuNode) -> IntentClassifier[str]:
+        """The node's options as topics, for free-form speech (open questions)."""
+        return self._cached(menu, ("intents", node.id), lambda: IntentClassifier(_option_phrases(node)))
+
+    def global_classifier(self, menu: Menu) -> IntentClassifier[str]:
+        """Menu-wide phrases (repeat, back, top, language) by action; the operator is matched apart."""
+        def build() -> IntentClassifier[str]:
+            return IntentClassifier(
+                [
+                    (g.action, {lang: g.phrases.get(lang) for lang in LANGUAGES})
+                    for g in menu.global_keys.values()
+                    if g.action != "operator" and g.phrases
+                ]
+            )
+
+        return self._cached(menu, ("globals", ""), build)
+
+    def _cached(self, menu: Menu, key: tuple[str, str], build: Callable[[], Any]) -> Any:
+        per_menu = self._matchers.setdefault(menu, {})
+        value = per_menu.get(key)
+        if value is None:
+            value = per_menu[key] = build()
+        return value
+
+    def journal_event(
+        self, call_id: str, kind: str, node: str = "", data: dict[str, Any] | None = None
+    ) -> None:
+        """Fire-and-forget: the journal batches and commits on its own; a call never waits for it."""
+        if self.state is None:
+            return
+        try:
+            self.state.journal.event(call_id, kind, node, data)
+        except Exception as exc:  # the journal must never break a call
+            log.warning("journal: could not record %s for %s: %s", kind, call_id, exc)
+
+
+def _option_phrases(node: MenuNode) -> list[tuple[str, dict[str, tuple[str, ...]]]]:
+    return [
+        (str(index), {lang: option.phrases.get(lang) for lang in LANGUAGES})
+        for index, option in enumerate(node.options)
+    ]

@@ -1,0 +1,160 @@
+"""Outage announcements: added by an admin, heard by every new call until they end or expire.
+
+The engine asks for the active incidents on every new call, so reads come from a cache refreshed
+at most every `cache_ttl` seconds (default 1 s): an incident added by `ivr incident add` in another
+process reaches new calls within that time, with one small query per second however busy the line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+import attrs
+
+from ivr.journal.db import Database, Tx
+from ivr.journal.timeutil import Moment, from_epoch, to_epoch
+
+_COLUMNS = "id, text_kk, text_ru, topics, starts_at, expires_at, ended_at, created_at"
+
+
+@attrs.frozen
+class Incident:
+    id: int
+    text_kk: str
+    text_ru: str
+    topics: tuple[str, ...]  # empty: every topic
+    starts_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+    created_at: datetime
+
+    def text(self, language: str) -> str:
+        return self.text_kk if language == "kk" else self.text_ru
+
+    def affects(self, topic: str | None) -> bool:
+        """None asks for every incident (the announcement after the language choice)."""
+        return topic is None or not self.topics or topic in self.topics
+
+    def is_active(self, now: float) -> bool:
+        return self.ended_at is None and self.starts_at.timestamp() <= now < self.expires_at.timestamp()
+
+    @property
+    def until(self) -> datetime:
+        """When it stopped (or will stop) being announced."""
+        return min(self.expires_at, self.ended_at) if self.ended_at else self.expires_at
+
+
+def incident_from_row(row: tuple) -> Incident:
+    id_, text_kk, text_ru, topics, starts, expires, ended, created = row
+    return Incident(
+        int(id_), text_kk, text_ru, tuple(json.loads(topics)), from_epoch(starts), from_epoch(expires),
+        from_epoch(ended), from_epoch(created),
+    )  # fmt: skip
+
+
+class IncidentStore:
+    def __init__(
+        self, db: Database, cache_ttl: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if not 0 <= cache_ttl <= 2:
+            raise ValueError("cache_ttl must be between 0 and 2 seconds so new incidents reach calls quickly")
+        self._db = db
+        self._ttl = cache_ttl
+        self._clock = clock
+        self._cached: list[Incident] = []
+        self._fetched_at: float | None = None
+        self._refreshing: asyncio.Future[list[Incident]] | None = None
+
+    async def add(
+        self,
+        text_kk: str,
+        text_ru: str,
+        topics: Iterable[str] = (),
+        starts_at: Moment | None = None,
+        expires_at: Moment | None = None,
+    ) -> int:
+        text_kk, text_ru = (text_kk or "").strip(), (text_ru or "").strip()
+        if not text_kk or not text_ru:
+            raise ValueError("an incident needs its text in both Kazakh (kk) and Russian (ru)")
+        topic_list = sorted({t.strip() for t in topics if t and t.strip()})
+        now = time.time()
+        starts = now if starts_at is None else to_epoch(starts_at, "starts_at")
+        if expires_at is None:
+            raise ValueError("an incident needs an expiry, so that it cannot be announced forever")
+        expires = to_epoch(expires_at, "expires_at")
+        if expires <= starts:
+            raise ValueError("an incident must expire after it starts")
+        topics_json = json.dumps(topic_list, ensure_ascii=False)
+
+        def insert(tx: Tx) -> int:
+            row = tx.one(
+                "INSERT INTO incidents (text_kk, text_ru, topics, starts_at, expires_at, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (text_kk, text_ru, topics_json, starts, expires, now),
+            )
+            return int(row[0])
+
+        incident_id = await self._db.write(insert)
+        self._fetched_at = None  # this process sees its own change at once
+        return incident_id
+
+    async def end(self, incident_id: int) -> bool:
+        """End an incident now; False when there is no such incident or it had already ended."""
+
+        def finish(tx: Tx) -> bool:
+            tx.execute(
+                "UPDATE incidents SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
+                (time.time(), incident_id),
+            )
+            return tx.rowcount == 1
+
+        ended = await self._db.write(finish)
+        self._fetched_at = None
+        return ended
+
+    async def active(self, now: Moment | None = None, topic: str | None = None) -> list[Incident]:
+        """Incidents to announce at `now`: with topic None every one, else the ones for that topic or all
+        topics. Oldest first."""
+        moment = time.time() if now is None else to_epoch(now, "now")
+        current = await self._current()
+        return [i for i in current if i.is_active(moment) and i.affects(topic)]
+
+    async def _current(self) -> list[Incident]:
+        if self._fetched_at is not None and self._clock() - self._fetched_at < self._ttl:
+            return self._cached
+        if self._refreshing is None:
+            # One query for all the calls that arrive while the cache is stale.
+            self._refreshing = asyncio.ensure_future(self._db.read(_load_current))
+            try:
+                self._cached = await self._refreshing
+                self._fetched_at = self._clock()
+            finally:
+                self._refreshing = None
+            return self._cached
+        return await asyncio.shield(self._refreshing)
+
+    async def list(self, include_expired: bool = False) -> list[Incident]:
+        def load(tx: Tx) -> list[Incident]:
+            if include_expired:
+                rows = tx.all(f"SELECT {_COLUMNS} FROM incidents ORDER BY starts_at, id")
+            else:
+                rows = tx.all(
+                    f"SELECT {_COLUMNS} FROM incidents WHERE ended_at IS NULL AND expires_at > ? "
+                    "ORDER BY starts_at, id",
+                    (time.time(),),
+                )
+            return [incident_from_row(r) for r in rows]
+
+        return await self._db.read(load)
+
+
+def _load_current(tx: Tx) -> list[Incident]:
+    rows = tx.all(
+        f"SELECT {_COLUMNS} FROM incidents WHERE ended_at IS NULL AND expires_at > ? ORDER BY starts_at, id",
+        (time.time(),),
+    )
+    return [incident_from_row(r) for r in rows]

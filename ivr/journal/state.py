@@ -1,0 +1,59 @@
+"""The shared state the engine uses: journal, incidents, callbacks over one database."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import attrs
+
+from ivr.config import Settings
+from ivr.journal.callbacks import CallbackStore
+from ivr.journal.db import Database, Target
+from ivr.journal.incidents import IncidentStore
+from ivr.journal.journal import Journal
+
+
+def default_engine_id() -> str:
+    """host:pid names an engine uniquely among the engines sharing one database."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@attrs.define
+class State:
+    db: Database
+    journal: Journal
+    incidents: IncidentStore
+    callbacks: CallbackStore
+    engine_id: str
+    timezone: str
+
+    async def close(self) -> None:
+        """Commit everything still queued and close the connections."""
+        await self.db.close()
+
+
+async def open_state(
+    settings: Settings,
+    engine_id: str | None = None,
+    *,
+    batch_window: float = 0.05,
+    synchronous: str = "NORMAL",
+) -> State:
+    """Open (and migrate) the database the settings name: PostgreSQL when database_url is set,
+    else SQLite at state_dir/ivr.db. Raises StateError with the reason when it cannot."""
+    db = Database(
+        Target.from_settings(settings.state_dir, settings.database_url),
+        batch_window=batch_window,
+        synchronous=synchronous,
+    )
+    await db.open()
+    engine = engine_id or default_engine_id()
+    return State(
+        db=db,
+        journal=Journal(db, settings.timezone, engine),
+        incidents=IncidentStore(db),
+        callbacks=CallbackStore(db),
+        engine_id=engine,
+        timezone=settings.timezone,
+    )

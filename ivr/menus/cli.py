@@ -1,0 +1,117 @@
+"""`ivr check` and `ivr graph`: the admin's tools for menu files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ivr.config import ConfigError, load_settings
+from ivr.menus.graph import GraphError, render, to_dot
+from ivr.menus.loader import check_menu, menu_files
+from ivr.menus.problems import MenuProblem
+from ivr.menus.validator import ValidatorOptions
+from ivr.texts import LANGUAGES
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    check = subparsers.add_parser(
+        "check",
+        help="validate menu files",
+        description="Validate menus: schema, texts in kk and ru, targets, reachability, loops, keys, queues.",
+    )
+    check.add_argument("path", nargs="?", help="a menu file or a directory of them (default: the menus dir)")
+    check.add_argument(
+        "--queues-conf",
+        help="Asterisk queues.conf to check queue names against (default: asterisk-conf/queues.conf "
+        "beside the menus directory)",
+    )
+    check.add_argument("--strict", action="store_true", help="treat warnings as errors (exit non-zero)")
+    check.set_defaults(func=run_check)
+
+    graph = subparsers.add_parser(
+        "graph", help="draw a menu as SVG or PNG", description="Draw a menu tree with Graphviz dot."
+    )
+    graph.add_argument(
+        "menu", nargs="?", help="menu name (file stem in the menus dir) or a path to a menu file"
+    )
+    graph.add_argument("-o", "--output", required=True, help="output file: .svg, .png, .pdf or .dot")
+    graph.add_argument("--lang", choices=LANGUAGES, default=LANGUAGES[0], help="language of texts and words")
+    graph.set_defaults(func=run_graph)
+
+
+def _menus_dir(args: argparse.Namespace) -> Path:
+    try:
+        return Path(load_settings(getattr(args, "config", None)).menus_dir)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _options(menus_dir: Path, queues_conf: str | None) -> ValidatorOptions:
+    conf = Path(queues_conf) if queues_conf else menus_dir.resolve().parent / "asterisk-conf" / "queues.conf"
+    return ValidatorOptions(queues_conf=conf)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    target = Path(args.path) if args.path else _menus_dir(args)
+    if target.is_dir():
+        files, menus_dir = menu_files(target), target
+        if not files:
+            print(f"error: no menu files (*.yaml) in {target}", file=sys.stderr)
+            return 1
+    elif target.is_file():
+        files, menus_dir = [target], target.parent
+    else:
+        print(f"error: {target}: no such file or directory", file=sys.stderr)
+        return 1
+    options = _options(menus_dir, args.queues_conf)
+    errors: list[MenuProblem] = []
+    warnings: list[MenuProblem] = []
+    nodes = 0
+    for file in files:
+        result = check_menu(file, options)
+        errors += result.errors
+        warnings += result.warnings
+        if result.menu is not None:
+            nodes += len(result.menu.nodes)
+    for problem in errors:
+        print(problem)
+    if warnings:
+        if errors:
+            print()
+        for problem in warnings:
+            print(problem)
+    failed = bool(errors) or (args.strict and bool(warnings))
+    if failed:
+        print(
+            f"FAILED: {len(errors)} errors, {len(warnings)} warnings in {len(files)} menus", file=sys.stderr
+        )
+        return 1
+    tail = f", {len(warnings)} warnings" if warnings else ""
+    print(f"OK: {len(files)} menus, {nodes} nodes{tail}")
+    return 0
+
+
+def run_graph(args: argparse.Namespace) -> int:
+    menus_dir = _menus_dir(args)
+    name = args.menu or load_settings(getattr(args, "config", None)).default_menu
+    path = Path(name)
+    if not path.is_file():
+        path = menus_dir / f"{name}.yaml"
+    if not path.is_file():
+        print(f"error: no menu {name!r} (looked for {path})", file=sys.stderr)
+        return 1
+    result = check_menu(path, _options(path.parent, None))
+    if result.menu is None:
+        for problem in result.errors:
+            print(problem, file=sys.stderr)
+        print(f"error: {path} has errors; fix them first (ivr check {path})", file=sys.stderr)
+        return 1
+    try:
+        output = render(to_dot(result.menu, args.lang), args.output)
+    except (GraphError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {output} ({len(result.menu.nodes)} nodes, {args.lang})")
+    return 0

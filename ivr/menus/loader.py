@@ -1,0 +1,843 @@
+"""Reads a menu file (and the fragments it includes) into the model, collecting every problem.
+
+Schema problems (unknown keys, wrong types, missing languages) are found here, with the position of
+the offending key or value; cross-references (targets, reachability, loops, keys, queues, prompts,
+vocabulary) are checked by the validator on the model built here. A broken node still gets a model
+stand-in so one mistake does not hide the rest of the report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import zoneinfo
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ivr.menus import model as m
+from ivr.menus.problems import MenuError, MenuProblem, Problems, did_you_mean
+from ivr.menus.yamlpos import LocDict, LocList, Position, YamlSyntaxError, parse_yaml
+from ivr.texts import LANGUAGES
+
+log = logging.getLogger(__name__)
+
+MENU_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+ID_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+KEY_RE = re.compile(r"^[0-9*#]{1,4}$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+TOP_KEYS = (
+    "start",
+    "top",
+    "default_language",
+    "keys",
+    "defaults",
+    "topics",
+    "hours",
+    "texts",
+    "include",
+    "nodes",
+)
+FRAGMENT_KEYS = ("texts", "nodes", "topics", "include")
+INPUT_KEYS = (
+    "input",
+    "timeout",
+    "inter_digit_timeout",
+    "retries",
+    "short",
+    "invalid",
+    "silence",
+    "on_failure",
+    "global_keys",
+)
+DEFAULTS_KEYS = ("input", "timeout", "inter_digit_timeout", "retries", "invalid", "silence", "on_failure")
+COMMON_KEYS = ("kind", "topic", "say")
+KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "language": (*INPUT_KEYS, "choices", "next"),
+    "menu": (*INPUT_KEYS, "options"),
+    "question": (*INPUT_KEYS, "options"),
+    "info": ("next",),
+    "queue": ("queue", "priority", "timeout", "callback_offer", "next"),
+    "transfer": ("to", "context"),
+    "hangup": (),
+    "goto": ("goto",),
+    "back": (),
+    "top": (),
+    "repeat": (),
+}
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "language": ("say", "choices", "next"),
+    "menu": ("say", "options"),
+    "question": ("say", "options"),
+    "info": ("say", "next"),
+    "queue": ("queue",),
+    "transfer": ("to",),
+    "goto": ("goto",),
+}
+OPTION_KEYS = ("key", "phrases", "goto")
+CHOICE_KEYS = ("key", "language", "phrases")
+GLOBAL_KEY_KEYS = ("key", "phrases", "goto")
+HOURS_KEYS = ("timezone", "week", "holidays")
+TRANSFER_TO_RE = re.compile(r"^\+?[0-9*#]{1,32}$")
+CONTEXT_RE = re.compile(r"^[A-Za-z0-9_-]{1,79}$")
+
+
+def is_fragment(path: Path) -> bool:
+    """Files whose name starts with '_' are fragments: included by menus, never menus themselves."""
+    return path.name.startswith("_")
+
+
+def menu_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("*.yaml") if p.is_file() and not is_fragment(p))
+
+
+@attrs.frozen
+class CheckResult:
+    menu: m.Menu | None
+    problems: list[MenuProblem]
+    sources: tuple[str, ...]  # files read, for reload watching (also when the menu failed)
+
+    @property
+    def errors(self) -> list[MenuProblem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[MenuProblem]:
+        return [p for p in self.problems if not p.is_error]
+
+
+def check_menu(path: str | Path, options: Any = None) -> CheckResult:
+    """Read and validate one menu file; never raises for a bad menu, the problems say what is wrong.
+
+    `options` is an ivr.menus.validator.ValidatorOptions (None: defaults)."""
+    from ivr.menus.validator import ValidatorOptions, validate_menu
+
+    path = Path(path)
+    problems = Problems()
+    reader = _Reader(path, problems)
+    menu = reader.read()
+    if menu is not None:
+        problems.extend(validate_menu(menu, options or ValidatorOptions()))
+    problems.items.sort(key=lambda p: (p.path, p.line, p.column))
+    good = menu if menu is not None and not problems.has_errors else None
+    return CheckResult(good, problems.items, tuple(reader.sources))
+
+
+def load_menu(path: str | Path, options: Any = None) -> m.Menu:
+    """Load and validate a menu; raises MenuError listing every problem if there is any error."""
+    result = check_menu(path, options)
+    if result.menu is None:
+        raise MenuError(result.problems)
+    for warning in result.warnings:
+        log.warning("%s", warning)
+    return result.menu
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@attrs.define
+class _Defaults:
+    input: m.InputSettings = attrs.Factory(m.InputSettings)
+    invalid: tuple[m.Prompt, ...] = ()
+    silence: tuple[m.Prompt, ...] = ()
+    on_failure: m.Target | None = None
+
+
+class _Reader:
+    def __init__(self, path: Path, problems: Problems) -> None:
+        self.path = path
+        self.file = str(path)
+        self.problems = problems
+        self.name = path.stem
+        self.sources: list[str] = []
+        self.raw_texts: dict[str, tuple[Any, Position]] = {}
+        self.raw_nodes: dict[str, tuple[Any, Position]] = {}
+        self.topics: list[str] = []
+        self.texts: dict[str, m.SharedText] = {}
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def _read_yaml(self, path: Path, at: Position) -> Any:
+        self.sources.append(str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self.problems.error(at, f"file {path} not found; check the file name")
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            self.problems.error(at, f"cannot read {path}: {exc}; menus must be UTF-8 text files")
+            return None
+        try:
+            data = parse_yaml(text, str(path))
+        except YamlSyntaxError as exc:
+            self.problems.error(exc.position, f"{exc.message}; check indentation and quoting near here")
+            return None
+        self._report_duplicates(data)
+        return data
+
+    def _report_duplicates(self, data: Any) -> None:
+        if isinstance(data, LocDict):
+            for key, pos in data.duplicates:
+                self.problems.error(pos, f'key "{key}" appears twice in this mapping; keep one')
+            for value in data.values():
+                self._report_duplicates(value)
+        elif isinstance(data, LocList):
+            for value in data:
+                self._report_duplicates(value)
+
+    def read(self) -> m.Menu | None:
+        top = self._read_yaml(self.path, Position(self.file, 1, 1))
+        if top is None:
+            return None
+        if not isinstance(top, LocDict):
+            self.problems.error(
+                Position(self.file, 1, 1), "a menu file must be a mapping with start: and nodes:"
+            )
+            return None
+        if not MENU_NAME_RE.match(self.name):
+            self.problems.error(
+                top.pos,
+                f'menu name "{self.name}" (the file name) must use only a-z, 0-9, "_" and "-"; rename the file',
+            )
+        self._unknown_keys(top, TOP_KEYS, "at the top of a menu")
+        self._collect(top, self.path, {self.path.resolve()})
+        for key in ("start", "nodes"):
+            if key not in top:
+                self.problems.error(top.pos, f'the menu has no "{key}:"; add it at the top level')
+
+        default_language = self._language(top, "default_language", LANGUAGES[0])
+        topics = tuple(self.topics)
+        self.texts = self._shared_texts()
+        global_keys = self._global_keys(top.get("keys"), top.value_pos.get("keys", top.pos))
+        defaults = self._defaults(top.get("defaults"), top.value_pos.get("defaults", top.pos), global_keys)
+        nodes = {nid: self._node(nid, raw, pos, defaults) for nid, (raw, pos) in self.raw_nodes.items()}
+        start = self._node_id_value(top, "start") or ""
+        top_node = self._node_id_value(top, "top")
+        if top_node is None:
+            first = nodes.get(start)
+            top_node = first.next.node if isinstance(first, m.LanguageNode) and first.next.node else start
+        hours = self._hours(top.get("hours"), top.value_pos.get("hours")) if "hours" in top else None
+        return m.Menu(
+            name=self.name,
+            start=start,
+            top=top_node,
+            nodes=nodes,
+            texts=self.texts,
+            global_keys=global_keys,
+            default_language=default_language,
+            topics=topics,
+            hours=hours,
+            sources=tuple(dict.fromkeys(self.sources)),
+            pos=top.pos,
+        )
+
+    def _collect(self, data: LocDict, path: Path, chain: set[Path]) -> None:
+        """Gather texts, nodes and topics from this file and, depth first, the files it includes."""
+        for section, store in (("texts", self.raw_texts), ("nodes", self.raw_nodes)):
+            if section not in data:
+                continue
+            block = self._mapping(data, section)
+            if block is None:
+                continue
+            for key, value in block.items():
+                pos = block.key_pos[key]
+                if key in store:
+                    other = store[key][1]
+                    what = "node" if section == "nodes" else "text"
+                    self.problems.error(
+                        pos, f'{what} "{key}" is already defined at {other}; rename one of them'
+                    )
+                    continue
+                store[key] = (value, pos)
+        if "topics" in data:
+            for value, pos in self._list_of_words(data, "topics"):
+                if not ID_RE.match(value):
+                    self.problems.error(pos, f'topic "{value}" must use only a-z, 0-9 and "_"')
+                elif value in self.topics:
+                    self.problems.warning(pos, f'topic "{value}" is listed twice')
+                else:
+                    self.topics.append(value)
+        if "include" in data:
+            for value, pos in self._list_of_words(data, "include"):
+                target = path.parent / value  # shown as written, relative like the menu's own path
+                if target.resolve() in chain:
+                    self.problems.error(
+                        pos, f'"{value}" includes itself through a chain of includes; remove one'
+                    )
+                    continue
+                fragment = self._read_yaml(target, pos)
+                if fragment is None:
+                    continue
+                if not isinstance(fragment, LocDict):
+                    self.problems.error(pos, f'"{value}" must be a mapping with texts:, nodes: or topics:')
+                    continue
+                self._unknown_keys(fragment, FRAGMENT_KEYS, "in an included fragment")
+                self._collect(fragment, target, chain | {target.resolve()})
+
+    # -- generic value readers -------------------------------------------------------------------
+
+    def _unknown_keys(self, data: LocDict, known: tuple[str, ...], where: str, elsewhere: str = "") -> None:
+        for key in data:
+            if key not in known:
+                hint = did_you_mean(key, known) or (f"; {elsewhere}" if elsewhere else "")
+                allowed = ", ".join(known) if known else "nothing besides kind, topic and say"
+                self.problems.error(
+                    data.key_pos[key], f'unknown key "{key}" {where}{hint}; allowed: {allowed}'
+                )
+
+    def _mapping(self, data: LocDict, key: str) -> LocDict | None:
+        value = data[key]
+        if not isinstance(value, LocDict):
+            self.problems.error(data.value_pos[key], f'"{key}" must be a mapping (key: value lines)')
+            return None
+        return value
+
+    def _list_of_words(self, data: LocDict, key: str) -> list[tuple[str, Position]]:
+        value = data[key]
+        if isinstance(value, str):
+            return [(value, data.value_pos[key])]
+        if not isinstance(value, LocList):
+            self.problems.error(data.value_pos[key], f'"{key}" must be a list, e.g. [a, b]')
+            return []
+        result = []
+        for item, pos in zip(value, value.item_pos, strict=True):
+            if isinstance(item, str) and item.strip():
+                result.append((item.strip(), pos))
+            else:
+                self.problems.error(pos, f'every entry of "{key}" must be a word, got {item!r}')
+        return result
+
+    def _string(self, data: LocDict, key: str) -> str | None:
+        value = data[key]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            self.problems.error(data.value_pos[key], f'"{key}" must be a non-empty text, got {value!r}')
+            return None
+        return value.strip()
+
+    def _number(self, data: LocDict, key: str, *, integer: bool, minimum: float, why: str) -> float | None:
+        value = data[key]
+        pos = data.value_pos[key]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (integer and isinstance(value, float))
+        ):
+            kind = "a whole number" if integer else "a number of seconds"
+            self.problems.error(pos, f'"{key}" must be {kind}, got {value!r}')
+            return None
+        if value < minimum or (minimum == 0 and value == 0 and why == "positive"):
+            self.problems.error(pos, f'"{key}" must be {why}, got {value!r}')
+            return None
+        return value
+
+    def _positive_seconds(self, data: LocDict, key: str) -> float | None:
+        value = self._number(data, key, integer=False, minimum=0, why="positive")
+        return None if value is None else float(value)
+
+    def _language(self, data: LocDict, key: str, default: str) -> str:
+        if key not in data:
+            return default
+        value = data[key]
+        if value not in LANGUAGES:
+            self.problems.error(
+                data.value_pos[key], f'"{key}" must be one of {", ".join(LANGUAGES)}, got {value!r}'
+            )
+            return default
+        return value
+
+    def _node_id_value(self, data: LocDict, key: str) -> str | None:
+        if key not in data:
+            return None
+        value = self._string(data, key)
+        if value is not None and not ID_RE.match(value):
+            self.problems.error(data.value_pos[key], f'"{key}" must name a node id, got "{value}"')
+        return value
+
+    def _target(self, data: LocDict, key: str) -> m.Target | None:
+        if key not in data:
+            return None
+        value = self._string(data, key)
+        if value is None:
+            return None
+        pos = data.value_pos[key]
+        if value not in m.TARGET_ACTIONS and not ID_RE.match(value):
+            self.problems.error(
+                pos, f'"{key}: {value}" must be a node id (a-z, 0-9, "_") or one of back, top, repeat'
+            )
+        return m.Target.parse(value, pos)
+
+    def _key(self, data: LocDict, where: str) -> str | None:
+        if "key" not in data:
+            return None
+        raw = data["key"]
+        pos = data.value_pos["key"]
+        value = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
+        if not isinstance(value, str) or not KEY_RE.match(value):
+            self.problems.error(
+                pos,
+                f'{where}: key {raw!r} is not a DTMF key; use 0-9, * or # (up to 4 of them), quoted: key: "1"',
+            )
+            return None
+        return value
+
+    # -- texts -----------------------------------------------------------------------------------
+
+    def _texts(self, value: Any, pos: Position, where: str) -> m.Texts | None:
+        if not isinstance(value, LocDict):
+            self.problems.error(pos, f"{where} must be {{kk: ..., ru: ...}}")
+            return None
+        ok = True
+        for key in value:
+            if key not in LANGUAGES:
+                hint = did_you_mean(key, LANGUAGES)
+                self.problems.error(
+                    value.key_pos[key], f'{where}: unknown language "{key}"{hint}; use kk and ru'
+                )
+                ok = False
+        found: dict[str, str] = {}
+        for lang in LANGUAGES:
+            text = value.get(lang)
+            if lang not in value:
+                name = "Kazakh" if lang == "kk" else "Russian"
+                self.problems.error(value.pos, f"{where} has no {name} text; add {lang}: ...")
+                ok = False
+            elif not isinstance(text, str) or not text.strip():
+                self.problems.error(
+                    value.value_pos[lang], f"{where}: the {lang} text is empty; write the text"
+                )
+                ok = False
+            else:
+                found[lang] = " ".join(text.split())
+        return m.Texts(**found) if ok else None
+
+    def _shared_texts(self) -> dict[str, m.SharedText]:
+        result = {}
+        for text_id, (value, pos) in self.raw_texts.items():
+            if not ID_RE.match(str(text_id)):
+                self.problems.error(
+                    pos, f'text id "{text_id}" must start with a-z and use only a-z, 0-9, "_"'
+                )
+                continue
+            texts = self._texts(value, getattr(value, "pos", pos), f'text "{text_id}"')
+            if texts is not None:
+                prompt = m.Prompt(f"{self.name}/text-{text_id}", texts, text_id, pos)
+                result[text_id] = m.SharedText(text_id, prompt, pos)
+        return result
+
+    def _prompts(self, data: LocDict, key: str, sound: str, where: str) -> tuple[m.Prompt, ...]:
+        """say/short/invalid/silence: {kk, ru}, a shared text id, {text: id}, or a list of those."""
+        value = data[key]
+        pos = data.value_pos[key]
+        items = (
+            list(zip(value, value.item_pos, strict=True)) if isinstance(value, LocList) else [(value, pos)]
+        )
+        if not items:
+            self.problems.error(pos, f"{where}: the list is empty; give at least one text")
+        prompts: list[m.Prompt] = []
+        inline = 0
+        for item, item_pos in items:
+            if isinstance(item, LocDict) and set(item) == {"text"}:
+                item, item_pos = item["text"], item.value_pos["text"]
+            if isinstance(item, str):
+                shared = self.texts.get(item)
+                if shared is None and item in self.raw_texts:
+                    continue  # the text itself is broken and already reported
+                if shared is None:
+                    hint = did_you_mean(item, [str(k) for k in self.raw_texts])
+                    self.problems.error(
+                        item_pos,
+                        f'{where}: "{item}" is not a text id from texts:{hint}; '
+                        "write {kk: ..., ru: ...} for a text of its own",
+                    )
+                else:
+                    prompts.append(shared.prompt)
+                continue
+            texts = self._texts(item, item_pos, where)
+            if texts is not None:
+                inline += 1
+                name = sound if inline == 1 else f"{sound}-{inline}"
+                prompts.append(m.Prompt(name, texts, None, item_pos))
+        return tuple(prompts)
+
+    def _phrases(self, data: LocDict, where: str) -> m.Phrases:
+        if "phrases" not in data:
+            return m.Phrases()
+        value = data["phrases"]
+        pos = data.value_pos["phrases"]
+        if not isinstance(value, LocDict):
+            self.problems.error(pos, f"{where}: phrases must be {{kk: [...], ru: [...]}}")
+            return m.Phrases()
+        found: dict[str, tuple[str, ...]] = {}
+        for lang in value:
+            if lang not in LANGUAGES:
+                hint = did_you_mean(lang, LANGUAGES)
+                self.problems.error(
+                    value.key_pos[lang], f'{where}: unknown language "{lang}"{hint}; use kk and ru'
+                )
+                continue
+            words = self._list_of_words(value, lang)
+            found[lang] = tuple(dict.fromkeys(" ".join(word.lower().split()) for word, _ in words))
+        return m.Phrases(**found)
+
+    # -- menu-level sections -----------------------------------------------------------------------
+
+    def _global_keys(self, value: Any, pos: Position) -> dict[str, m.GlobalKey]:
+        if value is None:
+            return {}
+        if not isinstance(value, LocDict):
+            self.problems.error(
+                pos, 'keys must be a mapping, e.g. keys: {operator: {key: "0", goto: operator}}'
+            )
+            return {}
+        result = {}
+        for action, spec in value.items():
+            apos = value.key_pos[action]
+            if action not in m.GLOBAL_ACTIONS:
+                hint = did_you_mean(action, m.GLOBAL_ACTIONS)
+                self.problems.error(
+                    apos, f'unknown menu-wide key "{action}"{hint}; allowed: {", ".join(m.GLOBAL_ACTIONS)}'
+                )
+                continue
+            where = f"keys.{action}"
+            if isinstance(spec, str | int) and not isinstance(spec, bool):
+                spec = _as_mapping({"key": str(spec)}, value.value_pos[action])
+            if not isinstance(spec, LocDict):
+                self.problems.error(value.value_pos[action], f'{where} must be {{key: "0", phrases: ...}}')
+                continue
+            self._unknown_keys(spec, GLOBAL_KEY_KEYS if action == "operator" else ("key", "phrases"), where)
+            target = self._target(spec, "goto") if action == "operator" else None
+            if action == "operator" and target is None:
+                self.problems.error(spec.pos, "keys.operator needs goto: <the operator node id>")
+            key = self._key(spec, where)
+            phrases = self._phrases(spec, where)
+            if key is None and not phrases:
+                self.problems.error(spec.pos, f"{where} needs a key, phrases, or both")
+            result[action] = m.GlobalKey(action, key, phrases, target, apos)
+        return result
+
+    def _defaults(self, value: Any, pos: Position | None, global_keys: dict[str, m.GlobalKey]) -> _Defaults:
+        defaults = _Defaults()
+        if value is not None:
+            if not isinstance(value, LocDict):
+                self.problems.error(pos or Position(self.file, 1, 1), "defaults must be a mapping")
+            else:
+                self._unknown_keys(value, DEFAULTS_KEYS, "in defaults")
+                defaults.input = self._input_settings(value, m.InputSettings())
+                for role in ("invalid", "silence"):
+                    if role in value:
+                        sound = f"{self.name}/default-{role}"
+                        setattr(defaults, role, self._prompts(value, role, sound, f"defaults.{role}"))
+                defaults.on_failure = self._target(value, "on_failure")
+        if defaults.on_failure is None:
+            operator = global_keys.get("operator")
+            if operator is not None and operator.target is not None:
+                defaults.on_failure = operator.target
+        return defaults
+
+    def _input_settings(self, data: LocDict, base: m.InputSettings) -> m.InputSettings:
+        changes: dict[str, Any] = {}
+        if "input" in data:
+            words = self._list_of_words(data, "input")
+            modes = set()
+            for word, wpos in words:
+                if word not in m.INPUT_MODES:
+                    self.problems.error(
+                        wpos,
+                        f'input "{word}"{did_you_mean(word, m.INPUT_MODES)} is unknown; use dtmf, speech',
+                    )
+                else:
+                    modes.add(word)
+            if modes:
+                changes["modes"] = frozenset(modes)
+            elif not words:
+                self.problems.error(data.value_pos["input"], "input needs at least one of dtmf, speech")
+        for key in ("timeout", "inter_digit_timeout"):
+            if key in data:
+                seconds = self._positive_seconds(data, key)
+                if seconds is not None:
+                    changes[key] = seconds
+        if "retries" in data:
+            retries = self._number(data, "retries", integer=True, minimum=1, why="at least 1")
+            if retries is not None:
+                changes["retries"] = int(retries)
+        return attrs.evolve(base, **changes)
+
+    def _hours(self, value: Any, pos: Position | None) -> m.Hours | None:
+        pos = pos or Position(self.file, 1, 1)
+        if not isinstance(value, LocDict):
+            self.problems.error(pos, "hours must be a mapping with timezone:, week: and holidays:")
+            return None
+        self._unknown_keys(value, HOURS_KEYS, "in hours")
+        timezone = "Asia/Almaty"
+        if "timezone" in value:
+            tz = self._string(value, "timezone")
+            try:
+                zoneinfo.ZoneInfo(tz or "")
+                timezone = tz or timezone
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                self.problems.error(
+                    value.value_pos["timezone"], f'unknown time zone "{tz}"; e.g. Asia/Almaty'
+                )
+        week: dict[str, tuple[tuple[dt.time, dt.time], ...]] = {}
+        if "week" in value and (days := self._mapping(value, "week")) is not None:
+            for day, spec in days.items():
+                dpos = days.key_pos[day]
+                if day not in WEEKDAYS:
+                    hint = did_you_mean(day, WEEKDAYS)
+                    self.problems.error(dpos, f'"{day}" is not a weekday{hint}; use {", ".join(WEEKDAYS)}')
+                    continue
+                intervals = self._intervals(spec, days.value_pos[day])
+                if intervals:
+                    week[day] = intervals
+        holidays: list[dt.date] = []
+        if "holidays" in value:
+            items = value["holidays"]
+            if not isinstance(items, LocList):
+                self.problems.error(
+                    value.value_pos["holidays"], "holidays must be a list of dates YYYY-MM-DD"
+                )
+            else:
+                for item, ipos in zip(items, items.item_pos, strict=True):
+                    day = _as_date(item)
+                    if day is None:
+                        self.problems.error(ipos, f"holiday {item!r} is not a date; write YYYY-MM-DD")
+                    else:
+                        holidays.append(day)
+        return m.Hours(timezone, week, tuple(sorted(holidays)), pos)
+
+    def _intervals(self, spec: Any, pos: Position) -> tuple[tuple[dt.time, dt.time], ...]:
+        if spec in ("closed", None):
+            return ()
+        items = list(zip(spec, spec.item_pos, strict=True)) if isinstance(spec, LocList) else [(spec, pos)]
+        result = []
+        for item, ipos in items:
+            match = re.fullmatch(r"\s*(\d{1,2}):(\d\d)\s*-\s*(\d{1,2}):(\d\d)\s*", str(item))
+            hours = [int(g) for g in match.groups()] if match else []
+            if not match or hours[0] > 23 or hours[2] > 24 or hours[1] > 59 or hours[3] > 59:
+                self.problems.error(ipos, f'opening hours {item!r} must look like "09:00-18:00" or be closed')
+                continue
+            opens = dt.time(hours[0], hours[1])
+            closes = dt.time.max if hours[2] == 24 else dt.time(hours[2], hours[3])
+            if closes <= opens:
+                self.problems.error(
+                    ipos, f'opening hours {item!r} close before they open; e.g. "09:00-18:00"'
+                )
+                continue
+            result.append((opens, closes))
+        return tuple(result)
+
+    # -- nodes -----------------------------------------------------------------------------------
+
+    def _node(self, node_id: Any, raw: Any, pos: Position, defaults: _Defaults) -> m.Node:
+        node_id = str(node_id)
+        if not ID_RE.match(node_id) or node_id in m.TARGET_ACTIONS:
+            self.problems.error(
+                pos,
+                f'node id "{node_id}" must start with a-z and use only a-z, 0-9, "_" '
+                "(and may not be back, top or repeat); it names sound files",
+            )
+        where = f'node "{node_id}"'
+        if not isinstance(raw, LocDict):
+            self.problems.error(pos, f"{where} must be a mapping with kind: and its settings")
+            return m.BackNode(id=node_id, pos=pos)  # stand-in so references to it do not cascade
+        kind = raw.get("kind")
+        if kind not in m.NODE_KINDS:
+            at = raw.value_pos.get("kind", pos)
+            hint = did_you_mean(kind, m.NODE_KINDS) if isinstance(kind, str) else ""
+            what = f'unknown kind "{kind}"{hint}' if "kind" in raw else "has no kind"
+            self.problems.error(at, f"{where} {what}; use one of {', '.join(m.NODE_KINDS)}")
+            return m.BackNode(id=node_id, pos=pos)
+        known = COMMON_KEYS + KIND_KEYS[kind]
+        for key in raw:
+            if key in known:
+                continue
+            users = [k for k, keys in KIND_KEYS.items() if key in keys]
+            elsewhere = f"it belongs to kind {', '.join(users)}" if users else ""
+            hint = did_you_mean(key, known) or (f"; {elsewhere}" if elsewhere else "")
+            self.problems.error(
+                raw.key_pos[key],
+                f'unknown key "{key}" in {where} (kind {kind}){hint}; allowed: {", ".join(known)}',
+            )
+        for key in REQUIRED_KEYS.get(kind, ()):
+            if key not in raw:
+                self.problems.error(pos, f'{where} (kind {kind}) needs "{key}:"')
+
+        sound = f"{self.name}/{node_id}"
+        common: dict[str, Any] = {"id": node_id, "pos": pos}
+        if "say" in raw:
+            common["say"] = self._prompts(raw, "say", sound, f"{where} say")
+        if "topic" in raw:
+            topic = self._string(raw, "topic")
+            if topic is not None and not ID_RE.match(topic):
+                self.problems.error(raw.value_pos["topic"], f'topic "{topic}" must use only a-z, 0-9 and "_"')
+            common["topic"] = topic
+        cls = m.NODE_KINDS[kind]
+        fields = getattr(self, f"_fields_{kind}", lambda *_: {})(raw, node_id, where, defaults)
+        if issubclass(cls, m.InputNode):
+            fields.update(self._input_fields(raw, node_id, sound, where, defaults, fields))
+            if fields["input"].modes == {"dtmf"}:
+                for item_key in ("options", "choices"):
+                    for number, (item, pos) in enumerate(
+                        self._items(raw, item_key, where, quiet=True), start=1
+                    ):
+                        if "key" not in item:
+                            self.problems.error(
+                                pos,
+                                f"{where} {item_key[:-1]} {number} needs a key: this node takes DTMF only",
+                            )
+        return cls(**common, **fields)
+
+    def _input_fields(
+        self, raw: LocDict, node_id: str, sound: str, where: str, defaults: _Defaults, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        settings = self._input_settings(raw, defaults.input)
+        keys = [item.key for item in fields.get("options", fields.get("choices", ())) if item.key]
+        settings = attrs.evolve(settings, max_digits=max([1, *map(len, keys)]))
+        result: dict[str, Any] = {"input": settings}
+        for role in ("short", "invalid", "silence"):
+            if role in raw:
+                result[role] = self._prompts(raw, role, f"{sound}-{role}", f"{where} {role}")
+            elif role != "short":
+                result[role] = getattr(defaults, role)
+        on_failure = self._target(raw, "on_failure") or defaults.on_failure
+        if on_failure is None:
+            self.problems.error(
+                raw.pos,
+                f"{where} has no on_failure and the menu has no default; add on_failure: <node> here, "
+                "defaults.on_failure, or keys.operator",
+            )
+            on_failure = m.Target("node", "")
+        result["on_failure"] = on_failure
+        if "global_keys" in raw:
+            if isinstance(raw["global_keys"], bool):
+                result["global_keys"] = raw["global_keys"]
+            else:
+                self.problems.error(raw.value_pos["global_keys"], "global_keys must be true or false")
+        return result
+
+    def _items(
+        self, raw: LocDict, key: str, where: str, quiet: bool = False
+    ) -> list[tuple[LocDict, Position]]:
+        if key not in raw:
+            return []
+        value = raw[key]
+        if quiet:
+            items = zip(value, value.item_pos, strict=True) if isinstance(value, LocList) else ()
+            return [(item, pos) for item, pos in items if isinstance(item, LocDict)]
+        if not isinstance(value, LocList) or not value:
+            self.problems.error(
+                raw.value_pos[key], f'{where}: "{key}" must be a non-empty list of - key: ... items'
+            )
+            return []
+        result = []
+        for item, pos in zip(value, value.item_pos, strict=True):
+            if isinstance(item, LocDict):
+                result.append((item, pos))
+            else:
+                self.problems.error(
+                    pos, f'{where}: each entry of "{key}" must be a mapping like {{key: "1", ...}}'
+                )
+        return result
+
+    def _fields_menu(self, raw: LocDict, node_id: str, where: str, defaults: _Defaults) -> dict[str, Any]:
+        options = []
+        for number, (item, pos) in enumerate(self._items(raw, "options", where), start=1):
+            label = f"{where} option {number}"
+            self._unknown_keys(item, OPTION_KEYS, f"in {label}")
+            target = self._target(item, "goto")
+            if target is None:
+                self.problems.error(pos, f"{label} needs goto: <node id> (or back, top, repeat)")
+                target = m.Target("repeat", None, pos)
+            options.append(m.Option(self._key(item, label), self._phrases(item, label), target, pos))
+        return {"options": tuple(options)}
+
+    _fields_question = _fields_menu
+
+    def _fields_language(self, raw: LocDict, node_id: str, where: str, defaults: _Defaults) -> dict[str, Any]:
+        choices = []
+        for number, (item, pos) in enumerate(self._items(raw, "choices", where), start=1):
+            label = f"{where} choice {number}"
+            self._unknown_keys(item, CHOICE_KEYS, f"in {label}")
+            if "language" not in item:
+                self.problems.error(pos, f"{label} needs language: kk or ru")
+            language = self._language(item, "language", LANGUAGES[0])
+            choices.append(
+                m.LanguageChoice(self._key(item, label), language, self._phrases(item, label), pos)
+            )
+        return {"choices": tuple(choices), "next": self._target(raw, "next") or m.Target("node", "")}
+
+    def _fields_info(self, raw: LocDict, node_id: str, where: str, defaults: _Defaults) -> dict[str, Any]:
+        return {"next": self._target(raw, "next") or m.Target("node", "")}
+
+    def _fields_goto(self, raw: LocDict, node_id: str, where: str, defaults: _Defaults) -> dict[str, Any]:
+        return {"target": self._target(raw, "goto") or m.Target("node", "")}
+
+    def _fields_queue(self, raw: LocDict, node_id: str, where: str, defaults: _Defaults) -> dict[str, Any]:
+        fields: dict[str, Any] = {"next": self._target(raw, "next")}
+        if "queue" in raw:
+            value, pos = raw["queue"], raw.value_pos["queue"]
+            if isinstance(value, str):
+                self.problems.error(
+                    pos, f"{where}: queue needs a queue per language: {{kk: kk-..., ru: ru-...}}"
+                )
+            else:
+                names = self._texts(value, pos, f"{where} queue")
+                if names is not None:
+                    fields["queue"] = m.QueueSpec(names.kk, names.ru, pos)
+        if "priority" in raw:
+            priority = self._number(raw, "priority", integer=True, minimum=0, why="0 or more")
+            if priority is not None:
+                fields["priority"] = int(priority)
+        if "timeout" in raw:
+            seconds = self._number(raw, "timeout", integer=True, minimum=1, why="at least 1 second")
+            if seconds is not None:
+                fields["timeout"] = int(seconds)
+        if "callback_offer" in raw:
+            if isinstance(raw["callback_offer"], bool):
+                fields["callback_offer"] = raw["callback_offer"]
+            else:
+                self.problems.error(raw.value_pos["callback_offer"], "callback_offer must be true or false")
+        return fields
+
+    def _fields_transfer(self, raw: LocDict, node_id: str, where: str, defaults: _Defaults) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if "to" in raw:
+            to = self._string(raw, "to")
+            if to is not None and not TRANSFER_TO_RE.match(to):
+                self.problems.error(
+                    raw.value_pos["to"],
+                    f'{where}: to "{to}" must be an extension or number: digits, optional +',
+                )
+            fields["to"] = to or ""
+        if "context" in raw:
+            context = self._string(raw, "context")
+            if context is not None and not CONTEXT_RE.match(context):
+                self.problems.error(
+                    raw.value_pos["context"], f'{where}: context "{context}" is not a dialplan name'
+                )
+            fields["context"] = context
+        return fields
+
+
+def _as_mapping(values: dict[str, Any], pos: Position) -> LocDict:
+    result = LocDict(values)
+    result.pos = pos
+    result.key_pos = dict.fromkeys(values, pos)
+    result.value_pos = dict.fromkeys(values, pos)
+    result.duplicates = []
+    return result
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        return None

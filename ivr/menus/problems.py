@@ -1,0 +1,65 @@
+"""Problems found in a menu file, each with the place an admin must look."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+import attrs
+
+from ivr.menus.yamlpos import Position
+
+
+@attrs.frozen(order=True)
+class MenuProblem:
+    path: str
+    line: int
+    column: int
+    message: str
+    severity: str = "error"  # "error" | "warning"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.severity}: {self.message}"
+
+
+class MenuError(Exception):
+    """A menu could not be loaded; `problems` holds every problem found (warnings included)."""
+
+    def __init__(self, problems: Iterable[MenuProblem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.severity != "error", p.path, p.line, p.column))
+        errors = [p for p in self.problems if p.is_error]
+        super().__init__("\n".join(str(p) for p in errors) or "menu has errors")
+
+    @property
+    def errors(self) -> list[MenuProblem]:
+        return [p for p in self.problems if p.is_error]
+
+
+class Problems:
+    """Collects problems while a menu is read and checked."""
+
+    def __init__(self) -> None:
+        self.items: list[MenuProblem] = []
+
+    def error(self, pos: Position, message: str) -> None:
+        self.items.append(MenuProblem(pos.file, pos.line, pos.column, message, "error"))
+
+    def warning(self, pos: Position, message: str) -> None:
+        self.items.append(MenuProblem(pos.file, pos.line, pos.column, message, "warning"))
+
+    def extend(self, problems: Iterable[MenuProblem]) -> None:
+        self.items.extend(problems)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(p.is_error for p in self.items)
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """' (did you mean "x"?)' for a near miss, else ''."""
+    match = difflib.get_close_matches(str(word), list(known), n=1, cutoff=0.6)
+    return f' (did you mean "{match[0]}"?)' if match else ""

@@ -1,0 +1,464 @@
+"""`ivr prompts build`: every text of every language into prompts/<lang>/<name>.wav (+ .wav16), incrementally.
+
+The texts handed to build_prompts are the complete set for the languages built: a generated file whose
+text is no longer among them is deleted. Per (language, name) the build decides:
+- an admin's recording is there (any file the manifest does not know as the build's own): keep it,
+  convert it to the native format if it is not already, mark it human; the original bytes go to
+  prompts/<lang>/.originals/ when the file has to be converted.
+- the build's own file is there and its content key (text + voice + SYNTH_VERSION) is unchanged: nothing.
+- otherwise: synthesise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import attrs
+
+from ivr.config import PromptSettings, Settings
+from ivr.prompts.audio import (
+    HUMAN_SOURCE_EXTS,
+    NARROWBAND_EXT,
+    WIDEBAND_EXT,
+    file_sha256,
+    read_wav_info,
+    sox_path,
+)
+from ivr.prompts.catalog import asterisk_sound_texts
+from ivr.prompts.manifest import GENERATED, HUMAN, Entry, Manifest
+from ivr.prompts.render import RenderJob, RenderResult, render
+from ivr.prompts.synth import SYNTH_VERSION, VoiceSettings, all_voices, synthesis_problems
+from ivr.texts import LANGUAGES, PromptText
+
+ORIGINALS_DIR = ".originals"
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
+# Below this many jobs the cost of starting worker processes outweighs the parallel gain.
+_MIN_PARALLEL_JOBS = 8
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+class PromptError(ValueError):
+    """The texts cannot be built as given (bad name, unknown language, empty or conflicting text)."""
+
+
+@attrs.frozen
+class BuildReport:
+    """What a build did (or, with check_only, would do). Names are "<lang>/<name>"."""
+
+    check_only: bool = False
+    synthesized: tuple[str, ...] = ()
+    converted: tuple[str, ...] = ()  # human recordings brought to the native format
+    human: tuple[str, ...] = ()  # human recordings in use, converted or not
+    unchanged: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()  # generated files of texts no longer in the menus
+    unused_human: tuple[str, ...] = ()  # human recordings no text refers to (kept)
+    missing: tuple[str, ...] = ()  # check_only: no audio at all
+    stale: tuple[str, ...] = ()  # check_only: text/voice changed, or a recording awaits conversion
+    failed: tuple[str, ...] = ()  # messages
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not (self.check_only and (self.missing or self.stale))
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def summary(self) -> str:
+        if self.check_only:
+            lines = [f"missing: {name}" for name in self.missing]
+            lines += [f"stale: {name}" for name in self.stale]
+            lines += [f"error: {message}" for message in self.failed]
+            counts = f"{len(self.missing)} missing, {len(self.stale)} stale, {len(self.unchanged)} up to date"
+            lines.append(f"prompts check: {counts}, {len(self.human)} human recordings")
+            return "\n".join(lines)
+        lines = [f"error: {message}" for message in self.failed]
+        lines += [f"unused human recording (kept): {name}" for name in self.unused_human]
+        lines.append(
+            f"prompts: {len(self.synthesized)} synthesised, {len(self.converted)} recordings converted, "
+            f"{len(self.unchanged)} unchanged, {len(self.human)} human, {len(self.removed)} removed, "
+            f"{len(self.failed)} failed"
+        )
+        return "\n".join(lines)
+
+
+def content_key(text: str, voice: VoiceSettings, wideband: bool) -> str:
+    """What a generated file depends on; any change makes it stale."""
+    basis = {"v": SYNTH_VERSION, "text": normalize_text(text), "voice": voice.fingerprint(), "wb": wideband}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def normalize_text(text: str) -> str:
+    """Whitespace never changes speech, so it never makes a prompt stale."""
+    return " ".join(text.split())
+
+
+def prompt_files(prompts_dir: str | os.PathLike[str], text: PromptText) -> tuple[Path, Path]:
+    """(name.wav, name.wav16) under prompts/<lang>/."""
+    base = Path(prompts_dir) / text.language / text.name
+    return base.with_name(base.name + NARROWBAND_EXT), base.with_name(base.name + WIDEBAND_EXT)
+
+
+def collect_texts(
+    texts: Iterable[PromptText],
+    languages: Iterable[str] = LANGUAGES,
+    *,
+    include_asterisk_sounds: bool = True,
+) -> dict[str, dict[str, str]]:
+    """{language: {name: normalised text}} with every problem reported at once."""
+    languages = tuple(languages)
+    problems: list[str] = []
+    for language in languages:
+        if language not in LANGUAGES:
+            problems.append(f"unknown language {language!r} (known: {', '.join(LANGUAGES)})")
+    chosen: dict[str, dict[str, str]] = {language: {} for language in languages}
+    everything = list(texts)
+    if include_asterisk_sounds:
+        everything += [
+            t for language in chosen if language in LANGUAGES for t in asterisk_sound_texts(language)
+        ]
+    for item in everything:
+        where = f"{item.language}/{item.name}"
+        if item.language not in LANGUAGES:
+            problems.append(f"{where}: unknown language {item.language!r}")
+            continue
+        if item.language not in chosen:
+            continue
+        if not _NAME.fullmatch(item.name) or ".." in item.name.split("/"):
+            problems.append(f"{where}: a sound name is letters, digits, '_', '-', '.' and '/' between parts")
+            continue
+        text = normalize_text(item.text)
+        if not text:
+            problems.append(f"{where}: empty text")
+            continue
+        earlier = chosen[item.language].setdefault(item.name, text)
+        if earlier != text:
+            problems.append(f"{where}: two different texts for one sound ({earlier[:30]!r}, {text[:30]!r})")
+    if problems:
+        raise PromptError("\n".join(problems))
+    return chosen
+
+
+def build_prompts(
+    texts: Iterable[PromptText],
+    prompts_dir: str | os.PathLike[str],
+    settings: PromptSettings | Settings,
+    *,
+    check_only: bool = False,
+    force: bool = False,
+    languages: Iterable[str] = LANGUAGES,
+    include_asterisk_sounds: bool = True,
+    wideband: bool = True,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> BuildReport:
+    """Bring prompts/<lang>/ in line with `texts` (the complete set for `languages`).
+
+    `force` synthesises every generated prompt again (human recordings are still never touched).
+    `wideband` also writes the 16 kHz `.wav16` Asterisk prefers on G.722/Opus channels.
+    """
+    prompt_settings = settings.prompts if isinstance(settings, Settings) else settings
+    targets = collect_texts(texts, languages, include_asterisk_sounds=include_asterisk_sounds)
+    voices = all_voices(prompt_settings, tuple(targets))
+    root = Path(prompts_dir)
+    tally = _Tally()
+    plans = {
+        language: _plan_language(root / language, names, voices[language], wideband, force, tally)
+        for language, names in targets.items()
+    }
+    if check_only:
+        for plan in plans.values():
+            for step in plan.steps:
+                (tally.missing if step.reason == "missing" else tally.stale).append(step.key)
+        return tally.report(check_only=True)
+    if any(plan.steps for plan in plans.values()):
+        problems = synthesis_problems(voices) if any(p.needs_speech for p in plans.values()) else []
+        if sox_path() is None:
+            problems.append("sox is not installed (Debian: apt-get install sox libsox-fmt-all)")
+        if problems:
+            tally.failed += problems
+            return tally.report()
+    for plan in plans.values():
+        for name, old in plan.adopted:
+            _drop_generated_wav16(plan.language_dir, name, old)
+    try:
+        _execute([step for plan in plans.values() for step in plan.steps], workers, progress, tally)
+    finally:
+        for plan in plans.values():
+            _remove_unused(plan, tally)
+            plan.manifest.save()
+    return tally.report()
+
+
+def missing_prompts(
+    texts: Iterable[PromptText],
+    prompts_dir: str | os.PathLike[str] = "prompts",
+    *,
+    include_asterisk_sounds: bool = False,
+) -> list[str]:
+    """Every text with no playable .wav, as "<lang>/<name>": the engine refuses to start on these.
+
+    `include_asterisk_sounds` also requires the digits/ and queue- sounds of every language present
+    (the engine needs them when it says queue positions and waiting minutes itself).
+    """
+    texts = list(texts)
+    if include_asterisk_sounds:
+        for language in sorted({t.language for t in texts} & set(LANGUAGES)):
+            texts += asterisk_sound_texts(language)
+    missing = []
+    for text in texts:
+        wav, _ = prompt_files(prompts_dir, text)
+        if not wav.is_file():
+            missing.append(f"{text.language}/{text.name}")
+    return sorted(set(missing))
+
+
+def check_prompts(
+    texts: Iterable[PromptText],
+    prompts_dir: str | os.PathLike[str] = "prompts",
+    settings: PromptSettings | Settings | None = None,
+) -> list[str]:
+    """Messages for the menu validator: prompts missing, and why they could not be built here."""
+    texts = list(texts)
+    prompt_settings = settings.prompts if isinstance(settings, Settings) else settings or PromptSettings()
+    messages = [
+        f"prompt {key} is missing (run `ivr prompts build`)" for key in missing_prompts(texts, prompts_dir)
+    ]
+    languages = sorted({t.language for t in texts} & set(LANGUAGES))
+    try:
+        collect_texts(texts, languages, include_asterisk_sounds=False)
+        voices = all_voices(prompt_settings, tuple(languages))
+    except ValueError as exc:  # PromptError and SynthError both
+        return [*messages, *str(exc).splitlines()]
+    if messages:
+        messages += synthesis_problems(voices)
+        if sox_path() is None:
+            messages.append("sox is not installed: prompts cannot be converted (apt-get install sox)")
+    return messages
+
+
+# --- planning -------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Step:
+    key: str  # "kk/1414/main"
+    language_dir: Path
+    name: str
+    reason: str  # "missing", "stale", "recording"
+    job: RenderJob
+    manifest: Manifest = attrs.field(eq=False, repr=False)
+    text: str = ""
+    move_source_first: bool = False  # the source is name.wav itself: keep its bytes in .originals
+
+
+@attrs.define
+class _Plan:
+    language_dir: Path
+    manifest: Manifest
+    targets: dict[str, str]
+    steps: list[_Step] = attrs.field(factory=list)
+    # Native human .wav files found in place of generated ones: their old generated .wav16 goes on build.
+    adopted: list[tuple[str, Entry | None]] = attrs.field(factory=list)
+
+    @property
+    def needs_speech(self) -> bool:
+        return any(step.job.source is None for step in self.steps)
+
+
+@attrs.define
+class _Tally:
+    synthesized: list[str] = attrs.field(factory=list)
+    converted: list[str] = attrs.field(factory=list)
+    human: list[str] = attrs.field(factory=list)
+    unchanged: list[str] = attrs.field(factory=list)
+    removed: list[str] = attrs.field(factory=list)
+    unused_human: list[str] = attrs.field(factory=list)
+    missing: list[str] = attrs.field(factory=list)
+    stale: list[str] = attrs.field(factory=list)
+    failed: list[str] = attrs.field(factory=list)
+
+    def report(self, *, check_only: bool = False) -> BuildReport:
+        fields = {name: tuple(sorted(value)) for name, value in attrs.asdict(self).items()}
+        fields["failed"] = tuple(self.failed)
+        return BuildReport(check_only=check_only, **fields)
+
+
+def _sha_or_none(path: Path) -> str | None:
+    return file_sha256(path) if path.is_file() else None
+
+
+def _plan_language(
+    language_dir: Path,
+    targets: dict[str, str],
+    voice: VoiceSettings,
+    wideband: bool,
+    force: bool,
+    tally: _Tally,
+) -> _Plan:
+    plan = _Plan(language_dir, Manifest.load(language_dir), targets)
+    language = language_dir.name
+    for name, text in targets.items():
+        key = f"{language}/{name}"
+        wav = language_dir / f"{name}{NARROWBAND_EXT}"
+        wav16 = language_dir / f"{name}{WIDEBAND_EXT}"
+        entry = plan.manifest.entries.get(name)
+        wav_sha = _sha_or_none(wav)
+        ours = entry is not None and wav_sha is not None and wav_sha == entry.wav_sha
+        wav16_target = wav16 if wideband else None
+        speak = RenderJob(key, wav, wav16_target, text=text, voice=voice)
+        sources = [wav.with_name(wav.stem + ext) for ext in HUMAN_SOURCE_EXTS]
+        sources = [path for path in sources if path.is_file()]
+        if sources:
+            if len(sources) > 1 or (wav_sha is not None and not ours):
+                found = ", ".join(p.name for p in ([wav] if wav_sha and not ours else []) + sources)
+                tally.failed.append(f"{key}: several recordings ({found}); keep one")
+                continue
+            job = RenderJob(key, wav, wav16_target, source=sources[0])
+            plan.steps.append(_Step(key, language_dir, name, "recording", job, plan.manifest))
+        elif wav_sha is None:
+            plan.steps.append(_Step(key, language_dir, name, "missing", speak, plan.manifest, text))
+        elif ours and entry is not None and entry.kind == GENERATED:
+            wav16_fine = not wideband or _sha_or_none(wav16) == entry.wav16_sha
+            if force or entry.key != content_key(text, voice, wideband) or not wav16_fine:
+                plan.steps.append(_Step(key, language_dir, name, "stale", speak, plan.manifest, text))
+            else:
+                tally.unchanged.append(key)
+        elif ours:
+            tally.human.append(key)
+            tally.unchanged.append(key)
+        else:
+            _adopt_recording(plan, name, key, wav, wav_sha, wav16_target, tally)
+    return plan
+
+
+def _adopt_recording(
+    plan: _Plan, name: str, key: str, wav: Path, wav_sha: str, wav16: Path | None, tally: _Tally
+) -> None:
+    """A .wav the build did not write: a person's recording. Record it; convert it if Asterisk can't play it."""
+    info = read_wav_info(wav)
+    if info is not None and info.is_narrowband_native:
+        plan.adopted.append((name, plan.manifest.entries.get(name)))
+        plan.manifest.entries[name] = Entry(HUMAN, wav_sha)
+        tally.human.append(key)
+        tally.unchanged.append(key)
+        return
+    job = RenderJob(key, wav, wav16, source=wav)
+    step = _Step(key, plan.language_dir, name, "recording", job, plan.manifest, move_source_first=True)
+    plan.steps.append(step)
+
+
+def _drop_generated_wav16(language_dir: Path, name: str, entry: Entry | None) -> None:
+    """A human .wav replaced a generated prompt: the old generated .wav16 must not speak for it."""
+    wav16 = language_dir / f"{name}{WIDEBAND_EXT}"
+    if entry is not None and entry.wav16_sha and _sha_or_none(wav16) == entry.wav16_sha:
+        wav16.unlink()
+
+
+# --- execution ------------------------------------------------------------------------------------
+
+
+def _execute(
+    steps: list[_Step], workers: int | None, progress: ProgressCallback | None, tally: _Tally
+) -> None:
+    jobs: dict[str, tuple[_Step, RenderJob]] = {}
+    for step in steps:
+        job = step.job
+        if step.move_source_first:
+            assert job.source is not None
+            kept = _original_path(step, job.source)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(job.source, kept)
+            job = attrs.evolve(job, source=kept)
+        jobs[step.key] = (step, job)
+    total = len(jobs)
+    for done, result in enumerate(_run_jobs([job for _, job in jobs.values()], workers), start=1):
+        step, job = jobs[result.key]
+        _record(step, job, result, tally)
+        if progress is not None:
+            progress(done, total, result.key)
+
+
+def _run_jobs(jobs: list[RenderJob], workers: int | None) -> Iterator[RenderResult]:
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    if workers <= 1 or len(jobs) < _MIN_PARALLEL_JOBS:
+        for job in jobs:
+            yield render(job)
+        return
+    # Threads, not processes: espeak-ng synthesis is serialised by a lock in synth.py (its state is
+    # process-global), but the sox conversions, which run as child processes, overlap with it and with
+    # each other. No start-up cost, and none of the spawn/fork hazards inside the engine's own process.
+    with ThreadPoolExecutor(min(workers, len(jobs)), thread_name_prefix="prompts") as pool:
+        futures = [pool.submit(render, job) for job in jobs]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _original_path(step: _Step, source: Path) -> Path:
+    digest = file_sha256(source)[:12]
+    return step.language_dir / ORIGINALS_DIR / f"{step.name}.{digest}{source.suffix}"
+
+
+def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) -> None:
+    manifest = step.manifest
+    if result.error:
+        tally.failed.append(f"{step.key}: {result.error}")
+        if step.move_source_first and job.source is not None and not step.job.wav.exists():
+            os.replace(job.source, step.job.wav)  # put the admin's file back where it was
+        return
+    if job.source is None:
+        key = content_key(step.text, job.voice, job.wav16 is not None) if job.voice else ""
+        manifest.entries[step.name] = Entry(GENERATED, result.wav_sha, result.wav16_sha, key, step.text)
+        tally.synthesized.append(step.key)
+        return
+    source = job.source
+    if not step.move_source_first:
+        kept = _original_path(step, source)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, kept)
+        source = kept
+    old = manifest.entries.get(step.name)
+    if result.wav16_sha is None:
+        _drop_generated_wav16(step.language_dir, step.name, old)
+    relative = source.relative_to(step.language_dir).as_posix()
+    manifest.entries[step.name] = Entry(HUMAN, result.wav_sha, result.wav16_sha, source=relative)
+    tally.converted.append(step.key)
+    tally.human.append(step.key)
+
+
+def _remove_unused(plan: _Plan, tally: _Tally) -> None:
+    language = plan.language_dir.name
+    for name, entry in list(plan.manifest.entries.items()):
+        if name in plan.targets:
+            continue
+        key = f"{language}/{name}"
+        wav = plan.language_dir / f"{name}{NARROWBAND_EXT}"
+        wav16 = plan.language_dir / f"{name}{WIDEBAND_EXT}"
+        if entry.kind == HUMAN:
+            if wav.exists():
+                tally.unused_human.append(key)
+            continue
+        for path, sha in ((wav, entry.wav_sha), (wav16, entry.wav16_sha)):
+            # Only the build's own bytes: a person's file put in its place since is left alone.
+            if sha and _sha_or_none(path) == sha:
+                path.unlink()
+        del plan.manifest.entries[name]
+        tally.removed.append(key)
+        _prune_empty_dirs(wav.parent, plan.language_dir)
+
+
+def _prune_empty_dirs(directory: Path, stop: Path) -> None:
+    while directory != stop and directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+        directory = directory.parent

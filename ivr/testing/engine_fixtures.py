@@ -1,0 +1,95 @@
+"""pytest fixtures that start a real engine on an ephemeral port and place fake Asterisk calls into it.
+
+    pytest_plugins = ["ivr.testing.engine_fixtures"]
+
+    async def test_russian_caller_reaches_operator(engine, place_call):
+        call = await place_call(Press("2"), Press("0"))
+        assert call.queue == "ru-general"
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from ivr.config import AgiSettings, PromptSettings, Settings, SpeechSettings
+from ivr.engine.app import Engine, engine_prompt_texts
+from ivr.engine.services import EngineServices
+from ivr.menus.library import MenuLibrary
+from ivr.testing.fake_caller import Action, FakeCall
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def project_settings(tmp_path: Path, **changes: Any) -> Settings:
+    """The repository's menus and prompts, state and spool in tmp_path, FastAGI on a free port."""
+    settings = Settings(
+        menus_dir=str(REPO / "menus"),
+        state_dir=str(tmp_path / "state"),
+        agi=AgiSettings(bind="127.0.0.1:0", shutdown_grace=2.0),
+        prompts=PromptSettings(dir=str(REPO / "prompts")),
+        speech=SpeechSettings(spool=str(tmp_path / "spool")),
+    )
+    return attrs.evolve(settings, **changes)
+
+
+def build_project_prompts() -> None:
+    """`ivr prompts build` for the repository's menus: real espeak-ng audio, incremental."""
+    from ivr.prompts.build import build_prompts
+
+    library = MenuLibrary(REPO / "menus")
+    library.reload()
+    report = build_prompts(engine_prompt_texts(library.menus().values()), REPO / "prompts", Settings())
+    if not report.ok:
+        raise RuntimeError(f"prompts could not be built for the tests:\n{report.summary()}")
+
+
+@pytest.fixture(scope="session")
+def project_prompts() -> Path:
+    build_project_prompts()
+    return REPO / "prompts"
+
+
+@pytest.fixture
+def engine_settings(tmp_path: Path, project_prompts: Path) -> Settings:
+    (tmp_path / "spool").mkdir()
+    return project_settings(tmp_path)
+
+
+@pytest.fixture
+def engine_services(engine_settings: Settings) -> EngineServices:
+    """Override in a test module to add speech, AMI or a clock."""
+    return EngineServices(settings=engine_settings)
+
+
+@pytest.fixture
+async def engine(engine_settings: Settings, engine_services: EngineServices) -> AsyncIterator[Engine]:
+    eng = Engine(engine_settings, engine_services)
+    await eng.start()
+    try:
+        yield eng
+    finally:
+        await eng.stop(2.0)
+
+
+@pytest.fixture
+def place_call(engine: Engine) -> Callable[..., Awaitable[FakeCall]]:
+    async def place(*script: Action, timeout: float = 60.0, **options: Any) -> FakeCall:
+        assert engine.server is not None
+        call = FakeCall(script, **options)
+        await call.run("127.0.0.1", engine.server.port, timeout=timeout)
+        # the journal batches writes; let them land before a test reads it
+        if engine.services.state is not None:
+            await engine.services.state.journal.flush()
+        return call
+
+    return place
+
+
+async def settle(seconds: float = 0.05) -> None:
+    await asyncio.sleep(seconds)

@@ -1,0 +1,120 @@
+"""A real, throwaway PostgreSQL server for the state tests, and the backend fixture they share.
+
+IVR_TEST_DATABASE_URL, when set, names a server to use instead (CI may provide one); each test gets
+its own database on it either way. Otherwise the Debian server binaries start a cluster in a temporary
+directory on a free port (as the `postgres` user when we run as root, since initdb refuses root),
+once per test process, stopped at exit. Without the binaries the PostgreSQL cases fail with the
+reason under CI=true and are skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+PG_BIN = Path(os.environ.get("IVR_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+BACKENDS = ("sqlite", "postgresql")
+
+_server_url: str | None = None
+_server_error: str | None = None
+_counter = itertools.count(1)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return command
+    return ["runuser", "-u", "postgres", "--", *command]
+
+
+def _start_server() -> str:
+    initdb, pg_ctl = PG_BIN / "initdb", PG_BIN / "pg_ctl"
+    if not initdb.exists() or not pg_ctl.exists():
+        raise RuntimeError(
+            f"PostgreSQL server binaries not found in {PG_BIN} (apt-get install postgresql, "
+            "or set IVR_TEST_DATABASE_URL to a server's URL)"
+        )
+    root = Path(tempfile.mkdtemp(prefix="ivr-pg-"))
+    data, sockets = root / "data", root / "sock"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+        shutil.chown(sockets, "postgres", "postgres")
+    port = _free_port()
+    subprocess.run(
+        _as_server_user(
+            [str(initdb), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    subprocess.run(
+        _as_server_user(
+            [str(pg_ctl), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+
+    def stop() -> None:
+        subprocess.run(
+            _as_server_user([str(pg_ctl), "-D", str(data), "-m", "immediate", "-w", "stop"]),
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+    atexit.register(stop)
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+
+def server_url() -> str:
+    """The URL of the test server's maintenance database, starting the server on first use."""
+    global _server_url, _server_error
+    if _server_url is None and _server_error is None:
+        try:
+            _server_url = os.environ.get("IVR_TEST_DATABASE_URL") or _start_server()
+        except (RuntimeError, subprocess.CalledProcessError, OSError) as exc:
+            detail = (
+                exc.stderr.decode(errors="replace") if isinstance(exc, subprocess.CalledProcessError) else ""
+            )
+            _server_error = f"cannot start a PostgreSQL server for the tests: {exc} {detail}".strip()
+    if _server_url is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(_server_error or "no PostgreSQL server", pytrace=False)
+        pytest.skip(_server_error or "no PostgreSQL server")
+    return _server_url
+
+
+def fresh_database_url() -> str:
+    """A new, empty database on the test server."""
+    import psycopg
+
+    base = server_url()
+    name = f"ivr_test_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(base, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name}")
+        connection.execute(f"CREATE DATABASE {name}")
+    return urlsplit(base)._replace(path="/" + name).geturl()
+
+
+@pytest.fixture(params=BACKENDS, name="backend")
+def backend_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Settings fields naming an empty state database: SQLite in tmp_path, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return {"state_dir": str(tmp_path / "state"), "database_url": ""}
+    return {"state_dir": str(tmp_path / "state"), "database_url": fresh_database_url()}

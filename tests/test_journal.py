@@ -1,0 +1,167 @@
+"""The call journal: concurrent calls, idempotent writes, and a crash in the middle of a call."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from ivr.config import Settings
+from ivr.journal import OUTCOMES, Journal, open_state
+from tests.pg import backend_fixture  # noqa: F401  (the `backend` fixture: SQLite and PostgreSQL)
+
+EVENTS_PER_CALL = 8
+
+
+async def one_call(journal: Journal, n: int) -> None:
+    call_id = f"call-{n:04d}"
+    journal.call_started(call_id, time.time(), caller=f"+7701{n:07d}", language="kk", menu="1414")
+    for step in range(EVENTS_PER_CALL):
+        if step == 2:
+            journal.event(call_id, "language", "welcome", {"language": "ru" if n % 3 == 0 else "kk"})
+        else:
+            journal.event(call_id, "dtmf", f"node{step}", {"digits": str(step % 10)})
+        await asyncio.sleep(0)  # let the other calls interleave, as a real call waits for Asterisk
+    await journal.call_ended(call_id, OUTCOMES[n % len(OUTCOMES)], topic=f"topic{n % 5}")
+
+
+async def test_thousand_concurrent_calls_lose_and_duplicate_nothing(backend):
+    state = await open_state(Settings(**backend), engine_id="engine-a")
+    try:
+        await asyncio.gather(*(one_call(state.journal, n) for n in range(1000)))
+        calls, events, per_call, rollup, ru = await state.db.read(
+            lambda tx: (
+                tx.one("SELECT COUNT(*) FROM calls WHERE outcome IS NOT NULL")[0],
+                tx.one("SELECT COUNT(*) FROM call_events")[0],
+                tx.all("SELECT call_id, COUNT(*), MIN(seq), MAX(seq) FROM call_events GROUP BY call_id"),
+                tx.one("SELECT SUM(calls) FROM call_rollup")[0],
+                tx.one("SELECT COUNT(*) FROM calls WHERE language = 'ru'")[0],
+            )
+        )
+    finally:
+        await state.close()
+    assert calls == 1000
+    assert events == 1000 * EVENTS_PER_CALL
+    assert len(per_call) == 1000
+    assert all(
+        (count, low, high) == (EVENTS_PER_CALL, 1, EVENTS_PER_CALL) for _, count, low, high in per_call
+    )
+    assert rollup == 1000
+    assert ru == len([n for n in range(1000) if n % 3 == 0])
+
+
+async def test_a_repeated_write_is_neither_duplicated_nor_counted_twice(backend):
+    state = await open_state(Settings(**backend))
+    try:
+        started = datetime(2025, 3, 3, 4, 0, tzinfo=UTC)
+        journal = state.journal
+        journal.call_started("c1", started, "+77010000001", "kk", "1414")
+        journal.event("c1", "node", "welcome", {}, at=started)
+        journal.event("c1", "speech", "main", {"text": "кезек", "confidence": 0.91}, at=started)
+        # The same call written again from seq 1 (an engine retrying after a reconnect).
+        again = Journal(state.db, "Asia/Almaty")
+        again.call_started("c1", started, "+77010000001", "kk", "1414")
+        again.event("c1", "node", "welcome", {"different": True}, at=started)
+        await journal.call_ended("c1", "self_served", "booking", at=started)
+        await journal.call_ended("c1", "abandoned", "booking", at=started)
+        record = await journal.call("c1")
+        rollup = await state.db.read(lambda tx: tx.all("SELECT outcome, calls FROM call_rollup"))
+    finally:
+        await state.close()
+    assert [(e.seq, e.kind, e.data) for e in record.events] == [
+        (1, "node", {}),
+        (2, "speech", {"text": "кезек", "confidence": 0.91}),
+    ]
+    assert record.outcome == "self_served"  # the first outcome stands
+    assert rollup == [("self_served", 1)]
+
+
+async def test_call_records_its_local_day_and_hour_and_language_changes(backend):
+    state = await open_state(Settings(**backend))
+    try:
+        # 2025-03-03 20:30 UTC is 2025-03-04 01:30 in Almaty (UTC+5).
+        started = datetime(2025, 3, 3, 20, 30, tzinfo=UTC)
+        state.journal.call_started("night", started, "+77010000002")
+        state.journal.event("night", "language", "welcome", {"language": "ru"})
+        await state.journal.call_ended("night", "queued", "outage")
+        row = await state.db.read(lambda tx: tx.one("SELECT day, hour, language FROM calls"))
+        record = await state.journal.call("night")
+    finally:
+        await state.close()
+    assert row == ("2025-03-04", 1, "ru")
+    assert record.language == "ru" and record.topic == "outage"
+
+
+async def test_bad_journal_input_is_refused_with_the_reason(backend):
+    state = await open_state(Settings(**backend))
+    try:
+        with pytest.raises(ValueError, match="outcome 'served' is not one of"):
+            state.journal.call_ended("c", "served")
+        with pytest.raises(ValueError, match="no time zone"):
+            state.journal.call_started("c", datetime(2025, 1, 1), "1")
+        with pytest.raises(ValueError, match="needs data"):
+            state.journal.event("c", "language", "welcome", {})
+    finally:
+        await state.close()
+
+
+CRASHING_ENGINE = """
+import asyncio, sys, time
+from ivr.config import Settings
+from ivr.journal import open_state
+
+async def main():
+    state = await open_state(Settings(state_dir=sys.argv[1], database_url=sys.argv[2]))
+    journal = state.journal
+    await journal.call_started("crash-call", time.time(), "+77010000003", "kk", "1414")
+    seq = 0
+    while True:
+        seq += 1
+        await journal.event("crash-call", "node", f"node{seq}", {"n": seq})
+        print("acked", seq, flush=True)
+        journal.event("crash-call", "dtmf", f"node{seq}", {"digits": "1"})  # not awaited: may be lost
+        seq += 1
+
+asyncio.run(main())
+"""
+
+
+async def test_a_crash_mid_call_keeps_every_acknowledged_event(backend, tmp_path):
+    script = tmp_path / "engine.py"
+    script.write_text(CRASHING_ENGINE)
+    child = subprocess.Popen(
+        [sys.executable, str(script), backend["state_dir"], backend["database_url"]],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    acknowledged = 0
+    try:
+        for line in child.stdout:
+            acknowledged = int(line.split()[1])
+            if acknowledged >= 41:
+                break
+    finally:
+        os.kill(child.pid, signal.SIGKILL)  # no clean-up, no flush: as if the engine died
+        child.wait()
+    assert acknowledged >= 41
+
+    state = await open_state(Settings(**backend))
+    try:
+        record = await state.journal.call("crash-call")
+    finally:
+        await state.close()
+    seqs = [e.seq for e in record.events]
+    assert record.outcome is None  # the call never ended
+    assert seqs[:acknowledged] == list(range(1, acknowledged + 1))
+    assert seqs == list(range(1, len(seqs) + 1))  # what survived is a prefix: nothing out of order
+    node_events = [e for e in record.events if e.kind == "node"]
+    assert [e.data["n"] for e in node_events[: (acknowledged + 1) // 2]] == list(
+        range(1, acknowledged + 1, 2)
+    )
+    assert {e.kind for e in record.events} <= {"node", "dtmf"}

@@ -1,0 +1,293 @@
+"""The prompt build with real espeak-ng and sox: formats, incremental rebuilds, human recordings, --check."""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import pytest
+
+from ivr.config import PromptSettings
+from ivr.prompts.build import (
+    PromptError,
+    build_prompts,
+    check_prompts,
+    missing_prompts,
+)
+from ivr.texts import PromptText
+
+SETTINGS = PromptSettings()
+
+TEXTS = [
+    PromptText("1414/welcome", "kk", "Сәлеметсіз бе! Қазақ тілінде жалғастыру үшін бірді басыңыз."),
+    PromptText("1414/welcome", "ru", "Здравствуйте! Для продолжения на русском языке нажмите два."),
+    PromptText("1414/operator", "kk", "Операторға қосылу үшін нөлді басыңыз."),
+    PromptText("1414/operator", "ru", "Чтобы соединиться с оператором, нажмите ноль."),
+    PromptText("1414/bye", "kk", "Қоңырауыңызға рахмет. Сау болыңыз!"),
+    PromptText("1414/bye", "ru", "Спасибо за звонок. До свидания!"),
+]
+
+
+def build(prompts: Path, texts: list[PromptText] = TEXTS, **options):
+    options.setdefault("include_asterisk_sounds", False)
+    return build_prompts(texts, prompts, options.pop("settings", SETTINGS), **options)
+
+
+def wav_of(prompts: Path, language: str, name: str, ext: str = ".wav") -> Path:
+    return prompts / language / f"{name}{ext}"
+
+
+def mtimes(prompts: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(prompts)): p.stat().st_mtime_ns
+        for p in prompts.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+def manifest(prompts: Path, language: str) -> dict:
+    return json.loads((prompts / language / ".manifest.json").read_text(encoding="utf-8"))["entries"]
+
+
+def make_recording(path: Path, rate: int, channels: int, seconds: float = 1.5) -> None:
+    """Stands in for a person's recording: a tone made by sox in the given rate and channel count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    synth = ["synth", str(seconds), "sine", "300-900"]
+    subprocess.run(
+        ["sox", "-n", "-r", str(rate), "-c", str(channels), "-b", "16", str(path), *synth], check=True
+    )
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> Path:
+    prompts = tmp_path / "prompts"
+    report = build(prompts)
+    assert report.ok, report.summary()
+    return prompts
+
+
+def test_every_text_becomes_8khz_and_16khz_speech_of_plausible_length(built: Path) -> None:
+    for text in TEXTS:
+        for ext, rate in ((".wav", 8000), (".wav16", 16000)):
+            with wave.open(str(wav_of(built, text.language, text.name, ext)), "rb") as wav:
+                assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (rate, 1, 2)
+                assert wav.getcomptype() == "NONE"
+                seconds = wav.getnframes() / rate
+                samples = array.array("h", wav.readframes(wav.getnframes()))
+            # espeak-ng at 150 words a minute speaks roughly 8-20 characters a second.
+            assert len(text.text) / 25 < seconds < len(text.text) / 5, (text, seconds)
+            # Normalised to -3 dBFS: speech, not silence, and not clipped.
+            assert 0.6 * 32767 < max(abs(s) for s in samples) < 32767
+
+
+def test_an_unchanged_build_synthesises_nothing(built: Path) -> None:
+    before = mtimes(built)
+    report = build(built)
+    assert report.synthesized == ()
+    assert len(report.unchanged) == len(TEXTS)
+    assert mtimes(built) == before
+
+
+def test_changing_one_text_rebuilds_exactly_that_file(built: Path) -> None:
+    before = mtimes(built)
+    texts = [
+        *TEXTS[:3],
+        PromptText("1414/operator", "ru", "Для связи с оператором нажмите ноль."),
+        *TEXTS[4:],
+    ]
+    report = build(built, texts)
+    assert report.synthesized == ("ru/1414/operator",)
+    after = mtimes(built)
+    changed = {name for name in after if after[name] != before[name]}
+    assert changed == {"ru/1414/operator.wav", "ru/1414/operator.wav16"}
+
+
+def test_whitespace_changes_do_not_make_a_prompt_stale(built: Path) -> None:
+    texts = [PromptText(t.name, t.language, f"  {t.text.replace(' ', '   ')}\n") for t in TEXTS]
+    assert build(built, texts).synthesized == ()
+
+
+def test_changing_a_languages_voice_rebuilds_that_language_only(built: Path) -> None:
+    slower = PromptSettings(voices={"ru": {"voice": "ru", "rate": 120, "pitch": 40}})
+    report = build(built, settings=slower)
+    assert set(report.synthesized) == {f"ru/{t.name}" for t in TEXTS if t.language == "ru"}
+
+
+def test_removing_a_text_deletes_its_generated_files_only(built: Path) -> None:
+    texts = [t for t in TEXTS if not (t.name == "1414/bye" and t.language == "kk")]
+    report = build(built, texts)
+    assert report.removed == ("kk/1414/bye",)
+    assert not wav_of(built, "kk", "1414/bye").exists()
+    assert not wav_of(built, "kk", "1414/bye", ".wav16").exists()
+    assert wav_of(built, "ru", "1414/bye").exists()
+    assert "1414/bye" not in manifest(built, "kk")
+
+
+def test_a_human_recording_in_another_rate_is_converted_and_survives_rebuilds(built: Path) -> None:
+    welcome = wav_of(built, "kk", "1414/welcome")
+    make_recording(welcome, 44100, 2)
+    original = welcome.read_bytes()
+
+    report = build(built)
+    assert report.converted == ("kk/1414/welcome",)
+    assert report.synthesized == ()
+    with wave.open(str(welcome), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
+        assert 1.4 < wav.getnframes() / 8000 < 1.6  # the person's 1.5 s, not the synthesised text
+    with wave.open(str(wav_of(built, "kk", "1414/welcome", ".wav16")), "rb") as wav16:
+        assert wav16.getframerate() == 16000 and 1.4 < wav16.getnframes() / 16000 < 1.6
+    entry = manifest(built, "kk")["1414/welcome"]
+    assert entry["kind"] == "human"
+    assert (built / "kk" / entry["source"]).read_bytes() == original  # the person's bytes are kept
+
+    converted = welcome.read_bytes()
+    changed = [PromptText("1414/welcome", "kk", "Мүлде басқа мәтін."), *TEXTS[1:]]
+    for report in (build(built), build(built, force=True), build(built, changed)):
+        assert "kk/1414/welcome" not in report.synthesized
+        assert welcome.read_bytes() == converted
+
+    report = build(built, [t for t in TEXTS if t.name != "1414/welcome"])
+    assert report.unused_human == ("kk/1414/welcome",)
+    assert welcome.read_bytes() == converted
+
+
+def test_a_native_human_recording_is_kept_byte_for_byte_and_the_old_wideband_copy_goes(built: Path) -> None:
+    bye = wav_of(built, "ru", "1414/bye")
+    make_recording(bye, 8000, 1)
+    recorded = bye.read_bytes()
+    report = build(built)
+    assert "ru/1414/bye" in report.human and report.converted == () and report.synthesized == ()
+    assert bye.read_bytes() == recorded
+    # The generated 16 kHz copy would otherwise speak the old text on wideband channels.
+    assert not wav_of(built, "ru", "1414/bye", ".wav16").exists()
+    assert build(built).synthesized == ()
+
+
+def test_a_recording_in_another_format_replaces_the_generated_prompt(built: Path) -> None:
+    flac = built / "ru" / "1414" / "operator.flac"
+    make_recording(flac, 22050, 1, seconds=2.0)
+    report = build(built)
+    assert report.converted == ("ru/1414/operator",)
+    assert not flac.exists()  # moved aside, not lost
+    kept = list((built / "ru" / ".originals" / "1414").glob("operator.*.flac"))
+    assert len(kept) == 1
+    with wave.open(str(wav_of(built, "ru", "1414/operator")), "rb") as wav:
+        assert wav.getframerate() == 8000 and 1.9 < wav.getnframes() / 8000 < 2.1
+
+
+def test_two_recordings_for_one_prompt_are_reported_not_guessed(built: Path) -> None:
+    make_recording(wav_of(built, "kk", "1414/bye"), 8000, 1)
+    make_recording(built / "kk" / "1414" / "bye.au", 44100, 1)
+    report = build(built)
+    assert not report.ok
+    assert any("kk/1414/bye" in message and "keep one" in message for message in report.failed)
+    assert (built / "kk" / "1414" / "bye.au").exists()
+
+
+def test_a_person_deleting_their_recording_brings_the_synthesised_prompt_back(built: Path) -> None:
+    bye = wav_of(built, "kk", "1414/bye")
+    make_recording(bye, 8000, 1)
+    build(built)
+    bye.unlink()
+    assert build(built).synthesized == ("kk/1414/bye",)
+
+
+def test_check_reports_missing_and_stale_and_writes_nothing(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts"
+    report = build(prompts, check_only=True)
+    assert report.exit_code == 1
+    assert len(report.missing) == len(TEXTS)
+    assert not prompts.exists()
+
+    build(prompts)
+    assert build(prompts, check_only=True).exit_code == 0
+
+    before = mtimes(prompts)
+    manifest_before = (prompts / "ru" / ".manifest.json").read_bytes()
+    texts = [*TEXTS[:5], PromptText("1414/bye", "ru", "Всего доброго!")]
+    wav_of(prompts, "kk", "1414/welcome").unlink()
+    report = build(prompts, texts, check_only=True)
+    assert report.exit_code == 1
+    assert report.stale == ("ru/1414/bye",)
+    assert report.missing == ("kk/1414/welcome",)
+    assert "stale: ru/1414/bye" in report.summary()
+    del before["kk/1414/welcome.wav"]
+    assert mtimes(prompts) == before
+    assert (prompts / "ru" / ".manifest.json").read_bytes() == manifest_before
+
+
+def test_missing_prompts_lists_what_the_engine_would_lack(built: Path) -> None:
+    extra = PromptText("1414/new", "ru", "Новый текст.")
+    assert missing_prompts([*TEXTS, extra], built) == ["ru/1414/new"]
+    assert missing_prompts(TEXTS, built) == []
+    # The engine also needs the number and queue sounds when it says positions and minutes itself.
+    with_sounds = missing_prompts(TEXTS, built, include_asterisk_sounds=True)
+    assert {"kk/digits/1", "ru/digits/1f", "ru/ivr/minute-few", "kk/queue-thankyou"} <= set(with_sounds)
+
+
+def test_check_prompts_says_what_is_missing_and_why_it_cannot_be_built(built: Path, tmp_path: Path) -> None:
+    extra = PromptText("1414/new", "kk", "Жаңа мәтін.")
+    assert check_prompts(TEXTS, built) == []
+    assert check_prompts([*TEXTS, extra], built) == [
+        "prompt kk/1414/new is missing (run `ivr prompts build`)"
+    ]
+
+    # A machine with sox but no espeak-ng: the validator must say the prompt cannot be synthesised.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    os.symlink(shutil.which("sox"), bin_dir / "sox")
+    old_path = os.environ["PATH"]
+    os.environ["PATH"] = str(bin_dir)
+    try:
+        messages = check_prompts([*TEXTS, extra], built)
+    finally:
+        os.environ["PATH"] = old_path
+    assert any("espeak-ng is not installed" in message for message in messages)
+
+
+def test_an_unknown_voice_fails_the_build_with_its_name(tmp_path: Path) -> None:
+    settings = PromptSettings(voices={"kk": {"voice": "no-such-voice"}})
+    report = build(tmp_path / "prompts", settings=settings)
+    assert not report.ok
+    assert any("no-such-voice" in message for message in report.failed)
+    assert check_prompts(TEXTS, tmp_path / "prompts", settings)[-1].endswith("no voice 'no-such-voice'")
+
+
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        ([PromptText("1414/x", "kk", "   ")], "empty text"),
+        ([PromptText("../etc/passwd", "kk", "мәтін")], "sound name"),
+        ([PromptText("/abs", "ru", "текст")], "sound name"),
+        ([PromptText("1414/x", "en", "text")], "unknown language"),
+        ([PromptText("1414/x", "ru", "один"), PromptText("1414/x", "ru", "другой")], "two different texts"),
+    ],
+)
+def test_bad_texts_are_refused_before_anything_is_written(tmp_path: Path, texts, message: str) -> None:
+    with pytest.raises(PromptError, match=message):
+        build(tmp_path / "prompts", texts)
+    assert not (tmp_path / "prompts").exists()
+
+
+def test_bad_voice_settings_are_refused(tmp_path: Path) -> None:
+    from ivr.prompts.synth import SynthError
+
+    with pytest.raises(SynthError, match="rate"):
+        build(tmp_path / "p", settings=PromptSettings(voices={"ru": {"rate": 5000}}))
+    with pytest.raises(SynthError, match="unknown setting"):
+        build(tmp_path / "p", settings=PromptSettings(voices={"ru": {"speed": 1}}))
+
+
+def test_the_espeak_ng_program_engine_gives_the_same_format(tmp_path: Path) -> None:
+    settings = PromptSettings(voices={"ru": {"voice": "ru", "engine": "espeak-ng"}})
+    prompts = tmp_path / "prompts"
+    report = build(prompts, [t for t in TEXTS if t.language == "ru"], settings=settings, languages=("ru",))
+    assert report.ok and len(report.synthesized) == 3
+    with wave.open(str(wav_of(prompts, "ru", "1414/welcome")), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
+        assert wav.getnframes() / 8000 > 2.0

@@ -1,0 +1,95 @@
+"""`ivr prompts build` / `ivr prompts say` on the real 1414 menu, and the number sounds Asterisk looks for."""
+
+from __future__ import annotations
+
+import argparse
+import wave
+from pathlib import Path
+
+import pytest
+
+from ivr.config import PromptSettings
+from ivr.prompts.build import build_prompts
+from ivr.prompts.catalog import asterisk_sound_texts
+from ivr.prompts.cli import register, texts_from_menus
+from ivr.prompts.numbers import minutes_phrase, say_number_prompts
+
+REPO = Path(__file__).resolve().parent.parent
+MENUS = REPO / "menus"
+
+
+def run(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="ivr")
+    parser.add_argument("--config")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def number_prompts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Only Asterisk's own sounds, both languages, narrowband: what SayNumber and the engine need."""
+    prompts = tmp_path_factory.mktemp("numbers") / "prompts"
+    report = build_prompts([], prompts, PromptSettings(), wideband=False)
+    assert report.ok, report.summary()
+    return prompts
+
+
+def test_numbers_1_to_999_resolve_to_files_that_exist(number_prompts: Path) -> None:
+    for language in ("kk", "ru"):
+        for n in range(1, 1000):
+            for sound in say_number_prompts(n, language):
+                assert (number_prompts / language / f"{sound}.wav").is_file(), (language, n, sound)
+        for n in (1, 2, 5, 21, 90):
+            for sound in minutes_phrase(n, language):
+                assert (number_prompts / language / f"{sound}.wav").is_file()
+
+
+def test_queue_announcements_exist_in_the_layout_app_queue_reads(number_prompts: Path) -> None:
+    for language in ("kk", "ru"):
+        for text in asterisk_sound_texts(language):
+            path = number_prompts / language / f"{text.name}.wav"
+            with wave.open(str(path), "rb") as wav:
+                assert (wav.getframerate(), wav.getnchannels()) == (8000, 1)
+                assert wav.getnframes() > 0.2 * 8000
+        assert (number_prompts / language / "queue-periodic-announce.wav").is_file()
+        assert (number_prompts / language / "digits" / "thousand.wav").is_file()
+
+
+def test_the_1414_menu_texts_are_read_from_the_menu_directory() -> None:
+    texts = texts_from_menus(MENUS)
+    assert {t.language for t in texts} == {"kk", "ru"}
+    assert all(t.text.strip() for t in texts)
+
+
+def test_check_on_an_empty_prompt_directory_fails_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    prompts = tmp_path / "prompts"
+    assert run("prompts", "build", "--menus", str(MENUS), "--prompts", str(prompts), "--check") == 1
+    assert "missing: kk/" in capsys.readouterr().err
+    assert not prompts.exists()
+
+
+def test_build_then_check_one_language(tmp_path: Path, capsys) -> None:
+    prompts = tmp_path / "prompts"
+    args = ("prompts", "build", "--menus", str(MENUS), "--prompts", str(prompts), "--lang", "ru")
+    assert run(*args, "--no-wideband") == 0
+    menu_names = {t.name for t in texts_from_menus(MENUS) if t.language == "ru"}
+    for name in menu_names:
+        assert (prompts / "ru" / f"{name}.wav").is_file()
+    assert not (prompts / "kk").exists()
+    capsys.readouterr()
+    assert run(*args, "--no-wideband", "--check") == 0
+    assert "0 missing, 0 stale" in capsys.readouterr().out
+
+
+def test_a_missing_menu_directory_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    assert run("prompts", "build", "--menus", str(tmp_path / "nope"), "--prompts", str(tmp_path)) == 2
+    assert "no such menu directory" in capsys.readouterr().err
+
+
+def test_say_writes_one_trial_file(tmp_path: Path) -> None:
+    out = tmp_path / "try.wav"
+    assert run("prompts", "say", "Сіздің кезектегі нөміріңіз бес", "--lang", "kk", "-o", str(out)) == 0
+    with wave.open(str(out), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
+        assert 1.0 < wav.getnframes() / 8000 < 6.0
