@@ -291,3 +291,23 @@ def test_the_espeak_ng_program_engine_gives_the_same_format(tmp_path: Path) -> N
     with wave.open(str(wav_of(prompts, "ru", "1414/welcome")), "rb") as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
         assert wav.getnframes() / 8000 > 2.0
+
+
+def test_files_left_by_an_interrupted_build_are_not_mistaken_for_recordings(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts"
+    texts = [PromptText(f"1414/item-{i}", "ru", f"Пункт номер {i}.") for i in range(12)]
+
+    def interrupt(done: int, total: int, item: str) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while other prompts are still being written
+
+    with pytest.raises(KeyboardInterrupt):
+        build(prompts, texts, languages=("ru",), workers=2, progress=interrupt)
+    # The other worker finished its file after the interruption: on disk, but only marked pending.
+    pending = {name for name, entry in manifest(prompts, "ru").items() if entry.get("pending")}
+    written = {f"1414/{p.stem}" for p in (prompts / "ru" / "1414").glob("*.wav")}
+    assert written & pending
+
+    report = build(prompts, texts, languages=("ru",))
+    assert report.ok and report.human == ()
+    assert {entry["kind"] for entry in manifest(prompts, "ru").values()} == {"generated"}
+    assert not any(entry.get("pending") for entry in manifest(prompts, "ru").values())

@@ -255,8 +255,11 @@ class _Step:
     reason: str  # "missing", "stale", "recording"
     job: RenderJob
     manifest: Manifest = attrs.field(eq=False, repr=False)
+    previous: Entry | None = None  # the manifest entry before this build
     text: str = ""
-    move_source_first: bool = False  # the source is name.wav itself: keep its bytes in .originals
+    # Where the admin's original goes: "after" a successful conversion (name.mp3 beside name.wav),
+    # "before" it (the source is name.wav itself, which the conversion replaces), or "kept" already.
+    move_source: str = "after"
 
 
 @attrs.define
@@ -311,24 +314,32 @@ def _plan_language(
         wav16 = language_dir / f"{name}{WIDEBAND_EXT}"
         entry = plan.manifest.entries.get(name)
         wav_sha = _sha_or_none(wav)
-        ours = entry is not None and wav_sha is not None and wav_sha == entry.wav_sha
+        pending = entry is not None and entry.pending
+        ours = entry is not None and wav_sha is not None and (pending or wav_sha == entry.wav_sha)
         wav16_target = wav16 if wideband else None
         speak = RenderJob(key, wav, wav16_target, text=text, voice=voice)
         sources = [wav.with_name(wav.stem + ext) for ext in HUMAN_SOURCE_EXTS]
         sources = [path for path in sources if path.is_file()]
+        kept = language_dir / entry.source if entry is not None and entry.source else None
         if sources:
             if len(sources) > 1 or (wav_sha is not None and not ours):
                 found = ", ".join(p.name for p in ([wav] if wav_sha and not ours else []) + sources)
                 tally.failed.append(f"{key}: several recordings ({found}); keep one")
                 continue
             job = RenderJob(key, wav, wav16_target, source=sources[0])
-            plan.steps.append(_Step(key, language_dir, name, "recording", job, plan.manifest))
+            plan.steps.append(_Step(key, language_dir, name, "recording", job, plan.manifest, entry))
+        elif pending and entry is not None and entry.kind == HUMAN and kept is not None and kept.is_file():
+            # A conversion was interrupted after the original was moved aside: convert it again.
+            job = RenderJob(key, wav, wav16_target, source=kept)
+            step = _Step(key, language_dir, name, "recording", job, plan.manifest, entry, move_source="kept")
+            plan.steps.append(step)
         elif wav_sha is None:
-            plan.steps.append(_Step(key, language_dir, name, "missing", speak, plan.manifest, text))
+            plan.steps.append(_Step(key, language_dir, name, "missing", speak, plan.manifest, entry, text))
         elif ours and entry is not None and entry.kind == GENERATED:
             wav16_fine = not wideband or _sha_or_none(wav16) == entry.wav16_sha
-            if force or entry.key != content_key(text, voice, wideband) or not wav16_fine:
-                plan.steps.append(_Step(key, language_dir, name, "stale", speak, plan.manifest, text))
+            stale = pending or entry.key != content_key(text, voice, wideband) or not wav16_fine
+            if force or stale:
+                plan.steps.append(_Step(key, language_dir, name, "stale", speak, plan.manifest, entry, text))
             else:
                 tally.unchanged.append(key)
         elif ours:
@@ -351,7 +362,10 @@ def _adopt_recording(
         tally.unchanged.append(key)
         return
     job = RenderJob(key, wav, wav16, source=wav)
-    step = _Step(key, plan.language_dir, name, "recording", job, plan.manifest, move_source_first=True)
+    previous = plan.manifest.entries.get(name)
+    step = _Step(
+        key, plan.language_dir, name, "recording", job, plan.manifest, previous, move_source="before"
+    )
     plan.steps.append(step)
 
 
@@ -371,13 +385,22 @@ def _execute(
     jobs: dict[str, tuple[_Step, RenderJob]] = {}
     for step in steps:
         job = step.job
-        if step.move_source_first:
-            assert job.source is not None
+        entries = step.manifest.entries
+        if job.source is None:
+            entries[step.name] = Entry(GENERATED, "", text=step.text, pending=True)
+        elif step.move_source == "before":
             kept = _original_path(step, job.source)
             kept.parent.mkdir(parents=True, exist_ok=True)
             os.replace(job.source, kept)
             job = attrs.evolve(job, source=kept)
+            entries[step.name] = Entry(
+                HUMAN, "", source=kept.relative_to(step.language_dir).as_posix(), pending=True
+            )
+        elif step.move_source == "after":
+            entries[step.name] = Entry(HUMAN, "", pending=True)
         jobs[step.key] = (step, job)
+    for manifest in {id(step.manifest): step.manifest for step in steps}.values():
+        manifest.save()  # the pending marks must be on disk before any file is touched
     total = len(jobs)
     for done, result in enumerate(_run_jobs([job for _, job in jobs.values()], workers), start=1):
         step, job = jobs[result.key]
@@ -414,8 +437,9 @@ def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) ->
     manifest = step.manifest
     if result.error:
         tally.failed.append(f"{step.key}: {result.error}")
-        if step.move_source_first and job.source is not None and not step.job.wav.exists():
+        if step.move_source == "before" and job.source is not None and not step.job.wav.exists():
             os.replace(job.source, step.job.wav)  # put the admin's file back where it was
+            manifest.entries.pop(step.name, None)
         return
     if job.source is None:
         key = content_key(step.text, job.voice, job.wav16 is not None) if job.voice else ""
@@ -423,14 +447,13 @@ def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) ->
         tally.synthesized.append(step.key)
         return
     source = job.source
-    if not step.move_source_first:
+    if step.move_source == "after":
         kept = _original_path(step, source)
         kept.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, kept)
         source = kept
-    old = manifest.entries.get(step.name)
     if result.wav16_sha is None:
-        _drop_generated_wav16(step.language_dir, step.name, old)
+        _drop_generated_wav16(step.language_dir, step.name, step.previous)
     relative = source.relative_to(step.language_dir).as_posix()
     manifest.entries[step.name] = Entry(HUMAN, result.wav_sha, result.wav16_sha, source=relative)
     tally.converted.append(step.key)
@@ -451,7 +474,7 @@ def _remove_unused(plan: _Plan, tally: _Tally) -> None:
             continue
         for path, sha in ((wav, entry.wav_sha), (wav16, entry.wav16_sha)):
             # Only the build's own bytes: a person's file put in its place since is left alone.
-            if sha and _sha_or_none(path) == sha:
+            if path.is_file() and (entry.pending or (sha and file_sha256(path) == sha)):
                 path.unlink()
         del plan.manifest.entries[name]
         tally.removed.append(key)

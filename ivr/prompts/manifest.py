@@ -1,7 +1,7 @@
 """prompts/<lang>/.manifest.json: what the build made, so it can tell its own files from an admin's.
 
 A file is the build's own only while its bytes hash to what the manifest recorded when the build wrote
-it. Anything else under prompts/<lang>/ (a file never recorded, or one whose hash changed because a
+it (or while the entry is marked pending: the build was writing it when it was interrupted). Anything else under prompts/<lang>/ (a file never recorded, or one whose hash changed because a
 person replaced it) is a human recording: kept, converted if needed, never overwritten or deleted.
 """
 
@@ -28,14 +28,17 @@ class ManifestError(ValueError):
 @attrs.frozen
 class Entry:
     kind: str = attrs.field(validator=attrs.validators.in_((GENERATED, HUMAN)))
-    wav_sha: str
+    wav_sha: str = ""  # empty while pending
     wav16_sha: str | None = None
     key: str = ""  # content hash of text + voice + synth version (generated files only)
     text: str = ""  # kept for people reading the manifest and for `--check` messages
     source: str = ""  # human: where the original recording was kept, relative to prompts/<lang>/
+    # Written before the build starts on the file and cleared when it is done: after a crash in
+    # between, whatever is at the path is the build's half-finished work, not a person's recording.
+    pending: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in attrs.asdict(self).items() if v not in ("", None)}
+        return {k: v for k, v in attrs.asdict(self).items() if v not in ("", None, False)}
 
 
 @attrs.define
