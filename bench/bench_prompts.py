@@ -13,13 +13,13 @@ from pathlib import Path
 
 from ivr.config import PromptSettings
 from ivr.prompts.build import build_prompts
-from ivr.prompts.cli import texts_from_menus
+from ivr.prompts.cli import texts_for_engine
 from ivr.texts import LANGUAGES, PromptText
 
 
 def menu_texts(menus: Path) -> tuple[list[PromptText], str]:
     try:
-        return texts_from_menus(menus), f"{menus}/*.yaml"
+        return texts_for_engine(menus), f"{menus}/*.yaml and the engine's own texts"
     except Exception as exc:  # a bench still runs while the menu model is broken: say so, use a stand-in
         print(f"menus not loadable ({exc}); using 100 generated texts per language")
         words = {

@@ -80,7 +80,8 @@ class SpeechSettings:
     max_pending: int = 8  # decodes waiting beyond this degrade the call to DTMF
     max_record_seconds: int = 8
     silence_seconds: int = 2
-    confidence: float = 0.6
+    # Mean word confidence below which a speech match is not trusted (the caller is asked for a key).
+    confidence: float = 0.8
 
 
 @attrs.frozen

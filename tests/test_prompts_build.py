@@ -120,6 +120,9 @@ def test_changing_a_languages_voice_rebuilds_that_language_only(built: Path) -> 
 
 def test_removing_a_text_deletes_its_generated_files_only(built: Path) -> None:
     texts = [t for t in TEXTS if not (t.name == "1414/bye" and t.language == "kk")]
+    check = build(built, texts, check_only=True)
+    assert check.removed == ("kk/1414/bye",) and check.ok  # reported, not an error, nothing deleted
+    assert wav_of(built, "kk", "1414/bye").exists()
     report = build(built, texts)
     assert report.removed == ("kk/1414/bye",)
     assert not wav_of(built, "kk", "1414/bye").exists()
@@ -281,6 +284,8 @@ def test_bad_voice_settings_are_refused(tmp_path: Path) -> None:
         build(tmp_path / "p", settings=PromptSettings(voices={"ru": {"rate": 5000}}))
     with pytest.raises(SynthError, match="unknown setting"):
         build(tmp_path / "p", settings=PromptSettings(voices={"ru": {"speed": 1}}))
+    messages = check_prompts(TEXTS, tmp_path / "p", PromptSettings(voices={"kk": {"pitch": 120}}))
+    assert messages[-1] == "prompts.voices.kk: pitch 120 is outside espeak-ng's 0-99"
 
 
 def test_the_espeak_ng_program_engine_gives_the_same_format(tmp_path: Path) -> None:
@@ -311,3 +316,17 @@ def test_files_left_by_an_interrupted_build_are_not_mistaken_for_recordings(tmp_
     assert report.ok and report.human == ()
     assert {entry["kind"] for entry in manifest(prompts, "ru").values()} == {"generated"}
     assert not any(entry.get("pending") for entry in manifest(prompts, "ru").values())
+
+
+@pytest.mark.parametrize("voice", ["kk", "ru", "kk+f3"])
+def test_pyttsx3_speaks_with_the_configured_voice_not_a_fallback(tmp_path: Path, voice: str) -> None:
+    from ivr.prompts.synth import VoiceSettings, synthesize
+
+    text = "Сіздің кезектегі нөміріңіз жиырма бір. Ваш номер в очереди двадцать один."
+    lengths = {}
+    for engine in ("pyttsx3", "espeak-ng"):
+        synthesize(text, VoiceSettings(voice, engine=engine), tmp_path / f"{engine}.wav")
+        with wave.open(str(tmp_path / f"{engine}.wav"), "rb") as wav:
+            lengths[engine] = wav.getnframes()
+    # Same voice, same length (espeak-ng varies by a few samples); a fallback voice differs by far more.
+    assert abs(lengths["pyttsx3"] - lengths["espeak-ng"]) < 0.02 * lengths["espeak-ng"]

@@ -11,7 +11,7 @@ import pytest
 from ivr.config import PromptSettings
 from ivr.prompts.build import build_prompts
 from ivr.prompts.catalog import asterisk_sound_texts
-from ivr.prompts.cli import register, texts_from_menus
+from ivr.prompts.cli import register, texts_for_engine, texts_from_menus
 from ivr.prompts.numbers import minutes_phrase, say_number_prompts
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,8 +73,9 @@ def test_build_then_check_one_language(tmp_path: Path, capsys) -> None:
     prompts = tmp_path / "prompts"
     args = ("prompts", "build", "--menus", str(MENUS), "--prompts", str(prompts), "--lang", "ru")
     assert run(*args, "--no-wideband") == 0
-    menu_names = {t.name for t in texts_from_menus(MENUS) if t.language == "ru"}
-    for name in menu_names:
+    needed = {t.name for t in texts_for_engine(MENUS) if t.language == "ru"}
+    assert {t.name for t in texts_from_menus(MENUS)} < needed  # the engine's own texts come too
+    for name in needed:
         assert (prompts / "ru" / f"{name}.wav").is_file()
     assert not (prompts / "kk").exists()
     capsys.readouterr()
@@ -93,3 +94,22 @@ def test_say_writes_one_trial_file(tmp_path: Path) -> None:
     with wave.open(str(out), "rb") as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
         assert 1.0 < wav.getnframes() / 8000 < 6.0
+
+
+def test_progress_in_a_log_is_a_line_per_tenth_and_silent_for_short_builds() -> None:
+    import io
+
+    from ivr.prompts.progress import StderrProgress
+
+    log = io.StringIO()
+    progress = StderrProgress(log)
+    for done in range(1, 101):
+        progress(done, 100, f"kk/item-{done}")
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 11 and lines[-1].startswith("prompts: 100/100 (100%)")
+
+    quiet = io.StringIO()
+    short = StderrProgress(quiet)
+    for done in range(1, 4):
+        short(done, 3, "kk/x")
+    assert quiet.getvalue() == ""

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterable
+from pathlib import Path
 
 import attrs
 
@@ -24,6 +25,7 @@ from ivr.engine.services import EngineServices
 from ivr.engine.system_texts import system_prompt_texts
 from ivr.menus.library import MenuLibrary
 from ivr.menus.model import Menu
+from ivr.menus.validator import ValidatorOptions
 from ivr.texts import PromptText
 
 log = logging.getLogger("ivr")
@@ -52,14 +54,21 @@ def hours_for(menu: Menu | None) -> OpeningHours:
     return attrs.evolve(own, holidays=own.holidays | default.holidays)
 
 
+def menu_options(settings: Settings) -> ValidatorOptions:
+    """What the engine validates menus against: the queues of asterisk-conf/ beside the menus."""
+    queues = Path(settings.menus_dir).resolve().parent / "asterisk-conf" / "queues.conf"
+    return ValidatorOptions(queues_conf=queues if queues.is_file() else None)
+
+
 class Engine:
     def __init__(self, settings: Settings, services: EngineServices | None = None) -> None:
         self.settings = settings
         self.services = services or EngineServices(settings=settings)
-        self.library = MenuLibrary(settings.menus_dir)
+        self.library = MenuLibrary(settings.menus_dir, menu_options(settings))
         self.server: AgiServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._owned: set[str] = set()  # parts this engine opened (and so closes); given ones stay open
 
     # --- routing -----------------------------------------------------------------------------
     def route(self, script: str) -> Handler | None:
@@ -109,7 +118,9 @@ class Engine:
         from ivr.prompts.build import build_prompts, missing_prompts
 
         texts = engine_prompt_texts(self.library.menus().values())
-        missing = await asyncio.to_thread(missing_prompts, texts, self.settings.prompts.dir)
+        missing = await asyncio.to_thread(
+            missing_prompts, texts, self.settings.prompts.dir, include_asterisk_sounds=True
+        )
         if not missing:
             return
         if not self.settings.prompts.synthesize_missing:
@@ -130,17 +141,20 @@ class Engine:
             from ivr.journal.state import open_state
 
             self.services.state = await open_state(settings)
+            self._owned.add("state")
         if self.services.speech is None:
             from ivr.speech.recognizer import SpeechService
 
             speech = SpeechService.from_settings(settings.speech)
             await speech.start()
             self.services.speech = speech
+            self._owned.add("speech")
         if self.services.ami is None and settings.ami.enabled:
             from ivr.ami.client import AmiClient
 
             self.services.ami = AmiClient(settings.ami)
-            await self.services.ami.start()
+            self.services.ami.start()
+            self._owned.add("ami")
         elif not settings.ami.enabled:
             log.info("AMI not configured: no queue figures, callbacks are stored but not dialled")
         from ivr.engine.background import CallbackDialer, IncidentAudio
@@ -162,12 +176,12 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if self.services.ami is not None:
+        if "ami" in self._owned:
             with contextlib.suppress(Exception):
                 await self.services.ami.close()
-        if self.services.speech is not None:
+        if "speech" in self._owned:
             self.services.speech.close()
-        if self.services.state is not None:
+        if "state" in self._owned:
             await self.services.state.close()
 
     async def serve_forever(self) -> None:

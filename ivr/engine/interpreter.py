@@ -387,7 +387,16 @@ class CallSession:
             match = matcher.match(recognition, self.language)
         if match is None:
             return _Choice("invalid", text, "speech")
-        if match.needs_confirmation and not question:
+        # Below the configured confidence the recogniser may have forced unknown speech into the
+        # node's words (a model without [unk] does): treat it like an unsure match.
+        # The same word heard several times in one short answer is the other signature of that.
+        words = [w.word for w in recognition.words if w.word != "[unk]"]
+        unsure = (
+            match.needs_confirmation
+            or recognition.confidence < self.services.settings.speech.confidence
+            or len(words) != len(set(words))
+        )
+        if unsure and not question:
             # Unsure: do not guess with a caller's time; ask for the key on the next try instead.
             self._dtmf_only = True
             await self._play_sound("ivr/not-understood", "")

@@ -51,7 +51,8 @@ def _node_label(node: m.Node, language: str) -> str:
         head += f"\nto {node.to}"
     own = next((p for p in node.say if p.shared_id is None), None)
     if own is not None:
-        text = textwrap.shorten(own.texts.get(language), width=70, placeholder=" …")
+        text = own.texts.get(language)
+        text = text if len(text) <= 70 else text[:69].rsplit(" ", 1)[0] + " …"
         head += "\n" + "\n".join(textwrap.wrap(text, width=36))
     return head
 

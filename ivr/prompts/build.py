@@ -7,6 +7,8 @@ text is no longer among them is deleted. Per (language, name) the build decides:
   prompts/<lang>/.originals/ when the file has to be converted.
 - the build's own file is there and its content key (text + voice + SYNTH_VERSION) is unchanged: nothing.
 - otherwise: synthesise.
+Entries are marked pending in the manifest before their files are touched, so the leftovers of an
+interrupted build are recognised as the build's own next time.
 """
 
 from __future__ import annotations
@@ -33,12 +35,12 @@ from ivr.prompts.audio import (
 from ivr.prompts.catalog import asterisk_sound_texts
 from ivr.prompts.manifest import GENERATED, HUMAN, Entry, Manifest
 from ivr.prompts.render import RenderJob, RenderResult, render
-from ivr.prompts.synth import SYNTH_VERSION, VoiceSettings, all_voices, synthesis_problems
+from ivr.prompts.synth import SYNTH_VERSION, SynthError, VoiceSettings, all_voices, synthesis_problems
 from ivr.texts import LANGUAGES, PromptText
 
 ORIGINALS_DIR = ".originals"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
-# Below this many jobs the cost of starting worker processes outweighs the parallel gain.
+# Below this many jobs a build runs them one after another in the calling thread.
 _MIN_PARALLEL_JOBS = 8
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -57,7 +59,7 @@ class BuildReport:
     converted: tuple[str, ...] = ()  # human recordings brought to the native format
     human: tuple[str, ...] = ()  # human recordings in use, converted or not
     unchanged: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()  # generated files of texts no longer in the menus
+    removed: tuple[str, ...] = ()  # generated files of texts no longer in the menus (check: would be)
     unused_human: tuple[str, ...] = ()  # human recordings no text refers to (kept)
     missing: tuple[str, ...] = ()  # check_only: no audio at all
     stale: tuple[str, ...] = ()  # check_only: text/voice changed, or a recording awaits conversion
@@ -75,6 +77,7 @@ class BuildReport:
         if self.check_only:
             lines = [f"missing: {name}" for name in self.missing]
             lines += [f"stale: {name}" for name in self.stale]
+            lines += [f"unused, a build removes it: {name}" for name in self.removed]
             lines += [f"error: {message}" for message in self.failed]
             counts = f"{len(self.missing)} missing, {len(self.stale)} stale, {len(self.unchanged)} up to date"
             lines.append(f"prompts check: {counts}, {len(self.human)} human recordings")
@@ -177,6 +180,7 @@ def build_prompts(
         for plan in plans.values():
             for step in plan.steps:
                 (tally.missing if step.reason == "missing" else tally.stale).append(step.key)
+            _remove_unused(plan, tally, dry_run=True)
         return tally.report(check_only=True)
     if any(plan.steps for plan in plans.values()):
         problems = synthesis_problems(voices) if any(p.needs_speech for p in plans.values()) else []
@@ -235,7 +239,7 @@ def check_prompts(
     try:
         collect_texts(texts, languages, include_asterisk_sounds=False)
         voices = all_voices(prompt_settings, tuple(languages))
-    except ValueError as exc:  # PromptError and SynthError both
+    except (PromptError, SynthError) as exc:
         return [*messages, *str(exc).splitlines()]
     if messages:
         messages += synthesis_problems(voices)
@@ -460,7 +464,7 @@ def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) ->
     tally.human.append(step.key)
 
 
-def _remove_unused(plan: _Plan, tally: _Tally) -> None:
+def _remove_unused(plan: _Plan, tally: _Tally, *, dry_run: bool = False) -> None:
     language = plan.language_dir.name
     for name, entry in list(plan.manifest.entries.items()):
         if name in plan.targets:
@@ -472,12 +476,14 @@ def _remove_unused(plan: _Plan, tally: _Tally) -> None:
             if wav.exists():
                 tally.unused_human.append(key)
             continue
+        tally.removed.append(key)
+        if dry_run:
+            continue
         for path, sha in ((wav, entry.wav_sha), (wav16, entry.wav16_sha)):
             # Only the build's own bytes: a person's file put in its place since is left alone.
             if path.is_file() and (entry.pending or (sha and file_sha256(path) == sha)):
                 path.unlink()
         del plan.manifest.entries[name]
-        tally.removed.append(key)
         _prune_empty_dirs(wav.parent, plan.language_dir)
 
 

