@@ -19,7 +19,9 @@ async def test_russian_caller_presses_zero_and_reaches_the_russian_operator_queu
     assert call.queue == "ru-general"
     assert call.variables["IVR_ROUTED"] == "1"
     # the caller pressed 2 while the Kazakh greeting played (Kazakh first: the state language)
-    languages_set = [e.args[1] for e in call.exchanges if e.command == "SET VARIABLE" and e.args[0] == "CHANNEL(language)"]
+    languages_set = [
+        e.args[1] for e in call.exchanges if e.command == "SET VARIABLE" and e.args[0] == "CHANNEL(language)"
+    ]
     assert languages_set[:3] == ["kk", "kk", "ru"]
     assert call.prompts[:2] == ["1414/welcome", "1414/greeting"]
 
@@ -71,7 +73,9 @@ async def test_language_key_switches_language_at_any_time(engine, place_call) ->
     assert call.language == "ru" and call.queue == "ru-general"
 
 
-async def test_invalid_keys_exhaust_retries_and_reach_the_open_question_then_operator(engine, place_call) -> None:
+async def test_invalid_keys_exhaust_retries_and_reach_the_open_question_then_operator(
+    engine, place_call
+) -> None:
     call = await place_call(Press("2"), Press("7"), Press("8"), Press("7"))
     assert call.prompts.count("1414/text-invalid") == 3
     assert "1414/ask_topic" in call.prompts  # main menu failure goes to the open question

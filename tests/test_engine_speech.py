@@ -3,9 +3,9 @@ real Vosk recogniser (the packaged Korean model standing in for the Russian one)
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import subprocess
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -38,7 +38,22 @@ def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("utterances")
     noise = directory / "noise.wav"
     subprocess.run(
-        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(noise), "synth", "2", "whitenoise", "vol", "0.05"],
+        [
+            "sox",
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            str(noise),
+            "synth",
+            "2",
+            "whitenoise",
+            "vol",
+            "0.05",
+        ],
         check=True,
     )
     return {
@@ -114,7 +129,9 @@ async def test_a_key_pressed_while_recording_wins_over_speech(engine: Engine) ->
 
 
 @pytest.mark.parametrize("what", ["unknown", "noise"])
-async def test_unknown_speech_or_noise_takes_the_fallback(engine: Engine, audio: dict[str, Path], what: str) -> None:
+async def test_unknown_speech_or_noise_takes_the_fallback(
+    engine: Engine, audio: dict[str, Path], what: str
+) -> None:
     fake = await call(engine, Say(audio[what]), Say(audio[what]))
     record = await engine.services.state.journal.call(fake.uniqueid)
     heard = [(e.kind, e.data) for e in record.events if e.kind in ("speech", "choice", "invalid")]

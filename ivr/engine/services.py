@@ -47,6 +47,7 @@ class EngineServices:
 
     def global_classifier(self, menu: Menu) -> IntentClassifier[str]:
         """Menu-wide phrases (repeat, back, top, language) by action; the operator is matched apart."""
+
         def build() -> IntentClassifier[str]:
             return IntentClassifier(
                 [

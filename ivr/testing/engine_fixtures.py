@@ -1,10 +1,10 @@
 """pytest fixtures that start a real engine on an ephemeral port and place fake Asterisk calls into it.
 
-    pytest_plugins = ["ivr.testing.engine_fixtures"]
+pytest_plugins = ["ivr.testing.engine_fixtures"]
 
-    async def test_russian_caller_reaches_operator(engine, place_call):
-        call = await place_call(Press("2"), Press("0"))
-        assert call.queue == "ru-general"
+async def test_russian_caller_reaches_operator(engine, place_call):
+    call = await place_call(Press("2"), Press("0"))
+    assert call.queue == "ru-general"
 """
 
 from __future__ import annotations
