@@ -68,7 +68,9 @@ class Engine:
         self.server: AgiServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
-        self._owned: set[str] = set()  # parts this engine opened (and so closes); given ones stay open
+        self._owned: set[str] = set()
+        self._prompt_build: asyncio.Task[None] | None = None
+        self._menu_version = 0  # parts this engine opened (and so closes); given ones stay open
 
     # --- routing -----------------------------------------------------------------------------
     def route(self, script: str) -> Handler | None:
@@ -109,6 +111,7 @@ class Engine:
             env_timeout=agi.env_timeout,
             command_timeout=agi.command_timeout,
         )
+        self.library.on_change(self._menu_changed)
         bound = await self.server.start()
         self._tasks.append(asyncio.create_task(self.library.watch(0.5), name="menu-watch"))
         log.info("FastAGI listening on %s:%d; menus: %s", host, bound, ", ".join(self.library.names()))
@@ -134,6 +137,32 @@ class Engine:
         report = await asyncio.to_thread(build_prompts, texts, self.settings.prompts.dir, self.settings)
         if not report.ok:
             raise StartupError(f"prompts could not be built:\n{report.summary()}")
+
+    def _menu_changed(self, name: str, menu: Menu | None) -> None:
+        """A reloaded menu may bring new texts: synthesise them (incrementally) off the event loop."""
+        self._menu_version += 1
+        if self._prompt_build is None or self._prompt_build.done():
+            self._prompt_build = asyncio.get_running_loop().create_task(self._build_changed_prompts(name))
+
+    async def _build_changed_prompts(self, name: str) -> None:
+        from ivr.prompts.build import build_prompts
+
+        while True:  # again if another edit landed while building
+            version = self._menu_version
+            texts = engine_prompt_texts(self.library.menus().values())
+            try:
+                report = await asyncio.to_thread(
+                    build_prompts, texts, self.settings.prompts.dir, self.settings
+                )
+            except Exception as exc:
+                log.error("menu %s reloaded, but its prompts could not be built: %s", name, exc)
+                return
+            if version == self._menu_version:
+                break
+        if report.ok:
+            log.info("menu %s reloaded; prompts: %s", name, report.summary())
+        else:
+            log.error("menu %s reloaded, but some prompts failed: %s", name, report.summary())
 
     async def _start_optional_parts(self) -> None:
         settings = self.settings

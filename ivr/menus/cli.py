@@ -48,9 +48,21 @@ def _menus_dir(args: argparse.Namespace) -> Path:
         raise SystemExit(2) from None
 
 
-def _options(menus_dir: Path, queues_conf: str | None) -> ValidatorOptions:
+def _options(menus_dir: Path, queues_conf: str | None, config: str | None = None) -> ValidatorOptions:
+    """Queues from asterisk-conf/, prompts from the configured prompt directory (present or buildable),
+    speech phrases against the configured Vosk models' vocabularies (where a model is present)."""
+    from ivr.prompts.build import check_prompts
+    from ivr.speech.vocabulary import vocabulary_for
+
+    settings = load_settings(config)
     conf = Path(queues_conf) if queues_conf else menus_dir.resolve().parent / "asterisk-conf" / "queues.conf"
-    return ValidatorOptions(queues_conf=conf)
+
+    def prompts_hook(texts: list) -> list[str]:
+        return check_prompts(texts, settings.prompts.dir, settings, buildable_is_fine=True)
+
+    return ValidatorOptions(
+        queues_conf=conf, check_prompts=prompts_hook, vocabulary=vocabulary_for(settings.speech)
+    )
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -65,7 +77,7 @@ def run_check(args: argparse.Namespace) -> int:
     else:
         print(f"error: {target}: no such file or directory", file=sys.stderr)
         return 1
-    options = _options(menus_dir, args.queues_conf)
+    options = _options(menus_dir, args.queues_conf, getattr(args, "config", None))
     errors: list[MenuProblem] = []
     warnings: list[MenuProblem] = []
     nodes = 0

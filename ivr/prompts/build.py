@@ -228,8 +228,14 @@ def check_prompts(
     texts: Iterable[PromptText],
     prompts_dir: str | os.PathLike[str] = "prompts",
     settings: PromptSettings | Settings | None = None,
+    *,
+    buildable_is_fine: bool = False,
 ) -> list[str]:
-    """Messages for the menu validator: prompts missing, and why they could not be built here."""
+    """Messages for the menu validator: prompts missing, and why they could not be built here.
+
+    With `buildable_is_fine`, a missing prompt this machine can synthesise is no problem (`ivr check`
+    after an edit: the engine builds it on reload); only prompts neither present nor buildable are.
+    """
     texts = list(texts)
     prompt_settings = settings.prompts if isinstance(settings, Settings) else settings or PromptSettings()
     messages = [
@@ -242,9 +248,12 @@ def check_prompts(
     except (PromptError, SynthError) as exc:
         return [*messages, *str(exc).splitlines()]
     if messages:
-        messages += synthesis_problems(voices)
+        reasons = synthesis_problems(voices)
         if sox_path() is None:
-            messages.append("sox is not installed: prompts cannot be converted (apt-get install sox)")
+            reasons.append("sox is not installed: prompts cannot be converted (apt-get install sox)")
+        if buildable_is_fine and not reasons:
+            return []
+        messages += reasons
     return messages
 
 

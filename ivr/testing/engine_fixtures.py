@@ -69,7 +69,7 @@ def engine_services(engine_settings: Settings) -> EngineServices:
 
 @pytest.fixture
 async def engine(engine_settings: Settings, engine_services: EngineServices) -> AsyncIterator[Engine]:
-    eng = Engine(engine_settings, engine_services)
+    eng = Engine(engine_services.settings, engine_services)
     await eng.start()
     try:
         yield eng
