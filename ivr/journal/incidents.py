@@ -68,6 +68,8 @@ class IncidentStore:
         self._cached: list[Incident] = []
         self._fetched_at: float | None = None
         self._refreshing: asyncio.Future[list[Incident]] | None = None
+        self._refreshing_generation = 0
+        self._generation = 0  # bumped by this process's own changes; a read begun before one is stale
 
     async def add(
         self,
@@ -99,7 +101,7 @@ class IncidentStore:
             return int(row[0])
 
         incident_id = await self._db.write(insert)
-        self._fetched_at = None  # this process sees its own change at once
+        self._invalidate()  # this process sees its own change at once
         return incident_id
 
     async def end(self, incident_id: int) -> bool:
@@ -113,8 +115,12 @@ class IncidentStore:
             return tx.rowcount == 1
 
         ended = await self._db.write(finish)
-        self._fetched_at = None
+        self._invalidate()
         return ended
+
+    def _invalidate(self) -> None:
+        self._generation += 1
+        self._fetched_at = None
 
     async def active(self, now: Moment | None = None, topic: str | None = None) -> list[Incident]:
         """Incidents to announce at `now`: with topic None every one, else the ones for that topic or all
@@ -124,18 +130,24 @@ class IncidentStore:
         return [i for i in current if i.is_active(moment) and i.affects(topic)]
 
     async def _current(self) -> list[Incident]:
-        if self._fetched_at is not None and self._clock() - self._fetched_at < self._ttl:
-            return self._cached
-        if self._refreshing is None:
-            # One query for all the calls that arrive while the cache is stale.
-            self._refreshing = asyncio.ensure_future(self._db.read(_load_current))
+        while True:
+            if self._fetched_at is not None and self._clock() - self._fetched_at < self._ttl:
+                return self._cached
+            generation = self._generation
+            # One query for all the calls that arrive while the cache is stale, unless it began
+            # before a change this process made (then it cannot show that change).
+            if self._refreshing is None or self._refreshing_generation != generation:
+                self._refreshing = asyncio.ensure_future(self._db.read(_load_current))
+                self._refreshing_generation = generation
+            reading = self._refreshing
             try:
-                self._cached = await self._refreshing
-                self._fetched_at = self._clock()
+                current = await asyncio.shield(reading)
             finally:
-                self._refreshing = None
-            return self._cached
-        return await asyncio.shield(self._refreshing)
+                if self._refreshing is reading:
+                    self._refreshing = None
+            if generation == self._generation:
+                self._cached, self._fetched_at = current, self._clock()
+                return current
 
     async def list(self, include_expired: bool = False) -> list[Incident]:
         def load(tx: Tx) -> list[Incident]:
