@@ -127,10 +127,9 @@ class Engine:
         if not missing:
             return
         if not self.settings.prompts.synthesize_missing:
-            shown = "\n".join(f"  {self.settings.prompts.dir}/{name}" for name in missing[:50])
-            more = f"\n  ... and {len(missing) - 50} more" if len(missing) > 50 else ""
+            shown = "\n".join(f"  {self.settings.prompts.dir}/{name}" for name in missing)
             raise StartupError(
-                f"{len(missing)} prompts are missing:\n{shown}{more}\n"
+                f"{len(missing)} prompts are missing:\n{shown}\n"
                 "Run `ivr prompts build`, or start with --synthesize-missing."
             )
         log.info("synthesising %d missing prompts", len(missing))

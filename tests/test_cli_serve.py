@@ -1,0 +1,115 @@
+"""`ivr serve` and `ivr testcall` as an admin and a tester run them: real processes, real sockets, uvloop."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+IVR = [sys.executable, "-m", "ivr"]
+
+pytest_plugins = ["ivr.testing.engine_fixtures"]
+
+
+def start_engine(
+    tmp_path: Path, *flags: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, int]:
+    process = subprocess.Popen(
+        [*IVR, "serve", "--agi-bind", "127.0.0.1:0", "--state-dir", str(tmp_path / "state"), *flags],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        match = re.match(r"ivr: FastAGI on 127\.0\.0\.1:(\d+)", line)
+        if match:
+            return process, int(match.group(1))
+    process.wait(10)
+    pytest.fail(f"ivr serve exited with {process.returncode} before listening")
+
+
+def test_serve_answers_a_testcall_and_stops_cleanly_on_sigterm(tmp_path: Path, project_prompts: Path) -> None:
+    process, port = start_engine(tmp_path)
+    try:
+        result = subprocess.run(
+            [*IVR, "testcall", f"127.0.0.1:{port}", "--press", "2", "--press", "0"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "EXEC Queue ru-general" in result.stdout
+        assert "language: ru; queue: ru-general" in result.stdout
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "Traceback" not in output
+
+
+def test_serve_refuses_to_start_when_prompts_are_missing(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            *IVR,
+            "serve",
+            "--agi-bind",
+            "127.0.0.1:0",
+            "--prompts",
+            str(tmp_path / "empty"),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "prompts are missing" in result.stderr
+    assert "ru/1414/main" in result.stderr and "ivr prompts build" in result.stderr
+
+
+def test_the_ami_secret_comes_from_the_environment_never_argv(tmp_path: Path, project_prompts: Path) -> None:
+    help_text = subprocess.run([*IVR, "serve", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--ami-secret" not in help_text and "IVR_AMI_SECRET" in help_text
+    for option in (
+        "--agi-bind",
+        "--ami-host",
+        "--ami-port",
+        "--ami-user",
+        "--menus",
+        "--prompts",
+        "--config",
+    ):
+        assert option in help_text or option == "--config"
+    env = dict(os.environ, IVR_AMI_SECRET="s3cret")
+    process, _ = start_engine(tmp_path, "--ami-host", "127.0.0.1", "--ami-port", "1", env=env)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    assert "s3cret" not in output  # never logged
+    assert process.returncode == 0
+
+
+def test_a_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "ivr.toml"
+    config.write_text('[agi]\nbnid = "127.0.0.1:4573"\n', encoding="utf-8")
+    result = subprocess.run(
+        [*IVR, "--config", str(config), "serve"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "unknown setting 'bnid'" in result.stderr
+
+
+def test_testcall_reports_an_unreachable_engine(tmp_path: Path) -> None:
+    result = subprocess.run([*IVR, "testcall", "127.0.0.1:1"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 3 and "cannot reach the engine" in result.stderr
