@@ -76,6 +76,7 @@ class CallSession:
         self.announced: set[tuple[int, str | None]] = set()  # (incident, topic) already played
         self._recordings = 0
         self._dtmf_only = False  # set when speech proved unusable in this call
+        self._global_keys = "".join(g.key for g in menu.global_keys.values() if g.key)
 
     # --- the call ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -268,21 +269,21 @@ class CallSession:
                 self.call_id, "choice", node.id, {"how": choice.how, "target": str(option.target)}
             )
             return self.resolve(option.target)
-        # a menu-wide key or phrase
-        action = choice.value
-        self.services.journal_event(self.call_id, "global", node.id, {"action": action, "how": choice.how})
+        return await self._global(node, choice.value, choice.how)
+
+    async def _global(self, node: Node, action: str, how: str) -> str | None:
+        """A menu-wide key or phrase: operator, switch language, repeat, back, top."""
+        self.services.journal_event(self.call_id, "global", node.id, {"action": action, "how": how})
         if action == "operator":
             return self.menu.operator
         if action == "language":
             others = [lang for lang in LANGUAGES if lang != self.language]
-            await self._set_language(others[0], choice.how)
+            await self._set_language(others[0], how)
             return node.id
         return self.resolve(Target(action))
 
     def _global_digits(self, node: InputNode) -> str:
-        if not node.global_keys:
-            return ""
-        return "".join(g.key for g in self.menu.global_keys.values() if g.key)
+        return self._global_keys if node.global_keys else ""
 
     def _option_digits(self, node: MenuNode) -> str:
         return "".join(dict.fromkeys(o.key[0] for o in node.options if o.key))
@@ -405,25 +406,12 @@ class CallSession:
         return _Choice("option", node.options[int(match.target)], "speech")
 
     async def _info(self, node: InfoNode) -> str | None:
-        digit = await self._play(node.say, self._global_digits_all())
-        if digit is not None:
-            glob = self.menu.global_key_for(digit)
-            if glob is not None:
-                self.services.journal_event(
-                    self.call_id, "global", node.id, {"action": glob.action, "how": "dtmf"}
-                )
-                if glob.action == "operator":
-                    return self.menu.operator
-                if glob.action == "language":
-                    others = [lang for lang in LANGUAGES if lang != self.language]
-                    await self._set_language(others[0], "dtmf")
-                    return node.id
-                return self.resolve(Target(glob.action))
+        digit = await self._play(node.say, self._global_keys)
+        glob = self.menu.global_key_for(digit) if digit is not None else None
+        if glob is not None:
+            return await self._global(node, glob.action, "dtmf")
         self._heard_answer(node)
         return self.resolve(node.next)
-
-    def _global_digits_all(self) -> str:
-        return "".join(g.key for g in self.menu.global_keys.values() if g.key)
 
     async def _transfer(self, node: TransferNode) -> str | None:
         await self._play(node.say, "")
