@@ -408,6 +408,8 @@ class CallSession:
     async def _info(self, node: InfoNode) -> str | None:
         digit = await self._play(node.say, self._global_keys)
         glob = self.menu.global_key_for(digit) if digit is not None else None
+        if glob is not None and glob.action == "repeat":
+            return node.id  # say this information again
         if glob is not None:
             return await self._global(node, glob.action, "dtmf")
         self._heard_answer(node)

@@ -64,7 +64,8 @@ async def queue_call(session: CallSession, node: QueueNode) -> str | None:
     status = await channel.get_variable("QUEUESTATUS")
     session.services.journal_event(session.call_id, "queue_result", node.id, {"status": status or "ANSWERED"})
     if status in UNANSWERED:
-        session.outcome = None
+        # Given back by the queue: a later queue or transfer node replaces this outcome.
+        session.outcome = "abandoned" if status == "TIMEOUT" else "failed"
         if (
             node.callback_offer
             and services.state is not None
@@ -73,7 +74,6 @@ async def queue_call(session: CallSession, node: QueueNode) -> str | None:
             return None
         if node.next is not None:
             return session.resolve(node.next)
-        session.outcome = "abandoned" if status in ("TIMEOUT",) else "failed"
         await session._play_sound("ivr/goodbye", "")
     return None
 

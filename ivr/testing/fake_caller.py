@@ -75,6 +75,9 @@ ARITY = {
     "NOOP": (1, 99),
     "RECORD FILE": (6, 99),
     "SET CALLERID": (3, 99),
+    "SET CONTEXT": (3, 3),
+    "SET EXTENSION": (3, 3),
+    "SET PRIORITY": (3, 3),
     "SET MUSIC": (3, 99),
     "SET VARIABLE": (4, 4),
     "STREAM FILE": (4, 5),
@@ -486,6 +489,18 @@ class FakeCall:
         else:
             self.calleridname, self.callerid = text.strip('"'), ""
         return ["200 result=1"], None
+
+    def _cmd_set_context(self, args: Sequence[str]) -> tuple[list[str], str | None]:
+        self.variables["CONTEXT"] = args[0]  # where the dialplan continues when the AGI ends
+        return ["200 result=0"], None
+
+    def _cmd_set_extension(self, args: Sequence[str]) -> tuple[list[str], str | None]:
+        self.variables["EXTEN"] = args[0]
+        return ["200 result=0"], None
+
+    def _cmd_set_priority(self, args: Sequence[str]) -> tuple[list[str], str | None]:
+        self.variables["PRIORITY"] = args[0]
+        return ["200 result=0"], None
 
     def _cmd_set_music(self, args: Sequence[str]) -> tuple[list[str], str | None]:
         return ["200 result=0"], None
