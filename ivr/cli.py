@@ -13,7 +13,7 @@ from ivr import __version__
 from ivr.config import SECRET_ENV, ConfigError, load_settings, override, parse_hostport
 
 # Areas that add their own subcommands with register(subparsers).
-AREA_COMMANDS = ("ivr.menus.cli", "ivr.prompts.cli", "ivr.journal.cli")
+AREA_COMMANDS = ("ivr.menus.cli", "ivr.prompts.cli", "ivr.journal.cli", "ivr.engine.cli")
 
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:

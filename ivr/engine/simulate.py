@@ -428,7 +428,7 @@ class SimulatedChannel:
                 extension = self.variables.get("SET EXTENSION", "")
                 context = self.variables.get("SET CONTEXT", "")
                 self.transfer = extension
-                self._write(f"→ transfer to {extension} (context {context}, priority {args[0]})")
+                self._write(f"→ transfer to {extension} (context {context})")
         elif upper != "NOOP":
             self.note(f"AGI {name} {' '.join(str(a) for a in args)}".rstrip())
         return Reply(200, "200 result=0", "0")
@@ -445,10 +445,10 @@ class SimulatedChannel:
             self.call_language = data.get("language", self.call_language)
             self._write(f"→ language {self.call_language} (by {data.get('how', '?')})")
         elif kind == "choice":
-            self._write(f"→ {data.get('target')} (chosen at {node} by {data.get('how')})")
+            self._write(f"→ {data.get('target')} (chosen at {node} by {_how(data)})")
         elif kind == "global":
-            self._write(f"→ {data.get('action')} (menu-wide, at {node} by {data.get('how')})")
-        elif kind == "speech":
+            self._write(f"→ {data.get('action')} (menu-wide, at {node} by {_how(data)})")
+        elif kind == "speech" and data.get("text"):
             self.note(f"heard «{data.get('text', '')}» (confidence {data.get('confidence', 0):.2f})")
         elif kind == "invalid":
             shown = data.get("input", data.get("dtmf", ""))
@@ -467,6 +467,11 @@ class SimulatedChannel:
             self._write(f"→ outage announcement #{data.get('id')}")
         elif kind == "error":
             self._write(f"!! engine error: {data.get('error')}")
+
+
+def _how(data: dict[str, Any]) -> str:
+    how = str(data.get("how", "?"))
+    return "dtmf during the prompt" if how == "dtmf-barge-in" else how
 
 
 # --- wiring ------------------------------------------------------------------------------------
@@ -615,6 +620,8 @@ def terminal_lines() -> LineSource:
     except ImportError:
         pass
 
+    echoed = sys.stdin.isatty()
+
     async def read_line(prompt: str) -> str | None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str | None] = loop.create_future()
@@ -626,8 +633,10 @@ def terminal_lines() -> LineSource:
         def run() -> None:
             try:
                 line: str | None = input(prompt)
+                if not echoed:  # piped input: show the answer after its prompt, as a terminal does
+                    print(line, flush=True)
             except EOFError:
-                print(file=sys.stdout)
+                print("" if echoed else "(end of input)", flush=True)
                 line = None
             except (OSError, ValueError):
                 line = None
