@@ -129,7 +129,7 @@ async def test_end_of_input_hangs_up() -> None:
 
 async def test_lang_option_answers_the_language_choice() -> None:
     result, shown = await call(["hangup"], language="ru")
-    assert "[welcome] keys> lang ru   (--lang)" in shown
+    assert "[welcome] keys or words> lang ru   (--lang)" in shown
     assert "→ language ru (by dtmf)" in shown
     assert result.language == "ru"
 
@@ -253,3 +253,21 @@ async def test_callback_to_another_number_typed_with_hash() -> None:
     )
     assert "→ callback request #1 stored for queue ru-general" in shown
     assert result.outcome == "callback"
+
+
+async def test_an_options_own_phrase_with_a_person_word_reaches_the_topic_specialist() -> None:
+    # "поговорить со специалистом" holds a word for a person, but it is the booking node's own
+    # option: the booking desk, not the general operator line.
+    result, _ = await call(["2", "запись", "поговорить со специалистом"])
+    assert result.queue == "ru-booking"
+
+
+async def test_a_person_word_alone_still_reaches_the_operator_from_a_topic() -> None:
+    result, _ = await call(["2", "запись", "оператор"])
+    assert result.queue == "ru-general"
+
+
+async def test_the_language_is_chosen_by_saying_it() -> None:
+    result, shown = await call(["русский", "0"])
+    assert "→ language ru (by speech)" in shown
+    assert result.language == "ru"

@@ -36,7 +36,8 @@ from ivr.menus.model import (
     TopNode,
     TransferNode,
 )
-from ivr.speech.matcher import grammar_phrases, is_operator_request
+from ivr.speech.matcher import Match, grammar_phrases, is_operator_request
+from ivr.speech.recognizer import Recognition
 from ivr.texts import LANGUAGES
 
 log = logging.getLogger("ivr.engine")
@@ -218,7 +219,13 @@ class CallSession:
                 digit = await self._play(node.short if attempt and node.short else node.say, "".join(keys))
                 if digit:
                     break
-            if digit is None:
+            if digit is None and self._speech_ready(node):
+                chosen = await self._language_by_speech(node, "".join(keys))
+                if chosen in keys.values():
+                    await self._set_language(chosen, "speech")
+                    return self.resolve(node.next)
+                digit = chosen  # a key pressed while recording, or None
+            elif digit is None:
                 digit = await self.channel.wait_for_digit(int(node.input.timeout * 1000))
             if digit in keys:
                 await self._set_language(keys[digit], "dtmf")
@@ -231,6 +238,16 @@ class CallSession:
         # Nobody chose: continue in the default language rather than give up on the caller.
         await self._set_language(self.menu.default_language, "default")
         return self.resolve(node.next)
+
+    async def _language_by_speech(self, node: LanguageNode, escape: str) -> str | None:
+        """Either language's name said in either language ("русский", "қазақша"), decoded with the
+        current (default) language's model: a language code, a key pressed meanwhile, or None."""
+        matcher = self.services.language_matcher(self.menu, node, self.language)
+        heard = await self._record(node, escape, matcher.phrases(self.language))
+        if heard is None or isinstance(heard, str):
+            return heard
+        match = matcher.match(heard, self.language)
+        return match.target if self._trusted(match, heard) else None
 
     async def _set_language(self, language: str, how: str) -> None:
         self.language = language
@@ -325,7 +342,7 @@ class CallSession:
             return _Choice("global", glob.action, "dtmf")
         return _Choice("invalid", typed, "dtmf")
 
-    def _speech_ready(self, node: MenuNode) -> bool:
+    def _speech_ready(self, node: InputNode) -> bool:
         speech = self.services.speech
         return (
             node.input.speech
@@ -335,8 +352,11 @@ class CallSession:
             and bool(self.services.settings.speech.spool)
         )
 
-    async def _listen(self, node: MenuNode, escape: str) -> _Choice | None:
-        """Record the answer (digits still win) and decide what was said."""
+    async def _record(
+        self, node: InputNode, escape: str, phrases: list[str] | None
+    ) -> str | Recognition | None:
+        """Record the caller's answer and decode it: a digit pressed meanwhile (str), what was heard
+        (Recognition), or None when recognition is unavailable (no model, pool full, bad audio)."""
         settings = self.services.settings.speech
         self._recordings += 1
         base = os.path.join(settings.spool, f"{self.call_id}-{self._recordings}")
@@ -347,23 +367,17 @@ class CallSession:
             timeout_ms=int(settings.max_record_seconds * 1000),
             silence_seconds=settings.silence_seconds,
         )
-        if result.ended_by == "dtmf" and result.digit:
-            return await self._key_choice(node, result.digit)
         wav = Path(base + ".wav")
-        question = isinstance(node, QuestionNode)
-        matcher = self.services.matcher(self.menu, node)
-        phrases = None if question else grammar_phrases(matcher, self.language)
+        if result.ended_by == "dtmf" and result.digit:
+            wav.unlink(missing_ok=True)
+            return result.digit
         try:
             recognition = await self.services.speech.recognize(wav, self.language, phrases)
         finally:
             wav.unlink(missing_ok=True)
         if recognition is None:
-            # No model, pool full or unreadable audio: this call continues on DTMF.
-            self._dtmf_only = True
-            await self._play_sound("ivr/press-a-key", "")
-            digit = await self.channel.wait_for_digit(int(node.input.timeout * 1000))
-            return await self._key_choice(node, digit) if digit else None
-        text = recognition.confident_text(0.0)  # for the journal; decisions weigh each word's confidence
+            self._dtmf_only = True  # this call continues on keys
+            return None
         self.services.journal_event(
             self.call_id,
             "speech",
@@ -374,36 +388,55 @@ class CallSession:
                 "decode_s": round(recognition.decode_seconds, 3),
             },
         )
+        return recognition
+
+    def _trusted(self, match: Match[str] | None, recognition: Recognition) -> bool:
+        """Below the configured confidence the recogniser may have forced unknown speech into the
+        node's words (a model without [unk] does); the same word heard several times in one short
+        answer is the other signature of that."""
+        if match is None or match.needs_confirmation:
+            return False
+        words = [w.word for w in recognition.words if w.word != "[unk]"]
+        return recognition.confidence >= self.services.settings.speech.confidence and len(words) == len(
+            set(words)
+        )
+
+    async def _listen(self, node: MenuNode, escape: str) -> _Choice | None:
+        """Record the answer (digits still win) and decide what was said."""
+        question = isinstance(node, QuestionNode)
+        matcher = self.services.matcher(self.menu, node)
+        heard = await self._record(
+            node, escape, None if question else grammar_phrases(matcher, self.language)
+        )
+        if isinstance(heard, str):
+            return await self._key_choice(node, heard)
+        if heard is None:
+            await self._play_sound("ivr/press-a-key", "")
+            digit = await self.channel.wait_for_digit(int(node.input.timeout * 1000))
+            return await self._key_choice(node, digit) if digit else None
+        text = heard.confident_text(0.0)
         if not text.strip():
             return None
-        if is_operator_request(recognition, self.language):
+        if question:
+            match = self.services.classifier(self.menu, node).classify(heard, self.language)
+        else:
+            match = matcher.match(heard, self.language)
+        # The node's own phrases first: "поговорить со специалистом по записи" names an option even
+        # though it holds a word for a person.
+        if self._trusted(match, heard) or (question and match is not None):
+            return _Choice("option", node.options[int(match.target)], "speech")
+        if is_operator_request(heard, self.language):
             return _Choice("global", "operator", "speech")
         if node.global_keys:
-            wanted = self.services.global_classifier(self.menu).classify(recognition, self.language)
-            if wanted is not None and not wanted.needs_confirmation:
+            wanted = self.services.global_classifier(self.menu).classify(heard, self.language)
+            if self._trusted(wanted, heard):
                 return _Choice("global", wanted.target, "speech")
-        if question:
-            match = self.services.classifier(self.menu, node).classify(recognition, self.language)
-        else:
-            match = matcher.match(recognition, self.language)
-        if match is None:
-            return _Choice("invalid", text, "speech")
-        # Below the configured confidence the recogniser may have forced unknown speech into the
-        # node's words (a model without [unk] does): treat it like an unsure match.
-        # The same word heard several times in one short answer is the other signature of that.
-        words = [w.word for w in recognition.words if w.word != "[unk]"]
-        unsure = (
-            match.needs_confirmation
-            or recognition.confidence < self.services.settings.speech.confidence
-            or len(words) != len(set(words))
-        )
-        if unsure and not question:
+        if match is not None:
             # Unsure: do not guess with a caller's time; ask for the key on the next try instead.
             self._dtmf_only = True
             await self._play_sound("ivr/not-understood", "")
             await self._play_sound("ivr/press-a-key", "")
-            return _Choice("invalid", text, "speech")
-        return _Choice("option", node.options[int(match.target)], "speech")
+        return _Choice("invalid", text, "speech")
 
     async def _info(self, node: InfoNode) -> str | None:
         digit = await self._play(node.say, self._global_keys)

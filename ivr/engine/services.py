@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from ivr.config import Settings
-from ivr.menus.model import Menu, MenuNode
+from ivr.menus.model import LanguageNode, Menu, MenuNode
 from ivr.speech.matcher import IntentClassifier, Matcher
 from ivr.texts import LANGUAGES
 
@@ -44,6 +44,19 @@ class EngineServices:
     def classifier(self, menu: Menu, node: MenuNode) -> IntentClassifier[str]:
         """The node's options as topics, for free-form speech (open questions)."""
         return self._cached(menu, ("intents", node.id), lambda: IntentClassifier(_option_phrases(node)))
+
+    def language_matcher(self, menu: Menu, node: LanguageNode, language: str) -> Matcher[str]:
+        """The language choice's phrases of every language, heard by `language`'s model."""
+
+        def build() -> Matcher[str]:
+            return Matcher(
+                [
+                    (c.language, {language: [p for lang in LANGUAGES for p in c.phrases.get(lang)]})
+                    for c in node.choices
+                ]
+            )
+
+        return self._cached(menu, ("language", f"{node.id}/{language}"), build)
 
     def global_classifier(self, menu: Menu) -> IntentClassifier[str]:
         """Menu-wide phrases (repeat, back, top, language) by action; the operator is matched apart."""

@@ -313,7 +313,11 @@ class FakeCall:
             )
             await writer.drain()
             while True:
-                line = await reader.readline()
+                try:
+                    line = await reader.readline()
+                except (ConnectionResetError, BrokenPipeError):
+                    line = b""  # the engine went away mid-exchange: as Asterisk sees it, an EOF
+
                 if not line:
                     self.closed_by_engine = True
                     self._meta("EOF from engine")
@@ -328,7 +332,12 @@ class FakeCall:
                     self._meta("engine closed in the middle of a line")
                     self.closed_by_engine = True
                     break
-                if await self._answer(line[:-1].decode("utf-8", "replace")):
+                try:
+                    if await self._answer(line[:-1].decode("utf-8", "replace")):
+                        break
+                except (ConnectionResetError, BrokenPipeError):
+                    self.closed_by_engine = True
+                    self._meta("engine closed while Asterisk was answering")
                     break
         finally:
             writer.close()
