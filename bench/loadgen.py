@@ -1,0 +1,315 @@
+"""A lean fake Asterisk for load: many FastAGI calls from one process, answering as Asterisk 22 does.
+
+ivr.testing.fake_caller.FakeCall is the faithful one (transcripts, every command, RECORD FILE audio);
+it costs too much CPU per command to load a server with thousands of calls from a 2-core machine.
+This one is an asyncio.Protocol per call that answers the commands an IVR flow sends with the same
+bytes FakeCall (and so a real Asterisk 22.10.1) sends:
+
+    ANSWER          200 result=0                SET VARIABLE    200 result=1
+    STREAM FILE     200 result=0 endpos=16000   (a scripted key in its escape digits: result=<ascii>)
+    GET DATA        200 result=<digits>  /  200 result=<digits> (timeout)  /  200 result= (timeout)
+    WAIT FOR DIGIT  200 result=<ascii> / 200 result=0      GET VARIABLE  200 result=0 (unset)
+    EXEC Queue      200 result=-1 (answered, then the agent hung up)       other EXEC  200 result=0
+    HANGUP          200 result=1, then the bare HANGUP line; the channel is dead (511) from then on
+
+A call's caller is a list of answers, one per command that listens (GET DATA, WAIT FOR DIGIT, and
+STREAM FILE with escape digits, which only a key among them interrupts), as FakeCall's script:
+"2" presses 2, "" stays silent. The call ends when the server closes the connection.
+
+Turnaround = seconds from the moment a reply is written to the moment the server's next command line
+arrives, read with time.perf_counter() (uvloop's loop.time() is cached per loop iteration, in ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from ivr.agi.protocol import parse_command_line
+from ivr.testing.fake_caller import DEAD_CHANNEL, DEAD_OK, env_block
+
+_perf = time.perf_counter
+_DEAD = (DEAD_CHANNEL + "\n").encode()
+_DEAD_OK = frozenset(c.encode() for c in DEAD_OK)
+_UNKNOWN = b"510 Invalid or unknown command\n"
+_PROMPT_ENDPOS = b"200 result=0 endpos=16000\n"
+_HANGUP_REPLY = b"200 result=1\nHANGUP\n"
+_UID = "9999999999"
+
+
+def _env_template(script: str, host: str, port: int) -> tuple[bytes, bytes]:
+    """The environment block Asterisk sends, split where the call's unique id goes (the channel name
+    keeps one fixed suffix for every call: nothing on the server side reads it)."""
+    block = env_block(script, host, port, uniqueid=f"1795551777.{_UID}", channel="PJSIP/trunk-00000001")
+    head, _, tail = block.partition(_UID.encode())
+    return head, tail
+
+
+@attrs.define
+class LoadStats:
+    """What one load run saw, from the callers' side."""
+
+    calls_started: int = 0
+    calls_done: int = 0
+    calls_failed: int = 0  # could not connect, or the server closed before the flow's last command
+    commands: int = 0
+    active: int = 0
+    peak_active: int = 0
+    turnarounds: list[float] = attrs.field(factory=list)
+    measure_turnarounds: bool = True
+
+
+class _Call(asyncio.Protocol):
+    __slots__ = (
+        "_answers",
+        "_buffer",
+        "_dead",
+        "_delay",
+        "_done",
+        "_env",
+        "_expect",
+        "_loop",
+        "_replied_at",
+        "_stats",
+        "_transport",
+        "commands",
+    )
+
+    def __init__(
+        self,
+        env: bytes,
+        answers: Sequence[str],
+        stats: LoadStats,
+        done: asyncio.Future[None],
+        delay: Callable[[], float] | None,
+        expect_commands: int,
+    ) -> None:
+        self._env = env
+        self._answers = list(answers)
+        self._answers.reverse()  # pop() from the end
+        self._stats = stats
+        self._done = done
+        self._delay = delay
+        self._expect = expect_commands
+        self._buffer = b""
+        self._dead = False
+        self._replied_at = 0.0
+        self._transport: asyncio.Transport | None = None
+        self._loop = done.get_loop()
+        self.commands = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        transport.write(self._env)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        now = _perf()
+        buffer = self._buffer + data if self._buffer else data
+        while True:
+            end = buffer.find(b"\n")
+            if end < 0:
+                self._buffer = buffer
+                return
+            line = buffer[:end]
+            buffer = buffer[end + 1 :]
+            stats = self._stats
+            if self._replied_at and stats.measure_turnarounds:
+                stats.turnarounds.append(now - self._replied_at)
+            self._replied_at = 0.0
+            self.commands += 1
+            reply = self._answer(line)
+            if self._delay is None:
+                self._transport.write(reply)  # type: ignore[union-attr]
+                self._replied_at = _perf()
+            else:
+                self._loop.call_later(self._delay(), self._send, reply)
+
+    def _send(self, reply: bytes) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(reply)
+            self._replied_at = _perf()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        stats = self._stats
+        stats.active -= 1
+        stats.commands += self.commands
+        if self.commands < self._expect:
+            stats.calls_failed += 1
+        else:
+            stats.calls_done += 1
+        self._transport = None
+        if not self._done.done():
+            self._done.set_result(None)
+
+    # --- answering as Asterisk ---------------------------------------------------------------
+    def _next_answer(self) -> str:
+        return self._answers.pop() if self._answers else ""
+
+    def _answer(self, line: bytes) -> bytes:
+        words = line.split(b" ", 3)
+        first = words[0]
+        command = (
+            first if first in (b"ANSWER", b"EXEC", b"HANGUP", b"NOOP", b"VERBOSE") else b" ".join(words[:2])
+        )
+        if self._dead and command not in _DEAD_OK:
+            return _DEAD
+        if first == b"ANSWER":
+            return b"200 result=0\n"
+        if command == b"SET VARIABLE":
+            return b"200 result=1\n"
+        if command == b"STREAM FILE":
+            args = self._args(line, 2)
+            escape = args[1] if len(args) > 1 else ""
+            head = self._answers[-1] if self._answers else ""
+            if escape and head and head[0] in escape:
+                self._press_one()
+                return b"200 result=%d endpos=5120\n" % ord(head[0])
+            return _PROMPT_ENDPOS
+        if command == b"GET DATA":
+            args = self._args(line, 2)
+            max_digits = int(args[2]) if len(args) > 2 and args[2].isdigit() else 1024
+            digits = self._next_answer()
+            if not digits:
+                return b"200 result= (timeout)\n"
+            if len(digits) >= max_digits:
+                return b"200 result=%s\n" % digits[:max_digits].encode()
+            return b"200 result=%s (timeout)\n" % digits.encode()
+        if command == b"WAIT FOR":
+            head = self._answers[-1] if self._answers else ""
+            if head:
+                self._press_one()
+                return b"200 result=%d\n" % ord(head[0])
+            self._next_answer()
+            return b"200 result=0\n"
+        if first == b"EXEC":
+            if len(words) > 1 and words[1].lower() == b"queue":
+                return b"200 result=-1\n"
+            return b"200 result=0\n"
+        if command == b"GET VARIABLE":
+            return b"200 result=0\n"
+        if first == b"HANGUP":
+            self._dead = True
+            return _HANGUP_REPLY
+        if command == b"CHANNEL STATUS":
+            return b"200 result=6\n"
+        if first in (b"VERBOSE",):
+            return b"200 result=1\n"
+        if first == b"NOOP":
+            return b"200 result=0\n"
+        return _UNKNOWN
+
+    def _press_one(self) -> None:
+        head = self._answers[-1]
+        if len(head) > 1:
+            self._answers[-1] = head[1:]
+        else:
+            self._answers.pop()
+
+    @staticmethod
+    def _args(line: bytes, command_words: int) -> list[str]:
+        text = line.decode("utf-8", "replace")
+        if '"' in text or "\\" in text:
+            return parse_command_line(text)[command_words:]
+        return text.split(" ")[command_words:]
+
+
+class FakeAsterisk:
+    """Places calls into one FastAGI server: `await place(answers)` runs one call to its end."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        script: str = "1414",
+        *,
+        expect_commands: int = 1,
+        delay: Callable[[], float] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.stats = LoadStats()
+        self.delay = delay
+        self.expect_commands = expect_commands
+        self._head, self._tail = _env_template(script, host, port)
+        self._next_id = 0
+
+    async def place(self, answers: Sequence[str]) -> None:
+        loop = asyncio.get_running_loop()
+        stats = self.stats
+        self._next_id += 1
+        env = self._head + str(self._next_id).encode() + self._tail
+        done: asyncio.Future[None] = loop.create_future()
+        stats.calls_started += 1
+        stats.active += 1
+        if stats.active > stats.peak_active:
+            stats.peak_active = stats.active
+        try:
+            await loop.create_connection(
+                lambda: _Call(env, answers, stats, done, self.delay, self.expect_commands),
+                self.host,
+                self.port,
+            )
+        except OSError:
+            stats.active -= 1
+            stats.calls_failed += 1
+            return
+        await done
+
+
+async def saturate(asterisk: FakeAsterisk, answers: Sequence[str], calls: int, concurrency: int) -> float:
+    """`calls` calls, `concurrency` at a time, replies at once. Returns the wall time in seconds."""
+    remaining = calls
+
+    async def line() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await asterisk.place(answers)
+
+    started = _perf()
+    await asyncio.gather(*(line() for _ in range(min(concurrency, calls))))
+    return _perf() - started
+
+
+async def paced(
+    asterisk: FakeAsterisk,
+    answers: Sequence[str],
+    lines: int,
+    ramp: float,
+    hold: float,
+    seed: int = 1414,
+) -> float:
+    """`lines` phone lines, each starting at a random moment within `ramp` seconds and placing one
+    call after another until `ramp + hold` seconds have passed (so about `lines` calls are in progress
+    through the hold); the calls in progress then finish. Returns the wall time in seconds."""
+    rng = random.Random(seed)
+    starts = sorted(rng.uniform(0.0, ramp) for _ in range(lines))
+    started = _perf()
+    stop_at = started + ramp + hold
+
+    async def line(offset: float) -> None:
+        await asyncio.sleep(offset)
+        while _perf() < stop_at:
+            await asterisk.place(answers)
+
+    await asyncio.gather(*(line(offset) for offset in starts))
+    return _perf() - started
+
+
+def human_pause(low: float = 0.2, high: float = 1.5, seed: int = 4573) -> Callable[[], float]:
+    """A caller's pause before each reply: uniform between `low` and `high` seconds."""
+    rng = random.Random(seed)
+    return lambda: rng.uniform(low, high)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
