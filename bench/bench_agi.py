@@ -218,8 +218,9 @@ async def _serve(kind: str, state_dir: str, profile: str | None, gc_freeze: bool
     else:
         raise SystemExit(f"unknown server {kind!r}")
     if gc_freeze:
-        gc.collect()
-        gc.freeze()  # what is alive after start-up (modules, menus) is never scanned again
+        from ivr.engine.app import tune_gc_for_serving
+
+        tune_gc_for_serving()  # what `ivr serve` does after start-up
     pauses = GcPauses()
     gc.callbacks.append(pauses)
     profiler = None
@@ -618,7 +619,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small numbers: a smoke run under a minute")
     p.add_argument("--profile", type=Path, default=None, help="cProfile each server; .prof files here")
     p.add_argument(
-        "--gc-freeze", action="store_true", help="servers call gc.freeze() after start-up (an experiment)"
+        "--gc-freeze",
+        action="store_true",
+        help="servers tune the collector after start-up as `ivr serve` does",
     )
     p.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
     p.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)

@@ -104,7 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     parse_hostport(settings.agi.bind, 4573)  # a bad address fails here, before anything starts
     _setup_logging(settings.log_level)
-    from ivr.engine.app import Engine, StartupError
+    from ivr.engine.app import Engine, StartupError, tune_gc_for_serving
 
     async def main() -> int:
         engine = Engine(settings)
@@ -115,8 +115,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             await engine.stop(0)
             return 2
         host, _ = parse_hostport(settings.agi.bind, 4573)
-        print(f"ivr: FastAGI on {host}:{port}", flush=True)
-        await engine.serve_forever()
+        tune_gc_for_serving()
+        # Announced only once SIGTERM is handled, so a supervisor that reads this line can stop us cleanly.
+        await engine.serve_forever(lambda: print(f"ivr: FastAGI on {host}:{port}", flush=True))
         return 0
 
     return _run(main())

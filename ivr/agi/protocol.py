@@ -16,6 +16,7 @@ plus a bare `HANGUP` line Asterisk sends on its own when the channel hangs up. L
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -157,6 +158,13 @@ _USAGE_END = "520 "
 
 def parse_reply_line(line: str) -> Reply:
     """One complete reply line (not the multi-line 520) to a Reply."""
+    if line.startswith("200 result="):
+        # The common forms, without regular expressions: "200 result=N", "200 result=N endpos=M".
+        result, _, tail = line[11:].partition(" ")
+        if not tail:
+            return Reply(code=200, line=line, result=result)
+        if tail.startswith("endpos=") and " " not in tail:
+            return Reply(code=200, line=line, result=result, extras={"endpos": tail[7:]})
     match = _REPLY_RE.match(line)
     if match is None:
         raise ProtocolError(f"not an AGI reply: {line[:80]!r}")
@@ -191,10 +199,13 @@ class AgiParser:
     environment line, a close before the environment block ends, an unknown reply line.
     """
 
-    __slots__ = ("_buffer", "_closed", "_env", "_env_done", "_max_line", "_usage")
+    __slots__ = ("_buffer", "_closed", "_env", "_env_done", "_max_line", "_pos", "_usage")
 
     def __init__(self, max_line: int = MAX_LINE_DEFAULT) -> None:
-        self._buffer = bytearray()
+        # bytes plus a read position rather than a bytearray shifted per line: a reply usually
+        # arrives as one whole line, which is then read without any copy of the buffer.
+        self._buffer = b""
+        self._pos = 0
         self._closed = False
         self._max_line = max_line
         self._env: dict[str, str] = {}
@@ -210,24 +221,27 @@ class AgiParser:
             if data:
                 raise ProtocolError("data after end of stream")
             return
-        if data:
-            self._buffer += data
-        else:
+        if not data:
             self._closed = True
+        elif self._pos >= len(self._buffer):
+            self._buffer, self._pos = bytes(data), 0
+        else:
+            self._buffer, self._pos = self._buffer[self._pos :] + data, 0
 
     def next_event(self) -> Event | _NeedData:
         while True:
-            end = self._buffer.find(b"\n")
+            buffer, start = self._buffer, self._pos
+            end = buffer.find(b"\n", start)
             if end < 0:
-                if len(self._buffer) > self._max_line:
+                if len(buffer) - start > self._max_line:
                     raise ProtocolError(f"line longer than {self._max_line} bytes")
                 if self._closed:
                     return self._end_of_stream()
                 return NEED_DATA
-            if end > self._max_line:
+            if end - start > self._max_line:
                 raise ProtocolError(f"line longer than {self._max_line} bytes")
-            raw = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
+            raw = buffer[start:end]
+            self._pos = end + 1
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -235,13 +249,14 @@ class AgiParser:
                 line = raw.decode("latin-1")
             if line.endswith("\r"):
                 line = line[:-1]
-            event = self._env_line(line) if not self._env_done else self._reply_line(line)
+            event = self._reply_line(line) if self._env_done else self._env_line(line)
             if event is not None:
                 return event
 
     def _end_of_stream(self) -> Closed:
-        if self._buffer:
-            raise ProtocolError(f"connection closed in the middle of a line: {bytes(self._buffer[:80])!r}")
+        if self._pos < len(self._buffer):
+            rest = self._buffer[self._pos : self._pos + 80]
+            raise ProtocolError(f"connection closed in the middle of a line: {rest!r}")
         if not self._env_done:
             raise ProtocolError("connection closed before the end of the AGI environment block")
         if self._usage is not None:
@@ -253,7 +268,8 @@ class AgiParser:
             if not self._env:
                 raise ProtocolError("blank line before any AGI environment variable")
             self._env_done = True
-            return Environment(_environment(self._env))
+            values, self._env = self._env, {}
+            return Environment(_environment(values))
         key, sep, value = line.partition(": ")
         if not sep and line.endswith(":"):  # "agi_accountcode:" with the trailing space trimmed
             key, sep, value = line[:-1], ":", ""
@@ -289,7 +305,7 @@ def _environment(values: dict[str, str]) -> AgiEnvironment:
     while f"arg_{index}" in values:
         args.append(values[f"arg_{index}"])
         index += 1
-    return AgiEnvironment(values=dict(values), args=tuple(args))
+    return AgiEnvironment(values=values, args=tuple(args))
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -323,11 +339,17 @@ def format_command(command: str, *args: object) -> bytes:
     `command` is the fixed command words (never caller data); every argument is quoted when it needs to
     be, so a value from the caller or the network stays one argument on one line.
     """
+    if not args:
+        return _command_name(command) + b"\n"
+    return _command_name(command) + (" " + " ".join(format_argument(a) for a in args) + "\n").encode()
+
+
+@functools.lru_cache(maxsize=64)
+def _command_name(command: str) -> bytes:
+    """Checked once per command name, not on every send."""
     if not _COMMAND_WORD_RE.match(command):
         raise UnsafeValue(f"not an AGI command name: {command!r}")
-    if not args:
-        return (command + "\n").encode()
-    return (command + " " + " ".join(format_argument(a) for a in args) + "\n").encode()
+    return command.encode()
 
 
 _APP_SPECIAL_RE = re.compile(r'([\\,"()\[\]|])')
@@ -339,7 +361,7 @@ def format_app_args(args: Iterable[object]) -> str:
     parts = []
     for arg in args:
         text = _check_safe(str(arg))
-        parts.append(_APP_SPECIAL_RE.sub(r"\\\1", text))
+        parts.append(_APP_SPECIAL_RE.sub(r"\\\1", text) if _APP_SPECIAL_RE.search(text) else text)
     return ",".join(parts)
 
 

@@ -19,6 +19,8 @@ import attrs
 from ivr.journal.db import Database, Dialect, Tx, Write
 from ivr.journal.timeutil import Moment, local_day_hour, to_epoch, zone
 
+# One encoder for every event: json.dumps with options builds a new one per call (on the call path).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 OUTCOMES = ("self_served", "queued", "abandoned", "callback", "failed", "transferred")
 
 # Event kinds the engine writes; others are accepted as long as they are short identifiers.
@@ -112,7 +114,7 @@ class Journal:
         seq = self._next_seq.get(call_id, 1)
         self._next_seq[call_id] = seq + 1
         moment = time.time() if at is None else to_epoch(at, "at")
-        payload = json.dumps(data or {}, ensure_ascii=False, separators=(",", ":"), default=str)
+        payload = _ENCODE(data) if data else "{}"
         future = self._db.submit(Write(_INSERT_EVENT, (call_id, seq, moment, kind, node or "", payload)))
         if kind == LANGUAGE:
             language = (data or {}).get("language")
