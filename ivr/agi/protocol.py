@@ -199,7 +199,7 @@ class AgiParser:
     environment line, a close before the environment block ends, an unknown reply line.
     """
 
-    __slots__ = ("_buffer", "_closed", "_env", "_env_done", "_max_line", "_pos", "_usage")
+    __slots__ = ("_buffer", "_closed", "_env_done", "_max_line", "_pos", "_usage")
 
     def __init__(self, max_line: int = MAX_LINE_DEFAULT) -> None:
         # bytes plus a read position rather than a bytearray shifted per line: a reply usually
@@ -208,7 +208,6 @@ class AgiParser:
         self._pos = 0
         self._closed = False
         self._max_line = max_line
-        self._env: dict[str, str] = {}
         self._env_done = False
         self._usage: list[str] | None = None
 
@@ -229,6 +228,8 @@ class AgiParser:
             self._buffer, self._pos = self._buffer[self._pos :] + data, 0
 
     def next_event(self) -> Event | _NeedData:
+        if not self._env_done:
+            return self._environment_block()
         while True:
             buffer, start = self._buffer, self._pos
             end = buffer.find(b"\n", start)
@@ -240,16 +241,8 @@ class AgiParser:
                 return NEED_DATA
             if end - start > self._max_line:
                 raise ProtocolError(f"line longer than {self._max_line} bytes")
-            raw = buffer[start:end]
             self._pos = end + 1
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                # Caller ID names come from the far end; Asterisk passes their bytes through as-is.
-                line = raw.decode("latin-1")
-            if line.endswith("\r"):
-                line = line[:-1]
-            event = self._reply_line(line) if self._env_done else self._env_line(line)
+            event = self._reply_line(_decode(buffer[start:end]))
             if event is not None:
                 return event
 
@@ -263,22 +256,36 @@ class AgiParser:
             raise ProtocolError("connection closed inside a 520 usage reply")
         return Closed()
 
-    def _env_line(self, line: str) -> Environment | None:
-        if line == "":
-            if not self._env:
-                raise ProtocolError("blank line before any AGI environment variable")
-            self._env_done = True
-            values, self._env = self._env, {}
-            return Environment(_environment(values))
-        key, sep, value = line.partition(": ")
-        if not sep and line.endswith(":"):  # "agi_accountcode:" with the trailing space trimmed
-            key, sep, value = line[:-1], ":", ""
-        if not sep or not key.startswith("agi_") or " " in key:
-            raise ProtocolError(f"not an AGI environment line: {line[:80]!r}")
-        if len(self._env) >= MAX_ENV_LINES:
+    def _environment_block(self) -> Environment | _NeedData:
+        """The whole block at once when its blank line is in: one split instead of a pass per line.
+        Until then only the first line is checked, so that garbage is refused at once."""
+        buffer, start = self._buffer, self._pos
+        if buffer.startswith(b"\n", start):
+            raise ProtocolError("blank line before any AGI environment variable")
+        end = buffer.find(b"\n\n", start)
+        if end < 0:
+            first = buffer.find(b"\n", start)
+            if first >= 0:
+                _env_pair(_decode(buffer[start:first]))
+            elif len(buffer) - start > self._max_line:
+                raise ProtocolError(f"line longer than {self._max_line} bytes")
+            if len(buffer) - start > self._max_line * 8:
+                raise ProtocolError("AGI environment block too long")
+            if self._closed:
+                raise ProtocolError("connection closed before the end of the AGI environment block")
+            return NEED_DATA
+        lines = buffer[start:end].split(b"\n")
+        if len(lines) > MAX_ENV_LINES:
             raise ProtocolError("AGI environment block too long")
-        self._env[key[4:]] = value
-        return None
+        values: dict[str, str] = {}
+        for raw in lines:
+            if len(raw) > self._max_line:
+                raise ProtocolError(f"line longer than {self._max_line} bytes")
+            key, value = _env_pair(_decode(raw))
+            values[key] = value
+        self._pos = end + 2
+        self._env_done = True
+        return Environment(_environment(values))
 
     def _reply_line(self, line: str) -> Event | None:
         if self._usage is not None:
@@ -297,6 +304,25 @@ class AgiParser:
         if line == "":
             return None
         return parse_reply_line(line)
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # Caller ID names come from the far end; Asterisk passes their bytes through as-is.
+        line = raw.decode("latin-1")
+    return line[:-1] if line.endswith("\r") else line
+
+
+def _env_pair(line: str) -> tuple[str, str]:
+    """'agi_channel: PJSIP/x' -> ('channel', 'PJSIP/x'); anything else is not FastAGI."""
+    key, sep, value = line.partition(": ")
+    if not sep and line.endswith(":"):  # "agi_accountcode:" with the trailing space trimmed
+        key, sep, value = line[:-1], ":", ""
+    if not sep or not key.startswith("agi_") or " " in key:
+        raise ProtocolError(f"not an AGI environment line: {line[:80]!r}")
+    return key[4:], value
 
 
 def _environment(values: dict[str, str]) -> AgiEnvironment:
