@@ -83,11 +83,15 @@ class Channel:
         send: Callable[[bytes], None],
         loop: asyncio.AbstractEventLoop | None = None,
         control_timeout: float = CONTROL_TIMEOUT,
+        supervised: bool = False,
     ) -> None:
         self.env = env
         self._send = send
         self._loop = loop or asyncio.get_running_loop()
         self._control_timeout = control_timeout
+        # supervised: a watchdog calls expire() (one sweep for all calls instead of a timer per command)
+        self.supervised = supervised
+        self.deadline = 0.0
         self._pending: asyncio.Future[Reply] | None = None
         self._pending_command = ""
         self.hung_up = False  # the channel is dead (caller hung up, or we hung up)
@@ -129,13 +133,17 @@ class Channel:
         self._pending_command = name
         self._send(line)
         self.commands_sent += 1
-        timer = self._loop.call_later(
-            self._control_timeout if timeout is None else timeout, self._time_out, future, name
-        )
+        seconds = self._control_timeout if timeout is None else timeout
+        if self.supervised:
+            self.deadline = self._loop.time() + seconds  # the server's watchdog enforces it
+            timer = None
+        else:
+            timer = self._loop.call_later(seconds, self._time_out, future, name)
         try:
             reply = await future
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             if self._pending is future:
                 self._pending = None
         code = reply.code
@@ -145,6 +153,12 @@ class Channel:
             self.hung_up = True
             raise CallHangup(f"{name}: channel is dead")
         raise AgiCommandError(reply, line.decode(errors="replace"))
+
+    def expire(self, now: float) -> None:
+        """Called by a watchdog: fail the pending command if its deadline has passed."""
+        pending = self._pending
+        if pending is not None and now >= self.deadline:
+            self._time_out(pending, self._pending_command)
 
     def _time_out(self, future: asyncio.Future[Reply], name: str) -> None:
         if not future.done():

@@ -120,7 +120,11 @@ class _AgiConnection(asyncio.Protocol):
         self._cancel_env_timer()
         assert self._transport is not None
         self.channel = Channel(
-            event.env, self._transport.write, self._server._loop, self._server.command_timeout
+            event.env,
+            self._transport.write,
+            self._server._loop,
+            self._server.command_timeout,
+            supervised=True,
         )
         self.task = self._server._loop.create_task(self._run(self.channel))
 
@@ -183,6 +187,7 @@ class AgiServer:
         self.stats = ServerStats()
         self._connections: set[_AgiConnection] = set()
         self._server: asyncio.Server | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self._loop = asyncio.get_event_loop()
 
     async def start(self) -> int:
@@ -192,7 +197,18 @@ class AgiServer:
             lambda: _AgiConnection(self), self.host, self.port, backlog=self.backlog, reuse_address=True
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self._watchdog = self._loop.create_task(self._watch_deadlines())
         return self.port
+
+    async def _watch_deadlines(self, interval: float = 0.5) -> None:
+        """Every command has a timeout; one sweep over the calls enforces them all."""
+        while True:
+            await asyncio.sleep(interval)
+            now = self._loop.time()
+            for connection in list(self._connections):
+                channel = connection.channel
+                if channel is not None and channel.busy:
+                    channel.expire(now)
 
     @property
     def active_calls(self) -> int:
@@ -217,6 +233,9 @@ class AgiServer:
         for connection in list(self._connections):
             if connection._transport is not None:
                 connection._transport.close()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
