@@ -2,7 +2,6 @@
 
 # The fixtures are imported by name (tests/conftest.py belongs to the lead), so their parameters
 # "redefine" the imports as far as ruff can tell.
-# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ import pytest
 from ivr.ami.client import AmiClient, OriginateResult, QueueSummary
 from ivr.ami.protocol import Message
 from ivr.config import AmiSettings
-from ivr.testing.ami_fixtures import ami_settings, fake_ami  # noqa: F401
 from ivr.testing.fake_ami import FakeAmi, OriginateOutcome, QueueMember, QueueState
 
 # Generous guard against hangs only; nothing here asserts on speed.

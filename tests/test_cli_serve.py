@@ -14,8 +14,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 IVR = [sys.executable, "-m", "ivr"]
 
-pytest_plugins = ["ivr.testing.engine_fixtures"]
-
 
 def start_engine(
     tmp_path: Path, *flags: str, env: dict[str, str] | None = None

@@ -9,8 +9,6 @@ import pytest
 from ivr.agi.protocol import AgiParser, Environment
 from ivr.testing.fake_caller import FakeCall, HangUp, Press, Silence, env_block
 
-pytest_plugins = ["ivr.testing.engine_fixtures"]
-
 
 async def test_russian_caller_presses_zero_and_reaches_the_russian_operator_queue(engine, place_call) -> None:
     call = await place_call(Press("2"), Press("0"))

@@ -15,8 +15,6 @@ from ivr.engine.services import EngineServices
 from ivr.testing.fake_ami import FakeAmi, OriginateOutcome, QueueState
 from ivr.testing.fake_caller import FakeCall, HangUp, Press, Silence
 
-pytest_plugins = ["ivr.testing.engine_fixtures", "ivr.testing.ami_fixtures"]
-
 ALMATY = dt.timezone(dt.timedelta(hours=5))
 TUESDAY_10 = dt.datetime(2026, 11, 24, 10, 0, tzinfo=ALMATY)
 SATURDAY_10 = dt.datetime(2026, 11, 28, 10, 0, tzinfo=ALMATY)

@@ -21,8 +21,6 @@ from ivr.menus.model import Menu
 from ivr.speech.recognizer import Recognition, Word
 from ivr.testing.fake_caller import FakeCall, HangUp, Press, Say, Silence
 
-pytest_plugins = ["ivr.testing.engine_fixtures"]
-
 REPO = Path(__file__).resolve().parents[1]
 ALMATY = resolve_timezone("Asia/Almaty")
 TUESDAY_MORNING = dt.datetime(2026, 3, 3, 10, 0, tzinfo=ALMATY)  # operators at work

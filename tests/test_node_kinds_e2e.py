@@ -17,8 +17,6 @@ from ivr.menus.library import MenuLibrary
 from ivr.prompts.build import build_prompts
 from ivr.testing.fake_caller import DEFAULT_PROMPT_SAMPLES, FakeCall, HangUp, Press, Silence
 
-pytest_plugins = ["ivr.testing.engine_fixtures"]
-
 MENUS = Path(__file__).parent / "engine_menus" / "kinds"
 TUESDAY_MORNING = dt.datetime(2026, 3, 3, 10, 0, tzinfo=resolve_timezone("Asia/Almaty"))
 RUSSIAN = Press("2")  # the welcome's key for Russian
