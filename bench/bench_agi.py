@@ -268,8 +268,8 @@ class ServerProcess:
         command = [sys.executable, __file__, "--serve", kind, "--state-dir", str(state)]
         if self.profile_path:
             command += ["--profile-out", str(self.profile_path)]
-        if gc_freeze:
-            command.append("--gc-freeze")
+        if not gc_freeze:
+            command.append("--no-gc-tuning")
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log)
         line = self.process.stdout.readline().decode()  # type: ignore[union-attr]
@@ -619,9 +619,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small numbers: a smoke run under a minute")
     p.add_argument("--profile", type=Path, default=None, help="cProfile each server; .prof files here")
     p.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="servers tune the collector after start-up as `ivr serve` does",
+        "--no-gc-tuning",
+        dest="gc_freeze",
+        action="store_false",
+        help="servers keep Python's default collector instead of tuning it after start-up as `ivr serve` does",
     )
     p.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
     p.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
