@@ -148,7 +148,7 @@ async def _confirm_number(session: CallSession) -> str | None:
 
 
 def normalise_number(text: str) -> str:
-    """A Kazakhstan number as the callback dialplan takes it: 7 7XX XXX XX XX (11 digits), or ''."""
+    """A Kazakhstan number as the callback dialplan takes it: 11 digits starting 77 (+7 7xx xxx xx xx), or ''."""
     digits = "".join(ch for ch in text if ch.isdigit())
     if len(digits) == 11 and digits[0] == "8":
         digits = "7" + digits[1:]

@@ -81,8 +81,9 @@ class Report:
         return self.self_served / self.calls if self.calls else 0.0
 
 
-def _filters(query: StatsQuery) -> tuple[str, list[Any]]:
-    clauses, params = [], []
+def _conditions(query: StatsQuery, *, topic: bool = True) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
     if query.start:
         clauses.append("day >= ?")
         params.append(query.start.isoformat())
@@ -92,9 +93,14 @@ def _filters(query: StatsQuery) -> tuple[str, list[Any]]:
     if query.language:
         clauses.append("language = ?")
         params.append(query.language)
-    if query.topic:
+    if topic and query.topic:
         clauses.append("topic = ?")
         params.append("" if query.topic == NO_TOPIC else query.topic)
+    return clauses, params
+
+
+def _filters(query: StatsQuery) -> tuple[str, list[Any]]:
+    clauses, params = _conditions(query)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -171,16 +177,9 @@ def compute(tx: Tx, query: StatsQuery, timezone: str) -> Report:
 
 
 def _count_unfinished(tx: Tx, query: StatsQuery) -> int:
-    clauses, params = ["outcome IS NULL"], []
-    if query.start:
-        clauses.append("day >= ?")
-        params.append(query.start.isoformat())
-    if query.end:
-        clauses.append("day <= ?")
-        params.append(query.end.isoformat())
-    if query.language:
-        clauses.append("language = ?")
-        params.append(query.language)
+    # An unfinished call has no topic yet: only the date and language filters apply.
+    clauses, params = _conditions(query, topic=False)
+    clauses.insert(0, "outcome IS NULL")
     row = tx.one("SELECT COUNT(*) FROM calls WHERE " + " AND ".join(clauses), params)
     return int(row[0]) if row else 0
 
