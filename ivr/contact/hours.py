@@ -142,6 +142,24 @@ def _parse_date(value: Any, where: str) -> dt.date:
         ) from None
 
 
+# Fixed-date public holidays (month, day) that move to the next working day when on a weekend.
+_FIXED_HOLIDAYS = (
+    (1, 1),
+    (1, 2),
+    (3, 8),
+    (3, 21),
+    (3, 22),
+    (3, 23),
+    (5, 1),
+    (5, 7),
+    (5, 9),
+    (7, 6),
+    (8, 30),
+    (10, 25),
+    (12, 16),
+)
+
+
 def kazakhstan_public_holidays(year: int, *, kurban_ait: dt.date | None = None) -> frozenset[dt.date]:
     """Days off for Kazakhstan's public holidays in `year`, with the weekend transfers the law makes.
 
@@ -157,21 +175,7 @@ def kazakhstan_public_holidays(year: int, *, kurban_ait: dt.date | None = None) 
     Day swaps the government decrees (a working Saturday for a bridge Monday) are config too
     (`special_days`).
     """
-    transferable = [
-        dt.date(year, 1, 1),
-        dt.date(year, 1, 2),
-        dt.date(year, 3, 8),
-        dt.date(year, 3, 21),
-        dt.date(year, 3, 22),
-        dt.date(year, 3, 23),
-        dt.date(year, 5, 1),
-        dt.date(year, 5, 7),
-        dt.date(year, 5, 9),
-        dt.date(year, 7, 6),
-        dt.date(year, 8, 30),
-        dt.date(year, 10, 25),
-        dt.date(year, 12, 16),
-    ]
+    transferable = [dt.date(year, month, day) for month, day in _FIXED_HOLIDAYS]
     religious = [dt.date(year, 1, 7)]
     if kurban_ait is not None:
         if kurban_ait.year != year:

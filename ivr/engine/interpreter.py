@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ivr.agi.channel import CallEnded, Channel
+from ivr.engine.routing import ROUTED_VARIABLE, queue_call
 from ivr.engine.services import EngineServices
 from ivr.engine.system_texts import incident_sound
 from ivr.menus.model import (
@@ -44,8 +45,7 @@ log = logging.getLogger("ivr.engine")
 
 # Nodes visited in a row without the caller saying anything: more means a loop the validator missed.
 MAX_STEPS_WITHOUT_INPUT = 64
-ROUTED_VARIABLE = "IVR_ROUTED"
-GENERAL_TOPIC = "general"  # tells the dialplan the engine has placed the call (no fallback queue)
+GENERAL_TOPIC = "general"  # topic of the greeting and menus: hearing it is not self-service
 
 
 class MenuRuntimeError(Exception):
@@ -167,8 +167,6 @@ class CallSession:
         if isinstance(node, InfoNode):
             return await self._info(node)
         if isinstance(node, QueueNode):
-            from ivr.engine.routing import queue_call
-
             return await queue_call(self, node)
         if isinstance(node, TransferNode):
             return await self._transfer(node)
@@ -302,12 +300,9 @@ class CallSession:
     def _global_digits(self, node: InputNode) -> str:
         return self._global_keys if node.global_keys else ""
 
-    def _option_digits(self, node: MenuNode) -> str:
-        return "".join(dict.fromkeys(o.key[0] for o in node.options if o.key))
-
     async def _ask(self, node: MenuNode, prompts: Sequence[Prompt]) -> _Choice | None:
         """Play the node's prompts and take one answer: a key, a phrase, nothing (None) or 'invalid'."""
-        escape = "".join(dict.fromkeys(self._option_digits(node) + self._global_digits(node)))
+        escape = self.services.escape_digits(self.menu, node, self._global_digits(node))
         dtmf = node.input.dtmf
         digit = await self._play(prompts, escape if dtmf else self._global_digits(node))
         if digit is not None:

@@ -24,7 +24,7 @@ log = logging.getLogger("ivr.engine")
 CALLBACK_WAIT_THRESHOLD = 300.0  # seconds of expected wait beyond which a callback is offered
 QUEUE_TIMEOUT_DEFAULT = 900  # seconds a caller may wait when the node sets no timeout
 UNANSWERED = {"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL", "LEAVEUNAVAIL"}
-ROUTED_VARIABLE = "IVR_ROUTED"
+ROUTED_VARIABLE = "IVR_ROUTED"  # tells the dialplan the engine placed the call (no fallback queue)
 
 
 async def queue_call(session: CallSession, node: QueueNode) -> str | None:

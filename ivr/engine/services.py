@@ -58,6 +58,15 @@ class EngineServices:
 
         return self._cached(menu, ("language", f"{node.id}/{language}"), build)
 
+    def escape_digits(self, menu: Menu, node: MenuNode, global_digits: str) -> str:
+        """Keys that interrupt the node's prompts: the first digit of each option, then the menu-wide keys."""
+
+        def build() -> str:
+            firsts = "".join(o.key[0] for o in node.options if o.key)
+            return "".join(dict.fromkeys(firsts + global_digits))
+
+        return self._cached(menu, ("escape", f"{node.id}/{global_digits}"), build)
+
     def global_classifier(self, menu: Menu) -> IntentClassifier[str]:
         """Menu-wide phrases (repeat, back, top, language) by action; the operator is matched apart."""
 

@@ -9,7 +9,6 @@ async def test_russian_caller_reaches_operator(engine, place_call):
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -89,7 +88,3 @@ def place_call(engine: Engine) -> Callable[..., Awaitable[FakeCall]]:
         return call
 
     return place
-
-
-async def settle(seconds: float = 0.05) -> None:
-    await asyncio.sleep(seconds)
