@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 from ivr import __version__
+from ivr.clock import Clock
 from ivr.config import SECRET_ENV, ConfigError, load_settings, override, parse_hostport
+from ivr.testing.fake_caller import QUEUE_OUTCOMES
 
 # Areas that add their own subcommands with register(subparsers).
 AREA_COMMANDS = ("ivr.menus.cli", "ivr.prompts.cli", "ivr.journal.cli", "ivr.engine.cli")
@@ -72,6 +74,14 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="on SIGTERM, how long running calls may go on (default 30)",
     )
     p.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING (default INFO)")
+    p.add_argument(
+        "--clock",
+        metavar="MOMENT",
+        help="for test deployments only: run the engine's clock from this moment (ISO 8601 with its "
+        "offset, e.g. 2026-11-25T10:00+05:00) instead of the real time; opening hours, holidays, "
+        "outages and the journal all follow it. Only a flag, never a setting, so it cannot be left on "
+        "by accident in ivr.toml",
+    )
     p.set_defaults(func=cmd_serve)
 
 
@@ -103,11 +113,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         },
     )
     parse_hostport(settings.agi.bind, 4573)  # a bad address fails here, before anything starts
+    clock = _serve_clock(args.clock)
     _setup_logging(settings.log_level)
     from ivr.engine.app import Engine, StartupError, tune_gc_for_serving
+    from ivr.engine.services import EngineServices
 
     async def main() -> int:
-        engine = Engine(settings)
+        engine = Engine(settings, EngineServices(settings=settings, clock=clock))
+        if args.clock:
+            logging.getLogger("ivr").warning(
+                "TEST CLOCK: the engine's time starts at %s, not the real time (--clock)",
+                clock.now().isoformat(),
+            )
         try:
             port = await engine.start()
         except StartupError as exc:
@@ -121,6 +138,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
 
     return _run(main())
+
+
+def _serve_clock(moment: str | None) -> Clock:
+    from ivr.clock import SYSTEM_CLOCK, ClockError, RunningClock, parse_clock_moment
+
+    if moment is None:
+        return SYSTEM_CLOCK
+    try:
+        return RunningClock(parse_clock_moment(moment))
+    except ClockError as exc:
+        raise ConfigError(f"--clock: {exc}") from None
 
 
 def _run(coro: object) -> int:
@@ -179,9 +207,25 @@ def _testcall_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--hangup-at", type=int, metavar="N", help="hang up as the N-th command arrives")
     p.add_argument("--callerid", default="77011234567", help="caller number")
-    p.add_argument("--queue-outcome", choices=("answered", "timeout", "hangup"), default="answered")
-    p.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
+    p.add_argument(
+        "--queue-outcome",
+        choices=QUEUE_OUTCOMES,
+        default="answered",
+        help="what the operator queue does: an operator answers (default), nobody answers in time, the "
+        "caller hangs up while waiting, or the join is refused (joinempty, joinunavail, full)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="how long the engine may keep the call before testcall reports it (default 120 s)",
+    )
     p.set_defaults(func=cmd_testcall)
+
+
+EXIT_UNREACHABLE = 3  # no connection to the engine
+EXIT_CALL_NOT_ENDED = 4  # the engine kept the call past --timeout
+EXIT_BROKEN = 5  # the connection broke in the middle of the call
 
 
 def cmd_testcall(args: argparse.Namespace) -> int:
@@ -213,15 +257,25 @@ def cmd_testcall(args: argparse.Namespace) -> int:
     async def main() -> int:
         try:
             await call.run(host, port, timeout=args.timeout)
-        except (ConnectionError, OSError) as exc:
-            print(f"testcall: cannot reach the engine at {host}:{port}: {exc}", file=sys.stderr)
-            return 3
         except TimeoutError:
             print(call.summary())
-            print(f"testcall: the call did not end within {args.timeout:g} s", file=sys.stderr)
-            return 4
+            last = "\n".join(f"  {line}" for line in call.summary().splitlines()[-5:])
+            print(
+                f"testcall: the engine kept the call for {args.timeout:g} s: {len(call.exchanges)} commands; "
+                f"the last ones:\n{last}",
+                file=sys.stderr,
+            )
+            return EXIT_CALL_NOT_ENDED
+        except (ConnectionError, OSError) as exc:
+            if not call.connected:
+                why = str(exc) or type(exc).__name__
+                print(f"testcall: cannot reach the engine at {host}:{port}: {why}", file=sys.stderr)
+                return EXIT_UNREACHABLE
+            print(call.summary())
+            print(f"testcall: the connection broke mid-call: {exc or type(exc).__name__}", file=sys.stderr)
+            return EXIT_BROKEN
         print(call.summary())
-        print(f"language: {call.language}; queue: {call.queue or '-'}; prompts played: {len(call.prompts)}")
+        print(f"{call.ending()}; prompts played: {len(call.prompts)}")
         return 0
 
     return asyncio.run(main())

@@ -66,6 +66,8 @@ class AmiSettings:
     secret: str = attrs.field(default="", repr=False)
     reconnect_min: float = 1.0
     reconnect_max: float = 30.0
+    # Longest a caller waits for AMI (queue figures) before the engine goes on without them.
+    wait_on_call: float = 1.0
 
     @property
     def enabled(self) -> bool:

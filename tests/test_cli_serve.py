@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,9 @@ def start_engine(
         env=env,
     )
     assert process.stdout is not None
+    process.startup_lines = []  # type: ignore[attr-defined]  # what it printed before listening
     for line in process.stdout:
+        process.startup_lines.append(line)  # type: ignore[attr-defined]
         match = re.match(r"ivr: FastAGI on 127\.0\.0\.1:(\d+)", line)
         if match:
             return process, int(match.group(1))
@@ -35,24 +38,73 @@ def start_engine(
     pytest.fail(f"ivr serve exited with {process.returncode} before listening")
 
 
+# The engine's clock is pinned with --clock: what a caller gets must not depend on when CI runs.
+WEDNESDAY_10 = "2026-11-25T10:00+05:00"
+SUNDAY_3AM = "2026-11-29T03:00+05:00"
+
+
+def run_testcall(port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*IVR, "testcall", f"127.0.0.1:{port}", *args], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+
+
 def test_serve_answers_a_testcall_and_stops_cleanly_on_sigterm(tmp_path: Path, project_prompts: Path) -> None:
-    process, port = start_engine(tmp_path)
+    process, port = start_engine(tmp_path, "--clock", WEDNESDAY_10)
     try:
-        result = subprocess.run(
-            [*IVR, "testcall", f"127.0.0.1:{port}", "--press", "2", "--press", "0"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = run_testcall(port, "--press", "2", "--press", "0")
         assert result.returncode == 0, result.stderr
         assert "EXEC Queue ru-general" in result.stdout
-        assert "language: ru; queue: ru-general" in result.stdout
+        assert "language ru; queue ru-general (answered); the engine hung up" in result.stdout
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0
     assert "Traceback" not in output
+    assert any("TEST CLOCK" in line for line in process.startup_lines)  # a pinned clock is never silent
+
+
+def test_the_readme_example_at_night_ends_with_a_goodbye(tmp_path: Path, project_prompts: Path) -> None:
+    process, port = start_engine(tmp_path, "--clock", SUNDAY_3AM)
+    try:
+        result = run_testcall(port, "--press", "2", "--press", "0", "--timeout", "30")
+        assert result.returncode == 0, result.stderr
+        assert "STREAM FILE ivr/closed" in result.stdout
+        assert "STREAM FILE ivr/callback-offer-closed" in result.stdout
+        assert "STREAM FILE ivr/goodbye" in result.stdout
+        assert "language ru; the engine hung up" in result.stdout
+        assert "EXEC Queue" not in result.stdout
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+
+
+def test_serve_refuses_a_clock_without_an_offset(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*IVR, "serve", "--clock", "2026-11-25T10:00"], cwd=REPO, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "no UTC offset" in result.stderr and "+05:00" in result.stderr
+
+
+def test_testcall_says_cannot_reach_only_when_nothing_listens() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, never listening: connections are refused
+        result = run_testcall(port, "--press", "2")
+    assert result.returncode == 3
+    assert "cannot reach the engine" in result.stderr
+
+
+def test_testcall_reports_an_engine_that_keeps_the_call() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        # accepts the connection, reads the environment, never sends a command
+        result = run_testcall(server.getsockname()[1], "--press", "2", "--timeout", "1")
+    assert result.returncode == 4
+    assert "the engine kept the call for 1 s: 0 commands" in result.stderr
+    assert "cannot reach" not in result.stderr
 
 
 def test_serve_refuses_to_start_when_prompts_are_missing(tmp_path: Path) -> None:

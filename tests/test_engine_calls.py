@@ -43,7 +43,10 @@ async def test_a_caller_who_says_nothing_ends_with_an_operator_not_in_silence(en
     call = await place_call()  # silent throughout
     assert call.queue is not None
     assert call.queue.endswith("-general")
-    assert not call.dead
+    # an operator answered; when they hang up, the engine ends the caller's side too
+    assert call.hangup_by == "engine" and call.commands[-1] == "HANGUP"
+    record = await engine.services.state.journal.call(call.uniqueid)
+    assert record.outcome == "queued"
 
 
 async def test_hang_up_mid_menu_is_journalled_as_abandoned(engine, place_call) -> None:
@@ -60,10 +63,15 @@ async def test_hang_up_while_queued_ends_the_call_cleanly(engine, place_call) ->
     assert engine.server.stats.handler_errors == 0
 
 
-async def test_queue_timeout_without_next_says_goodbye(engine, place_call) -> None:
+async def test_queue_timeout_without_next_offers_a_callback_then_apologises_and_ends(
+    engine, place_call
+) -> None:
     call = await place_call(Press("1"), Press("0"), queue_outcome="timeout")
     assert call.queue == "kk-general"
-    assert "ivr/goodbye" in call.prompts
+    assert call.prompts[-2:] == ["ivr/callback-offer", "ivr/operators-busy"]
+    assert call.hangup_by == "engine"
+    record = await engine.services.state.journal.call(call.uniqueid)
+    assert record.outcome == "no_operator"
 
 
 async def test_language_key_switches_language_at_any_time(engine, place_call) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from ivr.clock import FixedClock
 from ivr.engine.app import Engine
 from ivr.engine.background import CallbackDialer
 from ivr.engine.services import EngineServices
@@ -22,18 +23,18 @@ QUEUES = ("kk-general", "ru-general", "kk-egov", "ru-egov", "kk-booking", "ru-bo
 
 
 @pytest.fixture
-def now() -> list[dt.datetime]:
+def clock() -> FixedClock:
     """The engine's clock, settable by a test (opening hours never depend on the wall clock)."""
-    return [TUESDAY_10]
+    return FixedClock(TUESDAY_10)
 
 
 @pytest.fixture
-def engine_services(engine_settings, ami_settings, fake_ami: FakeAmi, now) -> EngineServices:
+def engine_services(engine_settings, ami_settings, fake_ami: FakeAmi, clock) -> EngineServices:
     for name in QUEUES:
         fake_ami.set_queue(QueueState(name, holdtime=60, talktime=180))
         fake_ami.add_member(name, f"PJSIP/op-{name}-101")
     settings = attrs.evolve(engine_settings, ami=ami_settings)
-    return EngineServices(settings=settings, clock=lambda: now[0])
+    return EngineServices(settings=settings, clock=clock)
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ async def online(engine: Engine) -> Engine:
 
 
 def in_two_hours() -> dt.datetime:
-    return dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    return TUESDAY_10 + dt.timedelta(hours=2)
 
 
 def playback_sounds(call: FakeCall) -> list[str]:
@@ -99,17 +100,21 @@ async def test_hanging_up_during_the_callback_offer_stores_nothing(online, place
     assert record.outcome == "abandoned"
 
 
-async def test_outside_hours_the_caller_hears_so_and_keeps_self_service(online, place_call, now) -> None:
-    now[0] = SATURDAY_10
-    call = await place_call(Press("2"), Press("0"), Silence(), Press("0"), Silence(), HangUp())
-    assert call.queue is None
+async def test_outside_hours_a_caller_who_asks_goes_back_to_self_service(online, place_call, clock) -> None:
+    clock.set(SATURDAY_10)
+    # operator -> closed; "2" back to the menu; operator again -> closed; silence -> goodbye
+    call = await place_call(Press("2"), Press("0"), Press("2"), Press("0"), Silence())
+    assert call.queue is None and call.hangup_by == "engine"
     assert call.prompts.count("ivr/closed") == 2
     after_closed = call.prompts[call.prompts.index("ivr/closed") + 1 :]
-    assert after_closed[:2] == ["ivr/callback-offer-closed", "1414/greeting"]  # declined: back to the menu
+    assert after_closed[:2] == ["ivr/callback-offer-closed", "1414/main"]  # "2": back to the main menu
+    assert call.prompts[-2:] == ["ivr/callback-offer-closed", "ivr/goodbye"]
+    record = await online.services.state.journal.call(call.uniqueid)
+    assert record.outcome == "after_hours"
 
 
-async def test_outside_hours_a_callback_is_taken_for_opening_time(online, place_call, now) -> None:
-    now[0] = SATURDAY_10
+async def test_outside_hours_a_callback_is_taken_for_opening_time(online, place_call, clock) -> None:
+    clock.set(SATURDAY_10)
     await place_call(Press("1"), Press("0"), Press("1"), Press("1"))
     assert [(c.language, c.queue) for c in await online.services.state.callbacks.list()] == [
         ("kk", "kk-general")
@@ -130,6 +135,7 @@ async def test_ami_restart_mid_call_degrades_then_recovers(online, place_call, f
     assert first.queue == "ru-general"
     await fake_ami.restart()
     assert await online.services.ami.wait_connected(5)
+    fake_ami.queue("ru-general").members[0].status = 2  # in use: the caller will wait, and hears so
     second = await place_call(Press("2"), Press("0"))
     assert playback_sounds(second)[0] == "ivr/queue-position"
 
@@ -169,14 +175,14 @@ async def test_the_callback_store_survives_an_engine_restart(
     engine_settings, ami_settings, place_call, fake_ami
 ) -> None:
     settings = attrs.evolve(engine_settings, ami=ami_settings)
-    first = Engine(settings, EngineServices(settings=settings, clock=lambda: TUESDAY_10))
+    first = Engine(settings, EngineServices(settings=settings, clock=FixedClock(TUESDAY_10)))
     await first.start()
     fake_ami.queue("ru-general").members.clear()
     call = FakeCall([Press("2"), Press("0"), Press("1"), Press("1")])
     await first.services.ami.wait_connected(5)
     await call.run("127.0.0.1", first.server.port, timeout=30)
     await first.stop(1)
-    second = Engine(settings, EngineServices(settings=settings, clock=lambda: TUESDAY_10))
+    second = Engine(settings, EngineServices(settings=settings, clock=FixedClock(TUESDAY_10)))
     await second.start()
     try:
         stored = await second.services.state.callbacks.list()
@@ -223,7 +229,7 @@ async def test_a_valid_menu_edit_reaches_new_calls_and_a_bad_one_is_refused(
     engine_settings, menus_copy
 ) -> None:
     settings = attrs.evolve(engine_settings, menus_dir=str(menus_copy))
-    engine = Engine(settings, EngineServices(settings=settings, clock=lambda: TUESDAY_10))
+    engine = Engine(settings, EngineServices(settings=settings, clock=FixedClock(TUESDAY_10)))
     await engine.start()
     try:
         menu_file = menus_copy / "1414.yaml"

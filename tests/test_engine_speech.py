@@ -12,12 +12,14 @@ from pathlib import Path
 import attrs
 import pytest
 
+from ivr.clock import FixedClock
 from ivr.config import AgiSettings, PromptSettings, Settings, SpeechSettings
 from ivr.engine.app import Engine, engine_prompt_texts
 from ivr.engine.services import EngineServices
 from ivr.menus.library import MenuLibrary
 from ivr.prompts.build import build_prompts
 from ivr.speech.recognizer import SpeechService
+from ivr.testing.engine_fixtures import OPEN_HOURS
 from ivr.testing.fake_caller import FakeCall, Press, Say, Silence
 
 MENUS = Path(__file__).parent / "engine_menus" / "speech"
@@ -95,7 +97,7 @@ async def engine(tmp_path: Path, prompts_dir: Path, speech: SpeechService) -> As
         speech=SpeechSettings(models={"ru": str(KOREAN_MODEL)}, spool=str(tmp_path / "spool")),
     )
     (tmp_path / "spool").mkdir()
-    eng = Engine(settings, EngineServices(settings=settings, speech=speech))
+    eng = Engine(settings, EngineServices(settings=settings, speech=speech, clock=FixedClock(OPEN_HOURS)))
     await eng.start()
     yield eng
     await eng.stop(2)

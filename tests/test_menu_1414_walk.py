@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr.clock import FixedClock
 from ivr.contact.hours import resolve_timezone
 from ivr.engine.services import EngineServices
 from ivr.journal.journal import CallEvent, CallRecord
@@ -49,7 +50,7 @@ def speech(request: pytest.FixtureRequest) -> object | None:
 
 @pytest.fixture
 def engine_services(engine_settings, now: dt.datetime, speech: object | None) -> EngineServices:
-    return EngineServices(settings=engine_settings, clock=lambda: now, speech=speech)
+    return EngineServices(settings=engine_settings, clock=FixedClock(now), speech=speech)
 
 
 @pytest.fixture(scope="module")
@@ -129,13 +130,13 @@ async def test_a_caller_asks_about_the_egov_app_and_then_wants_a_specialist(walk
 
 
 @both_languages
-async def test_a_caller_reads_about_the_portal_goes_to_the_top_and_presses_0_during_the_greeting(
+async def test_a_caller_reads_about_the_portal_goes_to_the_main_menu_and_presses_0_during_it(
     walk, lang: str
 ) -> None:
     call, record = await walk(Press(LANGUAGE_KEY[lang]), Press("1"), Press("1"), Press("1"), Press("0"))
-    # "main menu" leads to the top, the greeting after the language choice, where 0 already works
-    assert after(visited(record), "egov_portal") == ["greeting", "operator"]
-    assert after(call.prompts, "1414/egov_portal") == ["1414/greeting", "1414/text-connecting"]
+    # "main menu" leads to the top: the main menu itself, not the greeting again
+    assert after(visited(record), "egov_portal") == ["main", "operator"]
+    assert after(call.prompts, "1414/egov_portal") == ["1414/main", "1414/text-connecting"]
     assert call.queue == f"{lang}-general"
     assert record.outcome == "queued"
 
@@ -210,7 +211,6 @@ async def test_a_caller_asks_about_credits_and_state_programmes_and_is_told_wher
     assert after(visited(record), "main") == [
         "other",
         "credits",
-        "greeting",
         "main",
         "other",
         "state_programmes",
@@ -229,7 +229,7 @@ async def test_a_caller_asks_about_the_health_passport_and_ashyq_then_the_operat
         "health_passport",
         "other",
         "ashyq",
-        "greeting",
+        "main",
         "operator",
     ]
     assert call.queue == f"{lang}-general"
@@ -274,7 +274,7 @@ async def test_a_caller_who_cannot_find_a_topic_reaches_the_open_question_and_th
     ]
     assert after(call.prompts, "1414/ask_topic")[:2] == ["1414/text-silence", "1414/ask_topic-short"]
     assert call.queue == f"{lang}-general"
-    assert not call.dead  # handed to the operators, never left in silence
+    assert call.queue_result == "answered" and call.hangup_by == "engine"  # handed to an operator
 
 
 class KnownVoices:
@@ -346,15 +346,27 @@ async def test_a_caller_says_thank_you_at_the_open_question_and_hears_goodbye(
 async def test_a_caller_asks_for_the_operator_when_closed_and_is_led_back_to_the_menu(
     walk, lang: str
 ) -> None:
-    # The caller lets the callback offer pass, listens to the answer about documents and hangs up.
+    # The caller presses 2 at the callback offer (back to the menu), listens to the answer about
+    # documents and hangs up.
     call, record = await walk(
-        Press(LANGUAGE_KEY[lang]), Press("0"), Silence(), Press("5"), Silence(), HangUp()
+        Press(LANGUAGE_KEY[lang]), Press("0"), Press("2"), Press("5"), Silence(), HangUp()
     )
-    assert after(call.prompts, "1414/text-connecting")[:2] == ["ivr/closed", "ivr/callback-offer-closed"]
-    assert after(visited(record), "operator") == ["greeting", "main", "documents"]
+    assert "1414/text-connecting" not in call.prompts  # nobody to connect to: not promised
+    assert after(call.prompts, "1414/greeting")[:2] == ["ivr/closed", "ivr/callback-offer-closed"]
+    assert after(visited(record), "operator") == ["main", "documents"]
     assert call.queue is None and "IVR_ROUTED" not in call.variables
     assert any(e.kind == "closed" and e.data == {"queue": f"{lang}-general"} for e in record.events)
     assert record.outcome == "self_served"
+
+
+@both_languages
+@pytest.mark.parametrize("now", [SATURDAY_NOON])
+async def test_a_silent_caller_when_closed_hears_the_offer_once_then_goodbye(walk, lang: str) -> None:
+    call, record = await walk(Press(LANGUAGE_KEY[lang]))
+    assert call.prompts.count("ivr/closed") == 1 and call.prompts.count("ivr/callback-offer-closed") == 1
+    assert call.prompts[-1] == "ivr/goodbye" and call.commands[-1] == "HANGUP"
+    assert after(visited(record), "greeting") == ["main", "ask_topic", "operator"]
+    assert record.outcome == "after_hours"
 
 
 # --- together -------------------------------------------------------------------------------------

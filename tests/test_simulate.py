@@ -173,7 +173,9 @@ async def test_a_queue_nobody_answers_falls_back_to_the_general_line() -> None:
     assert "→ queue ru-booking (priority 0, timeout 900 s)" in shown
     assert "   queue result: TIMEOUT" in shown
     assert "→ queue ru-general (priority 0, timeout 900 s)" in shown
-    assert "[operator] ivr/goodbye (ru): Спасибо за звонок. До свидания!" in shown
+    # "2" at each callback offer: stay on the line; after the last queue, an apology and a hang-up
+    assert any(line.startswith("[operator] ivr/operators-busy (ru): Извините, сейчас все") for line in shown)
+    assert result.outcome == "no_operator" and result.hangup_by == "engine"
     assert result.visited[-2:] == ("queue_booking", "operator")
 
 

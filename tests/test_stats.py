@@ -69,6 +69,7 @@ async def test_full_report_gives_the_known_figures(known_state):
     assert [(s.name, s.calls, s.self_served) for s in figures.languages] == [("kk", 4, 2), ("ru", 4, 1)]
     assert {s.name: s.calls for s in figures.outcomes} == {
         "self_served": 3, "queued": 1, "abandoned": 2, "callback": 1, "failed": 0, "transferred": 1,
+        "no_operator": 0, "after_hours": 0, "handed_back": 0,
     }  # fmt: skip
     assert [i.id for i in figures.outages] == [outage]
 

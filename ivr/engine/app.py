@@ -13,7 +13,6 @@ import gc
 import logging
 import signal
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import attrs
 
@@ -65,8 +64,7 @@ def hours_for(menu: Menu | None) -> OpeningHours:
 
 def menu_options(settings: Settings) -> ValidatorOptions:
     """What the engine validates menus against: the queues of asterisk-conf/ beside the menus."""
-    queues = Path(settings.menus_dir).resolve().parent / "asterisk-conf" / "queues.conf"
-    return ValidatorOptions(queues_conf=queues if queues.is_file() else None)
+    return ValidatorOptions.beside(settings.menus_dir)
 
 
 class Engine:
@@ -177,7 +175,7 @@ class Engine:
         if self.services.state is None:
             from ivr.journal.state import open_state
 
-            self.services.state = await open_state(settings)
+            self.services.state = await open_state(settings, clock=self.services.clock)
             self._owned.add("state")
         if self.services.speech is None:
             from ivr.speech.recognizer import SpeechService

@@ -101,7 +101,7 @@ class CallbackDialer:
     async def round(self) -> bool:
         """One claim and dial; True when a callback was handled."""
         services = self.services
-        if services.hours is not None and not services.hours.is_open(services.clock()):
+        if services.hours is not None and not services.hours.is_open(services.clock.now()):
             return False
         ami = services.ami
         if ami is None or not getattr(ami, "connected", False):

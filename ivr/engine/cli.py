@@ -7,8 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+from ivr.clock import SYSTEM_CLOCK
 from ivr.config import ConfigError, load_settings, override
-from ivr.engine.services import utc_now
 from ivr.engine.simulate import (
     DEFAULT_CALLERID,
     HELP,
@@ -50,8 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--queue-outcome",
         choices=QUEUE_OUTCOMES,
         default="answered",
-        help="what the operator queue does: an operator answers (default), nobody answers in time, "
-        "or nobody is logged in",
+        help="what the operator queue does: an operator answers (default), nobody answers in time, the "
+        "caller hangs up while waiting, or the join is refused (joinempty, joinunavail, full)",
     )
     p.add_argument("--callerid", default=DEFAULT_CALLERID, help="the caller's number (for callbacks)")
     p.add_argument(
@@ -83,8 +83,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     settings = load_settings(getattr(args, "config", None))
     settings = override(settings, menus_dir=args.menus)
     path = find_menu_file(args.menu, Path(settings.menus_dir), settings.default_menu)
-    queues = path.resolve().parent.parent / "asterisk-conf" / "queues.conf"
-    result = check_menu(path, ValidatorOptions(queues_conf=queues if queues.is_file() else None))
+    result = check_menu(path, ValidatorOptions.beside(path.parent))
     if result.menu is None:
         for problem in result.errors:
             print(problem, file=sys.stderr)
@@ -93,7 +92,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     menu = result.menu
     if args.hours is None:
         hours = hours_for(menu)
-        state = "open" if hours.is_open(utc_now()) else "closed"
+        state = "open" if hours.is_open(SYSTEM_CLOCK.now()) else "closed"
         hours_note = f"operators {state} now (the menu's hours)"
     else:
         hours = FixedHours(args.hours == "open")

@@ -1,21 +1,28 @@
 """Runs one call through a menu tree with the channel API.
 
-The rule that shapes everything here: a caller is never left in silence or dropped because the engine
-failed. Every invalid answer and every silence is counted against the node's retries, and the node's
-`on_failure` (by default the operator) takes over; an unexpected error sends the caller to the operator
-queue of their language; if even that fails, closing the AGI connection hands the call back to the
-dialplan, whose next priority queues it (asterisk-conf/extensions.conf).
+The rules that shape everything here:
+
+* A caller is never left in silence or dropped because the engine failed. Every invalid answer and
+  every silence is counted against the node's retries, and the node's `on_failure` (by default the
+  operator) takes over; an unexpected error sends the caller to the operator queue of their language;
+  if even that fails, closing the AGI connection hands the call back to the dialplan, whose next
+  priority queues it (asterisk-conf/extensions.conf).
+* Every call ends within a bound. The menu's `limits:` say how many menus in a row may end without a
+  usable answer and how long a call may stay in the IVR; past either, the call is "leaving": it goes to
+  the operator node (a queue: the caller is queued, or after hours hears the closed message and the
+  callback offer) and never back into the menus; whatever cannot queue it ends with a goodbye.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ivr.agi.channel import CallEnded, Channel
+from ivr.agi.channel import DIGITS, CallEnded, Channel
 from ivr.engine.routing import ROUTED_VARIABLE, queue_call
 from ivr.engine.services import EngineServices
 from ivr.engine.system_texts import incident_sound
@@ -75,6 +82,13 @@ class CallSession:
         self.outcome: str | None = None
         self.served = False  # heard at least one self-service answer
         self.announced: set[tuple[int, str | None]] = set()  # (incident, topic) already played
+        # The bound on the call (menu limits): menus in a row without a usable answer, time in the IVR.
+        self.unanswered = 0
+        self.leaving: str | None = None  # why the call is on its way out (no return to the menus)
+        self.entered = services.elapsed()
+        self.queue_seconds = 0.0  # spent waiting inside Queue: not time in the IVR
+        self.refused_queues: set[str] = set()  # queues that gave this caller back
+        self.callback_ignored = False  # an offer let pass is not made again
         self._recordings = 0
         self._dtmf_only = False  # set when speech proved unusable in this call
         self._global_keys = "".join(g.key for g in menu.global_keys.values() if g.key)
@@ -90,9 +104,15 @@ class CallSession:
             self.services.journal_event(self.call_id, "hangup", data={"detail": str(exc)})
             self._finish(self.outcome or ("self_served" if self.served else "abandoned"))
             raise
+        except asyncio.CancelledError:
+            # Engine shutdown: closing the connection hands the caller back to the dialplan's queue.
+            self.services.journal_event(self.call_id, "handed_back")
+            self._finish("handed_back")
+            raise
         except Exception as exc:
             log.exception("call %s: engine error in menu %s", self.call_id, self.menu.name)
             self.services.journal_event(self.call_id, "error", data={"error": f"{type(exc).__name__}: {exc}"})
+            self.outcome = "failed"
             self._finish("failed")
             await self._rescue()
             return
@@ -104,12 +124,57 @@ class CallSession:
             steps += 1
             if steps > MAX_STEPS_WITHOUT_INPUT:
                 raise MenuRuntimeError(f"{steps} nodes in a row without input, last {node_id!r}")
+            if self.leaving is None:
+                reason = self._limit_reached()
+                if reason is not None:
+                    node_id = self._leave(reason, node_id)
+                    if node_id is None:
+                        await self.goodbye("ivr/goodbye")
+                        return
             node = self.menu.nodes.get(node_id)
             if node is None:
                 raise MenuRuntimeError(f"node {node_id!r} does not exist")
+            if self.leaving is not None and isinstance(node, InputNode | InfoNode):
+                # On the way out the menus are not offered again.
+                await self.goodbye("ivr/goodbye")
+                return
             if isinstance(node, InputNode):
                 steps = 0
             node_id = await self._visit(node)
+
+    # --- the bound on a call -----------------------------------------------------------------
+    def ivr_seconds(self) -> float:
+        """Time in the IVR so far, the wait in operator queues not counted."""
+        return self.services.elapsed() - self.entered - self.queue_seconds
+
+    def _limit_reached(self) -> str | None:
+        limits = self.menu.limits
+        if self.unanswered >= limits.max_menus_without_answer:
+            return f"{self.unanswered} menus in a row without an answer"
+        if self.ivr_seconds() >= limits.max_seconds_in_ivr:
+            return f"{limits.max_minutes_in_ivr:g} minutes in the IVR"
+        return None
+
+    def _leave(self, reason: str, heading_to: str) -> str | None:
+        """The call has reached a limit: to the operator node when it is a queue this caller can still
+        join, else None (a goodbye)."""
+        self.leaving = reason
+        operator = self.menu.nodes.get(self.menu.operator or "")
+        usable = (
+            isinstance(operator, QueueNode) and operator.queue.get(self.language) not in self.refused_queues
+        )
+        target = operator.id if usable and operator is not None else None
+        self.services.journal_event(
+            self.call_id, "limit", heading_to, {"reason": reason, "to": target or "goodbye"}
+        )
+        return target
+
+    async def goodbye(self, sound: str) -> None:
+        """The call's last words, then hang up. A caller never just hears the line go dead."""
+        self.outcome = self.outcome or ("self_served" if self.served else "no_operator")
+        await self.channel.set_variable(ROUTED_VARIABLE, "1")
+        await self._play_sound(sound, "")
+        await self.channel.hangup()
 
     def _journal_start(self) -> None:
         state = self.services.state
@@ -117,7 +182,7 @@ class CallSession:
             return
         try:
             state.journal.call_started(
-                self.call_id, time.time(), self.channel.env.callerid, None, self.menu.name
+                self.call_id, self.services.clock.time(), self.channel.env.callerid, None, self.menu.name
             )
         except Exception as exc:
             log.warning("journal: could not record start of %s: %s", self.call_id, exc)
@@ -214,18 +279,21 @@ class CallSession:
             # The greeting is played in every language, Kazakh first, each by its own voice.
             for language in LANGUAGES:
                 await self.channel.set_language(language)
-                digit = await self._play(node.short if attempt and node.short else node.say, "".join(keys))
+                # Any key stops the greeting: a wrong one is an invalid answer, never silence.
+                digit = await self._play(node.short if attempt and node.short else node.say, DIGITS)
                 if digit:
                     break
             if digit is None and self._speech_ready(node):
                 chosen = await self._language_by_speech(node, "".join(keys))
                 if chosen in keys.values():
+                    self.unanswered = 0
                     await self._set_language(chosen, "speech")
                     return self.resolve(node.next)
                 digit = chosen  # a key pressed while recording, or None
             elif digit is None:
                 digit = await self.channel.wait_for_digit(int(node.input.timeout * 1000))
             if digit in keys:
+                self.unanswered = 0
                 await self._set_language(keys[digit], "dtmf")
                 return self.resolve(node.next)
             self.services.journal_event(
@@ -234,6 +302,7 @@ class CallSession:
             await self.channel.set_language(self.language)
             await self._play(node.invalid if digit else node.silence, "")
         # Nobody chose: continue in the default language rather than give up on the caller.
+        self.unanswered += 1
         await self._set_language(self.menu.default_language, "default")
         return self.resolve(node.next)
 
@@ -273,7 +342,9 @@ class CallSession:
                 self.services.journal_event(self.call_id, "invalid", node.id, {"input": choice.value})
                 await self._play(node.invalid, self._global_digits(node))
                 continue
+            self.unanswered = 0
             return await self._take(node, choice)
+        self.unanswered += 1
         self.services.journal_event(self.call_id, "failure", node.id)
         return self.resolve(node.on_failure) or self.menu.operator
 
@@ -302,15 +373,16 @@ class CallSession:
 
     async def _ask(self, node: MenuNode, prompts: Sequence[Prompt]) -> _Choice | None:
         """Play the node's prompts and take one answer: a key, a phrase, nothing (None) or 'invalid'."""
-        escape = self.services.escape_digits(self.menu, node, self._global_digits(node))
         dtmf = node.input.dtmf
-        digit = await self._play(prompts, escape if dtmf else self._global_digits(node))
+        # Every key stops the prompt and the recording: a wrong key is an invalid answer, not silence.
+        escape = DIGITS if dtmf else self._global_digits(node)
+        digit = await self._play(prompts, escape)
         if digit is not None:
             choice = await self._key_choice(node, digit)
             choice.how = "dtmf-barge-in"  # pressed before the prompt ended
             return choice
         if self._speech_ready(node):
-            return await self._listen(node, escape if dtmf else self._global_digits(node))
+            return await self._listen(node, escape)
         if dtmf:
             digit = await self.channel.wait_for_digit(int(node.input.timeout * 1000))
         if digit is None:

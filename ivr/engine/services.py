@@ -3,24 +3,21 @@ the call is DTMF-only, without AMI no queue figures are announced, without state
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 
+from ivr.clock import SYSTEM_CLOCK, Clock
 from ivr.config import Settings
 from ivr.menus.model import LanguageNode, Menu, MenuNode
 from ivr.speech.matcher import IntentClassifier, Matcher
 from ivr.texts import LANGUAGES
 
 log = logging.getLogger("ivr.engine")
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @attrs.define
@@ -30,7 +27,10 @@ class EngineServices:
     state: Any = None  # ivr.journal.state.State (journal, incidents, callbacks)
     ami: Any = None  # ivr.ami.client.AmiClient
     hours: Any = None  # ivr.contact.hours.OpeningHours
-    clock: Callable[[], dt.datetime] = utc_now
+    # Wall-clock moments (hours, holidays, outages, journal) come from `clock`; how long a call has
+    # been in the IVR from `elapsed`, a monotonic clock no pinned moment affects.
+    clock: Clock = SYSTEM_CLOCK
+    elapsed: Callable[[], float] = time.monotonic
     # One Matcher per menu version and node, built on first use and shared by every call.
     incident_audio: Any = None  # ivr.engine.background.IncidentAudio
     _matchers: weakref.WeakKeyDictionary[Menu, dict[tuple[str, str], Any]] = attrs.field(
@@ -57,15 +57,6 @@ class EngineServices:
             )
 
         return self._cached(menu, ("language", f"{node.id}/{language}"), build)
-
-    def escape_digits(self, menu: Menu, node: MenuNode, global_digits: str) -> str:
-        """Keys that interrupt the node's prompts: the first digit of each option, then the menu-wide keys."""
-
-        def build() -> str:
-            firsts = "".join(o.key[0] for o in node.options if o.key)
-            return "".join(dict.fromkeys(firsts + global_digits))
-
-        return self._cached(menu, ("escape", f"{node.id}/{global_digits}"), build)
 
     def global_classifier(self, menu: Menu) -> IntentClassifier[str]:
         """Menu-wide phrases (repeat, back, top, language) by action; the operator is matched apart."""

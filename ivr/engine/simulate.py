@@ -44,7 +44,14 @@ Writer = Callable[[str], None]
 
 SAMPLE_RATE = 8000  # what Asterisk records a telephone call at, for RECORD FILE's endpos
 DEFAULT_CALLERID = "77011234567"
-QUEUE_OUTCOMES = ("answered", "timeout", "empty")
+# What the operator queue does, as app_queue ends a Queue() (ivr.testing.fake_caller has the same).
+QUEUE_OUTCOMES = ("answered", "timeout", "hangup", "joinempty", "joinunavail", "full")
+_QUEUE_NOTES = {
+    "timeout": "nobody answered before the queue timeout",
+    "joinempty": "the queue refused the join: no operator logged in (JOINEMPTY)",
+    "joinunavail": "the queue refused the join: every operator unavailable (JOINUNAVAIL)",
+    "full": "the queue refused the join: it is full (FULL)",
+}
 HELP = (
     "Type keys (2, 12#), or words (запись, or `say запись`); an empty line is silence;\n"
     "`lang kk` / `lang ru` switches language the way a caller can; `hangup` or Ctrl-D hangs up."
@@ -166,11 +173,12 @@ class SimulatedChannel:
         queue_outcome: str = "answered",
         start_language: str | None = None,
         speech_languages: Sequence[str] = LANGUAGES,
+        catalogue: TextCatalogue | None = None,
     ) -> None:
         if queue_outcome not in QUEUE_OUTCOMES:
             raise ValueError(f"queue outcome {queue_outcome!r}: expected one of {', '.join(QUEUE_OUTCOMES)}")
         self.menu = menu
-        self.catalogue = TextCatalogue(menu)
+        self.catalogue = catalogue or TextCatalogue(menu)
         self._read_line = read_line
         self._write = write
         self.heard: deque[str] = heard if heard is not None else deque()
@@ -357,8 +365,7 @@ class SimulatedChannel:
         self.variables[name] = str(value)
 
     async def get_variable(self, name: str) -> str | None:
-        self._check_alive()
-        return self.variables.get(name)
+        return self.variables.get(name)  # Asterisk answers GET VARIABLE on a dead channel too
 
     async def get_full_variable(self, expression: str) -> str | None:
         self._check_alive()
@@ -390,17 +397,21 @@ class SimulatedChannel:
         priority = self.variables.get("QUEUE_PRIO", "0")
         self.queue = queue
         self._write(f"→ queue {queue} (priority {priority}, timeout {wait} s)")
-        if self.queue_outcome == "timeout":
-            self.variables["QUEUESTATUS"] = "TIMEOUT"
-            self.note("nobody answered before the queue timeout (--queue-outcome timeout)")
+        outcome = self.queue_outcome
+        self.variables.pop("ABANDONED", None)
+        self.variables.pop("QUEUESTATUS", None)
+        if outcome in _QUEUE_NOTES:
+            self.variables["QUEUESTATUS"] = outcome.upper()
+            self.note(f"{_QUEUE_NOTES[outcome]} (--queue-outcome {outcome})")
             return 0
-        if self.queue_outcome == "empty":
-            self.variables["QUEUESTATUS"] = "JOINEMPTY"
-            self.note("no operator logged in to the queue (--queue-outcome empty)")
-            return 0
-        # As on a real call: an operator answers, talks, hangs up; the channel is gone afterwards.
+        if outcome == "hangup":
+            self.note("the caller hangs up while waiting (--queue-outcome hangup)")
+            self.variables["ABANDONED"] = "TRUE"
+            self.hung_up = True
+            self.hangup_by = "caller"
+            return -1
+        # As on a real call: an operator answers, talks and hangs up; the caller's line stays up.
         self.note("an operator answers; the call ends when they hang up")
-        self.hung_up = True
         self.hangup_by = "operator"
         return -1
 
@@ -415,8 +426,9 @@ class SimulatedChannel:
         if self.hung_up:
             return
         self.hung_up = True
-        self.hangup_by = "engine"
-        self._write("→ engine hangs up")
+        if self.hangup_by is None:
+            self.hangup_by = "engine"
+            self._write("→ engine hangs up")
 
     async def command(self, name: str, *args: object, timeout: float | None = None) -> Reply:
         """The raw commands the interpreter sends: SET CONTEXT / EXTENSION / PRIORITY for a transfer."""

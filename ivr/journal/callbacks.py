@@ -12,6 +12,7 @@ taken over cannot finish someone else's callback.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 import attrs
@@ -67,8 +68,9 @@ def _check_number(number: str) -> str:
 
 
 class CallbackStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, now: Callable[[], float] = time.time) -> None:
         self._db = db
+        self._now = now  # epoch seconds from the engine's clock (pinned in tests)
 
     async def request(
         self, number: str, language: str, queue: str, topic: str | None = None, call_id: str | None = None
@@ -77,7 +79,7 @@ class CallbackStore:
         number = _check_number(number)
         if not language or not queue:
             raise ValueError("a callback needs the caller's language and the queue to call back from")
-        now = time.time()
+        now = self._now()
         call_id = call_id or ""
         params = (number, language, queue, topic or "", call_id, now, now, now)
 
@@ -110,7 +112,7 @@ class CallbackStore:
             raise ValueError("claim needs the engine's id")
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
-        moment = time.time() if now is None else to_epoch(now, "now")
+        moment = self._now() if now is None else to_epoch(now, "now")
         lock = " FOR UPDATE SKIP LOCKED" if self._db.dialect is Dialect.POSTGRESQL else ""
 
         def take(tx: Tx) -> Callback | None:
@@ -132,7 +134,7 @@ class CallbackStore:
             row = tx.one(
                 "UPDATE callbacks SET state = 'dialing', engine_id = ?, lease_until = ?, attempts = attempts + 1, "
                 "last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ? RETURNING " + _COLUMNS,
-                (engine_id, moment + lease_seconds, note, time.time(), callback_id),
+                (engine_id, moment + lease_seconds, note, self._now(), callback_id),
             )
             return _callback(row)
 
@@ -142,9 +144,9 @@ class CallbackStore:
         self, callback_id: int, engine_id: str, lease_seconds: float, now: Moment | None = None
     ) -> None:
         """Extend the lease of a callback still being dialled (a long wait for a free operator)."""
-        moment = time.time() if now is None else to_epoch(now, "now")
+        moment = self._now() if now is None else to_epoch(now, "now")
         await self._owned_update(
-            callback_id, engine_id, "lease_until = ?, updated_at = ?", (moment + lease_seconds, time.time())
+            callback_id, engine_id, "lease_until = ?, updated_at = ?", (moment + lease_seconds, self._now())
         )
 
     async def finish(self, callback_id: int, engine_id: str, outcome: str) -> None:
@@ -152,7 +154,7 @@ class CallbackStore:
         if outcome not in FINAL:
             raise ValueError(f"callback outcome {outcome!r} must be 'done' or 'failed'")
         await self._owned_update(
-            callback_id, engine_id, "state = ?, lease_until = NULL, updated_at = ?", (outcome, time.time())
+            callback_id, engine_id, "state = ?, lease_until = NULL, updated_at = ?", (outcome, self._now())
         )
 
     async def retry_later(
@@ -161,13 +163,13 @@ class CallbackStore:
         """Back to pending, due again after `delay` seconds, remembering why this attempt failed."""
         if delay < 0:
             raise ValueError("delay must not be negative")
-        moment = time.time() if now is None else to_epoch(now, "now")
+        moment = self._now() if now is None else to_epoch(now, "now")
         await self._owned_update(
             callback_id,
             engine_id,
             "state = 'pending', engine_id = NULL, lease_until = NULL, last_error = ?, next_attempt_at = ?, "
             "updated_at = ?",
-            (error or "", moment + delay, time.time()),
+            (error or "", moment + delay, self._now()),
         )
 
     async def _owned_update(self, callback_id: int, engine_id: str, assignments: str, params: tuple) -> None:

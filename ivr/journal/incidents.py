@@ -8,6 +8,7 @@ process reaches new calls within that time, with one small query per second howe
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -58,13 +59,18 @@ def incident_from_row(row: tuple) -> Incident:
 
 class IncidentStore:
     def __init__(
-        self, db: Database, cache_ttl: float = 1.0, clock: Callable[[], float] = time.monotonic
+        self,
+        db: Database,
+        cache_ttl: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.time,
     ) -> None:
         if not 0 <= cache_ttl <= 2:
             raise ValueError("cache_ttl must be between 0 and 2 seconds so new incidents reach calls quickly")
         self._db = db
         self._ttl = cache_ttl
-        self._clock = clock
+        self._clock = clock  # for the cache's age only
+        self._now = now  # epoch seconds from the engine's clock: which incidents are active
         self._cached: list[Incident] = []
         self._fetched_at: float | None = None
         self._refreshing: asyncio.Future[list[Incident]] | None = None
@@ -83,7 +89,7 @@ class IncidentStore:
         if not text_kk or not text_ru:
             raise ValueError("an incident needs its text in both Kazakh (kk) and Russian (ru)")
         topic_list = sorted({t.strip() for t in topics if t and t.strip()})
-        now = time.time()
+        now = self._now()
         starts = now if starts_at is None else to_epoch(starts_at, "starts_at")
         if expires_at is None:
             raise ValueError("an incident needs an expiry, so that it cannot be announced forever")
@@ -110,7 +116,7 @@ class IncidentStore:
         def finish(tx: Tx) -> bool:
             tx.execute(
                 "UPDATE incidents SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
-                (time.time(), incident_id),
+                (self._now(), incident_id),
             )
             return tx.rowcount == 1
 
@@ -125,7 +131,7 @@ class IncidentStore:
     async def active(self, now: Moment | None = None, topic: str | None = None) -> list[Incident]:
         """Incidents to announce at `now`: with topic None every one, else the ones for that topic or all
         topics. Oldest first."""
-        moment = time.time() if now is None else to_epoch(now, "now")
+        moment = self._now() if now is None else to_epoch(now, "now")
         current = await self._current()
         return [i for i in current if i.is_active(moment) and i.affects(topic)]
 
@@ -137,7 +143,9 @@ class IncidentStore:
             # One query for all the calls that arrive while the cache is stale, unless it began
             # before a change this process made (then it cannot show that change).
             if self._refreshing is None or self._refreshing_generation != generation:
-                self._refreshing = asyncio.ensure_future(self._db.read(_load_current))
+                self._refreshing = asyncio.ensure_future(
+                    self._db.read(functools.partial(_load_current, moment=self._now()))
+                )
                 self._refreshing_generation = generation
             reading = self._refreshing
             try:
@@ -150,6 +158,8 @@ class IncidentStore:
                 return current
 
     async def list(self, include_expired: bool = False) -> list[Incident]:
+        moment = self._now()
+
         def load(tx: Tx) -> list[Incident]:
             if include_expired:
                 rows = tx.all(f"SELECT {_COLUMNS} FROM incidents ORDER BY starts_at, id")
@@ -157,16 +167,16 @@ class IncidentStore:
                 rows = tx.all(
                     f"SELECT {_COLUMNS} FROM incidents WHERE ended_at IS NULL AND expires_at > ? "
                     "ORDER BY starts_at, id",
-                    (time.time(),),
+                    (moment,),
                 )
             return [incident_from_row(r) for r in rows]
 
         return await self._db.read(load)
 
 
-def _load_current(tx: Tx) -> list[Incident]:
+def _load_current(tx: Tx, moment: float) -> list[Incident]:
     rows = tx.all(
         f"SELECT {_COLUMNS} FROM incidents WHERE ended_at IS NULL AND expires_at > ? ORDER BY starts_at, id",
-        (time.time(),),
+        (moment,),
     )
     return [incident_from_row(r) for r in rows]

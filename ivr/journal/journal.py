@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -21,7 +21,23 @@ from ivr.journal.timeutil import Moment, local_day_hour, to_epoch, zone
 
 # One encoder for every event: json.dumps with options builds a new one per call (on the call path).
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-OUTCOMES = ("self_served", "queued", "abandoned", "callback", "failed", "transferred")
+# How a call ended (docs: README "Call outcomes"):
+#   self_served  heard an answer and ended in the IVR      queued       handed to an operator queue and answered
+#   callback     a callback request was stored             transferred  sent on to another number
+#   abandoned    the caller hung up (in the IVR or queue)  no_operator  no queue could take the caller; goodbye
+#   after_hours  outside opening hours, no callback; bye   handed_back  engine shutdown handed the call to the dialplan
+#   failed       an engine fault (the caller was rescued to an operator queue)
+OUTCOMES = (
+    "self_served",
+    "queued",
+    "callback",
+    "transferred",
+    "abandoned",
+    "no_operator",
+    "after_hours",
+    "handed_back",
+    "failed",
+)
 
 # Event kinds the engine writes; others are accepted as long as they are short identifiers.
 NODE = "node"
@@ -77,8 +93,15 @@ class CallRecord:
 
 
 class Journal:
-    def __init__(self, db: Database, timezone: str = "Asia/Almaty", engine_id: str = "") -> None:
+    def __init__(
+        self,
+        db: Database,
+        timezone: str = "Asia/Almaty",
+        engine_id: str = "",
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self._db = db
+        self._now = now  # epoch seconds from the engine's clock (pinned in tests)
         self._tz = zone(timezone)
         self._engine_id = engine_id
         self._next_seq: dict[str, int] = {}
@@ -113,7 +136,7 @@ class Journal:
             raise ValueError(f"event kind {kind!r} must be a short identifier such as 'node' or 'dtmf'")
         seq = self._next_seq.get(call_id, 1)
         self._next_seq[call_id] = seq + 1
-        moment = time.time() if at is None else to_epoch(at, "at")
+        moment = self._now() if at is None else to_epoch(at, "at")
         payload = _ENCODE(data) if data else "{}"
         future = self._db.submit(Write(_INSERT_EVENT, (call_id, seq, moment, kind, node or "", payload)))
         if kind == LANGUAGE:
@@ -129,7 +152,7 @@ class Journal:
         _check_id(call_id)
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
-        ended = time.time() if at is None else to_epoch(at, "at")
+        ended = self._now() if at is None else to_epoch(at, "at")
         self._next_seq.pop(call_id, None)
         day, hour = local_day_hour(ended, self._tz)
         engine_id = self._engine_id

@@ -7,6 +7,7 @@ import socket
 
 import attrs
 
+from ivr.clock import SYSTEM_CLOCK, Clock
 from ivr.config import Settings
 from ivr.journal.callbacks import CallbackStore
 from ivr.journal.db import Database, Target
@@ -39,6 +40,7 @@ async def open_state(
     *,
     batch_window: float = 0.05,
     synchronous: str = "NORMAL",
+    clock: Clock = SYSTEM_CLOCK,
 ) -> State:
     """Open (and migrate) the database the settings name: PostgreSQL when database_url is set,
     else SQLite at state_dir/ivr.db. Raises StateError with the reason when it cannot."""
@@ -51,9 +53,9 @@ async def open_state(
     engine = engine_id or default_engine_id()
     return State(
         db=db,
-        journal=Journal(db, settings.timezone, engine),
-        incidents=IncidentStore(db),
-        callbacks=CallbackStore(db),
+        journal=Journal(db, settings.timezone, engine, now=clock.time),
+        incidents=IncidentStore(db, now=clock.time),
+        callbacks=CallbackStore(db, now=clock.time),
         engine_id=engine,
         timezone=settings.timezone,
     )

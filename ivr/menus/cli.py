@@ -9,6 +9,7 @@ from pathlib import Path
 from ivr.config import ConfigError, load_settings
 from ivr.menus.graph import GraphError, render, to_dot
 from ivr.menus.loader import check_menu, menu_files
+from ivr.menus.model import Menu
 from ivr.menus.problems import MenuProblem
 from ivr.menus.validator import ValidatorOptions
 from ivr.texts import LANGUAGES
@@ -27,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "beside the menus directory)",
     )
     check.add_argument("--strict", action="store_true", help="treat warnings as errors (exit non-zero)")
+    check.add_argument(
+        "--no-paths",
+        action="store_true",
+        help="skip running every path of each menu through the interpreter (the proof that every call ends)",
+    )
     check.set_defaults(func=run_check)
 
     graph = subparsers.add_parser(
@@ -81,12 +87,18 @@ def run_check(args: argparse.Namespace) -> int:
     errors: list[MenuProblem] = []
     warnings: list[MenuProblem] = []
     nodes = 0
+    proofs: list[str] = []
     for file in files:
         result = check_menu(file, options)
         errors += result.errors
         warnings += result.warnings
         if result.menu is not None:
             nodes += len(result.menu.nodes)
+            if not args.no_paths:
+                found, proof = _every_call_ends(result.menu)
+                errors += [p for p in found if p.is_error]
+                warnings += [p for p in found if not p.is_error]
+                proofs += [proof] if proof else []
     for problem in errors:
         print(problem)
     if warnings:
@@ -100,9 +112,19 @@ def run_check(args: argparse.Namespace) -> int:
             f"FAILED: {len(errors)} errors, {len(warnings)} warnings in {len(files)} menus", file=sys.stderr
         )
         return 1
+    for proof in proofs:
+        print(proof)
     tail = f", {len(warnings)} warnings" if warnings else ""
     print(f"OK: {len(files)} menus, {nodes} nodes{tail}")
     return 0
+
+
+def _every_call_ends(menu: Menu) -> tuple[list[MenuProblem], str]:
+    """Run every path of the menu through the real interpreter (ivr.engine.explore)."""
+    from ivr.engine.explore import explore, problems, summary
+
+    result = explore(menu)
+    return list(problems(menu, result)), summary(menu, result) if result.ok else ""
 
 
 def run_graph(args: argparse.Namespace) -> int:

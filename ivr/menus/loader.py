@@ -37,6 +37,7 @@ TOP_KEYS = (
     "defaults",
     "topics",
     "hours",
+    "limits",
     "texts",
     "include",
     "nodes",
@@ -81,6 +82,7 @@ OPTION_KEYS = ("key", "phrases", "goto")
 CHOICE_KEYS = ("key", "language", "phrases")
 GLOBAL_KEY_KEYS = ("key", "phrases", "goto")
 HOURS_KEYS = ("timezone", "week", "holidays")
+LIMITS_KEYS = ("max_menus_without_answer", "max_minutes_in_ivr")
 TRANSFER_TO_RE = re.compile(r"^\+?[0-9*#]{1,32}$")
 CONTEXT_RE = re.compile(r"^[A-Za-z0-9_-]{1,79}$")
 
@@ -221,6 +223,9 @@ class _Reader:
             first = nodes.get(start)
             top_node = first.next.node if isinstance(first, m.LanguageNode) and first.next.node else start
         hours = self._hours(top.get("hours"), top.value_pos.get("hours")) if "hours" in top else None
+        limits = (
+            self._limits(top.get("limits"), top.value_pos.get("limits")) if "limits" in top else m.Limits()
+        )
         return m.Menu(
             name=self.name,
             start=start,
@@ -231,6 +236,7 @@ class _Reader:
             default_language=default_language,
             topics=topics,
             hours=hours,
+            limits=limits,
             sources=tuple(dict.fromkeys(self.sources)),
             pos=top.pos,
         )
@@ -567,6 +573,27 @@ class _Reader:
             if retries is not None:
                 changes["retries"] = int(retries)
         return attrs.evolve(base, **changes)
+
+    def _limits(self, value: Any, pos: Position | None) -> m.Limits:
+        pos = pos or Position(self.file, 1, 1)
+        if not isinstance(value, LocDict):
+            self.problems.error(
+                pos, "limits must be a mapping with max_menus_without_answer: and max_minutes_in_ivr:"
+            )
+            return m.Limits()
+        self._unknown_keys(value, LIMITS_KEYS, "in limits")
+        changes: dict[str, Any] = {}
+        if "max_menus_without_answer" in value:
+            menus = self._number(value, "max_menus_without_answer", integer=True, minimum=1, why="at least 1")
+            if menus is not None:
+                changes["max_menus_without_answer"] = int(menus)
+        if "max_minutes_in_ivr" in value:
+            minutes = self._number(
+                value, "max_minutes_in_ivr", integer=False, minimum=1, why="at least 1 (minute)"
+            )
+            if minutes is not None:
+                changes["max_minutes_in_ivr"] = float(minutes)
+        return m.Limits(**changes, pos=pos)
 
     def _hours(self, value: Any, pos: Position | None) -> m.Hours | None:
         pos = pos or Position(self.file, 1, 1)

@@ -336,6 +336,25 @@ class Hours:
 
 
 @attrs.frozen
+class Limits:
+    """How long one call may stay in the IVR, whatever the caller does (menus/README.md, "Limits").
+
+    When either limit is reached the call takes its way out: the operator queue, or (closed, or the
+    queue already gave the caller back) the closed message and the callback offer, then a goodbye.
+    """
+
+    # Menus in a row that ended without a usable answer (silence, wrong keys, unrecognised speech).
+    max_menus_without_answer: int = 3
+    # Time in the IVR, not counting the wait in an operator queue.
+    max_minutes_in_ivr: float = 15.0
+    pos: Position = attrs.field(default=_NOWHERE, eq=False, repr=False)
+
+    @property
+    def max_seconds_in_ivr(self) -> float:
+        return self.max_minutes_in_ivr * 60
+
+
+@attrs.frozen
 class SharedText:
     id: str
     prompt: Prompt
@@ -353,6 +372,7 @@ class Menu:
     default_language: str = LANGUAGES[0]
     topics: tuple[str, ...] = ()  # declared topics; empty: any topic name is accepted
     hours: Hours | None = None
+    limits: Limits = Limits()
     sources: tuple[str, ...] = ()  # the menu file first, then included fragments
     pos: Position = attrs.field(default=_NOWHERE, eq=False, repr=False)
 

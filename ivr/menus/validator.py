@@ -38,6 +38,12 @@ class ValidatorOptions:
     check_prompts: PromptCheck | None = None
     vocabulary: Vocabulary | None = None
 
+    @classmethod
+    def beside(cls, menus_dir: str | Path) -> ValidatorOptions:
+        """The queues of the asterisk-conf/ directory that sits beside the menus directory."""
+        queues = Path(menus_dir).resolve().parent / "asterisk-conf" / "queues.conf"
+        return cls(queues_conf=queues if queues.is_file() else None)
+
 
 def asterisk_queue_names(path: Path) -> set[str]:
     """Queue names defined in queues.conf: every [section] except [general] and templates `(!)`."""

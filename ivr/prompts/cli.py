@@ -120,13 +120,14 @@ def texts_from_menus(menus_dir: Path) -> list[PromptText]:
     """Every PromptText of every menu in the directory (fragments, files starting '_', excluded)."""
     from ivr.menus.loader import load_menu, menu_files
     from ivr.menus.problems import MenuError
+    from ivr.menus.validator import ValidatorOptions
 
     if not menus_dir.is_dir():
         raise MenuLoadError(f"{menus_dir}: no such menu directory")
     texts: list[PromptText] = []
     for path in menu_files(menus_dir):
         try:
-            texts += load_menu(path).prompt_texts()
+            texts += load_menu(path, ValidatorOptions.beside(menus_dir)).prompt_texts()
         except MenuError as exc:  # its message lists every problem with file:line
             raise MenuLoadError(str(exc)) from exc
     return texts

@@ -5,10 +5,15 @@ pytest_plugins = ["ivr.testing.engine_fixtures"]
 async def test_russian_caller_reaches_operator(engine, place_call):
     call = await place_call(Press("2"), Press("0"))
     assert call.queue == "ru-general"
+
+The engine's clock is pinned (`clock` fixture): a Wednesday at 10:00 in Almaty, when the centre is
+open, whatever the machine's clock, day or time zone says. A test that needs another moment moves it:
+`clock.set(NIGHT)`; the moments below cover the usual cases.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,7 @@ from typing import Any
 import attrs
 import pytest
 
+from ivr.clock import FixedClock
 from ivr.config import AgiSettings, PromptSettings, Settings, SpeechSettings
 from ivr.engine.app import Engine, engine_prompt_texts
 from ivr.engine.services import EngineServices
@@ -23,6 +29,13 @@ from ivr.menus.library import MenuLibrary
 from ivr.testing.fake_caller import Action, FakeCall
 
 REPO = Path(__file__).resolve().parents[2]
+
+ALMATY = dt.timezone(dt.timedelta(hours=5), "Asia/Almaty")
+OPEN_HOURS = dt.datetime(2026, 11, 25, 10, 0, tzinfo=ALMATY)  # Wednesday, 10:00: operators at work
+LAST_MINUTE = dt.datetime(2026, 11, 25, 17, 59, tzinfo=ALMATY)  # Wednesday, a minute before closing
+EVENING = dt.datetime(2026, 11, 25, 19, 30, tzinfo=ALMATY)  # Wednesday after closing
+NIGHT = dt.datetime(2026, 11, 29, 3, 0, tzinfo=ALMATY)  # Sunday, 03:00
+HOLIDAY = dt.datetime(2026, 12, 16, 10, 0, tzinfo=ALMATY)  # Independence Day, a Wednesday, 10:00
 
 
 def project_settings(tmp_path: Path, **changes: Any) -> Settings:
@@ -61,9 +74,15 @@ def engine_settings(tmp_path: Path, project_prompts: Path) -> Settings:
 
 
 @pytest.fixture
-def engine_services(engine_settings: Settings) -> EngineServices:
-    """Override in a test module to add speech, AMI or a clock."""
-    return EngineServices(settings=engine_settings)
+def clock() -> FixedClock:
+    """The engine's clock, pinned at OPEN_HOURS; `clock.set(NIGHT)` or `clock.advance(60)` to move it."""
+    return FixedClock(OPEN_HOURS)
+
+
+@pytest.fixture
+def engine_services(engine_settings: Settings, clock: FixedClock) -> EngineServices:
+    """Override in a test module to add speech or AMI; keep `clock=clock` so the hour stays pinned."""
+    return EngineServices(settings=engine_settings, clock=clock)
 
 
 @pytest.fixture
@@ -81,7 +100,13 @@ def place_call(engine: Engine) -> Callable[..., Awaitable[FakeCall]]:
     async def place(*script: Action, timeout: float = 60.0, **options: Any) -> FakeCall:
         assert engine.server is not None
         call = FakeCall(script, **options)
-        await call.run("127.0.0.1", engine.server.port, timeout=timeout)
+        try:
+            await call.run("127.0.0.1", engine.server.port, timeout=timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"the engine kept the call past {timeout:g} s ({len(call.exchanges)} commands):\n"
+                f"{call.summary()}\n{call.ending()}"
+            ) from None
         # the journal batches writes; let them land before a test reads it
         if engine.services.state is not None:
             await engine.services.state.journal.flush()

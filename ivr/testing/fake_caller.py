@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import shutil
 import time
 import wave
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -123,6 +124,10 @@ class HangUp:
 Action = Press | Say | Silence | HangUp
 
 LISTENING = {"GET DATA", "WAIT FOR DIGIT", "RECORD FILE"}
+# What EXEC Queue can do in the fake: an agent answers, nobody answers in time, the caller hangs up
+# while waiting, or app_queue refuses the join (queues.conf joinempty / maxlen) with this QUEUESTATUS.
+JOIN_REFUSED = {"joinempty": "JOINEMPTY", "joinunavail": "JOINUNAVAIL", "full": "FULL"}
+QUEUE_OUTCOMES = ("answered", "timeout", "leaveempty", "hangup", *JOIN_REFUSED)
 
 
 @attrs.frozen
@@ -187,6 +192,12 @@ def wav_samples(path: str | Path) -> int:
 _uniqueids = itertools.count(1)
 
 
+def next_uniqueid() -> str:
+    """A uniqueid of Asterisk's form (epoch.sequence), different for every call of every process, so
+    fake calls never merge in a journal: the sequence starts from the process id."""
+    return f"{int(time.time())}.{os.getpid() % 100_000 * 1000 + next(_uniqueids)}"
+
+
 class FakeCall:
     """One scripted call from a fake Asterisk into an engine.
 
@@ -194,7 +205,9 @@ class FakeCall:
     and STREAM FILE with escape digits, which only a Press interrupts). When the script runs out the
     caller stays silent. `hangup_at`: hang up as the N-th command (1-based) arrives.
     `prompt_samples`: length of a sound by name (None: missing file, like Asterisk's `endpos=0`).
-    `queue_outcome`: what EXEC Queue does: "answered" (agent took it), "timeout", "hangup".
+    `queue_outcome`: what EXEC Queue does (QUEUE_OUTCOMES): "answered" (an agent took it), "timeout",
+    "hangup" (the caller gave up waiting), "joinempty"/"joinunavail"/"full" (the join refused); or a
+    mapping queue name -> outcome, "*" for the rest.
     `record_dir`: where RECORD FILE's path points on this machine (the spool shared with the engine);
     None writes to the path as given.
     `reply_delay`: seconds a reply takes (people listening to a prompt); 0 answers at once.
@@ -209,7 +222,7 @@ class FakeCall:
         calleridname: str = "IVR Tester",
         hangup_at: int | None = None,
         prompt_samples: Callable[[str], int | None] | None = None,
-        queue_outcome: str = "answered",
+        queue_outcome: str | Mapping[str, str] = "answered",
         reply_delay: float | Callable[[], float] = 0.0,
         exit_on_hangup: bool = False,
         args: Sequence[str] = (),
@@ -222,15 +235,21 @@ class FakeCall:
         self.calleridname = calleridname
         self.hangup_at = hangup_at
         self.prompt_samples = prompt_samples or (lambda name: DEFAULT_PROMPT_SAMPLES)
+        for outcome in [queue_outcome] if isinstance(queue_outcome, str) else queue_outcome.values():
+            if outcome not in QUEUE_OUTCOMES:
+                raise ValueError(f"queue outcome {outcome!r}: expected one of {', '.join(QUEUE_OUTCOMES)}")
         self.queue_outcome = queue_outcome
+        self.queued: list[str] = []  # every queue the engine put the caller in, in order
         self.reply_delay = reply_delay
         self.exit_on_hangup = exit_on_hangup
         self.args = tuple(args)
-        self.uniqueid = f"1795551777.{next(_uniqueids)}"
+        self.uniqueid = next_uniqueid()
         self.variables: dict[str, str] = {"CHANNEL(language)": "en"}
         self.exchanges: list[Exchange] = []
         self.transcript: list[tuple[float, str, bytes]] = []  # (seconds, "IN"|"OUT"|"META", bytes)
         self.answered = False
+        self.connected = False  # the TCP connection to the engine was made
+        self.hangup_by: str | None = None  # "engine" (HANGUP) or "caller" (scripted or in the queue)
         self.dead = False
         self.closed_by_engine = False
         self.turnarounds: list[float] = []  # seconds from our reply to the engine's next command
@@ -264,11 +283,43 @@ class FakeCall:
 
     @property
     def queue(self) -> str | None:
-        """The queue the engine put the caller in, if any."""
-        for app, args in self.applications:
-            if app.lower() == "queue" and args:
-                return args[0]
-        return None
+        """The last queue the engine put the caller in (after a refused one, the next), if any."""
+        return self.queued[-1] if self.queued else None
+
+    @property
+    def queue_result(self) -> str | None:
+        """What the last queue did: answered, timeout, refused (JOINEMPTY...), caller hung up."""
+        if not self.queued:
+            return None
+        outcome = self.outcome_for(self.queued[-1])
+        if outcome in JOIN_REFUSED:
+            return f"join refused ({JOIN_REFUSED[outcome]})"
+        return {"hangup": "the caller hung up while waiting"}.get(outcome, outcome)
+
+    def ending(self) -> str:
+        """How the call ended, in words, for `ivr testcall` and failing tests."""
+        parts = [f"call {self.uniqueid}", f"language {self.language}"]
+        if self.queue:
+            parts.append(f"queue {self.queue} ({self.queue_result})")
+        if self.hangup_by == "engine":
+            parts.append("the engine hung up")
+        elif self.hangup_by == "caller":
+            parts.append("the caller hung up")
+        elif self.closed_by_engine:
+            where = self.variables.get("CONTEXT")
+            routed = self.variables.get("IVR_ROUTED")
+            if where:
+                parts.append(
+                    f"returned to the dialplan at {where},{self.variables.get('EXTEN', '')},"
+                    f"{self.variables.get('PRIORITY', '1')}"
+                )
+            elif not routed:
+                parts.append("returned to the dialplan unrouted (its fallback queue takes the caller)")
+            else:
+                parts.append("returned to the dialplan")
+        else:
+            parts.append("still running")
+        return "; ".join(parts)
 
     @property
     def language(self) -> str:
@@ -296,6 +347,7 @@ class FakeCall:
 
     async def _run(self, host: str, port: int) -> None:
         reader, writer = await asyncio.open_connection(host, port)
+        self.connected = True
         self._writer = writer
         self._started = time.monotonic()
         self._meta(f"connected to {host}:{port}")
@@ -428,12 +480,16 @@ class FakeCall:
             reply = "200 result=-1"
         elif command == "EXEC":
             reply = "200 result=-1"
+            if args and args[0].lower() == "queue":
+                self.variables["ABANDONED"] = "TRUE"  # app_queue's record_abandoned()
         elif command in DEAD_OK:
             self.dead = True
+            self.hangup_by = self.hangup_by or "caller"
             return await self._answer_dead_ok(command, args)
         else:
             reply = DEAD_CHANNEL
         self.dead = True
+        self.hangup_by = self.hangup_by or "caller"
         self._record(command, args, [reply])
         await self._send([reply])
         return await self._became_dead()
@@ -541,6 +597,7 @@ class FakeCall:
     def _cmd_hangup(self, args: Sequence[str]) -> tuple[list[str], str | None]:
         if args:
             return ["200 result=-1"], None  # another channel by name: none exists in the fake
+        self.hangup_by = self.hangup_by or "engine"
         return ["200 result=1"], "hangup"
 
     def _cmd_stream_file(self, args: Sequence[str]) -> tuple[list[str], str | None]:
@@ -625,6 +682,42 @@ class FakeCall:
         self._write_wav(target, None, endpos)
         return [f"200 result=0 (timeout) endpos={endpos}"], None
 
+    def _queue(self, data: Sequence[str]) -> tuple[list[str], str | None]:
+        """EXEC Queue as app_queue.c (22.10.1) ends it, by `queue_outcome` for this queue."""
+        queue = data[0] if data else ""
+        self.queued.append(queue)
+        outcome = self.outcome_for(queue)
+        # queue_exec clears ABANDONED on entry; QUEUESTATUS is set only when a reason is known.
+        self.variables.pop("ABANDONED", None)
+        if outcome in JOIN_REFUSED:
+            # join_queue() failed: "Unable to join queue 'x'", set_queue_result(), return 0 at once.
+            self.variables["QUEUESTATUS"] = JOIN_REFUSED[outcome]
+            return ["200 result=0"], None
+        if outcome in ("timeout", "leaveempty"):
+            # agi/exec-queue-timeout: nobody answered in time -> 200 result=0, QUEUESTATUS=TIMEOUT.
+            self.variables["QUEUESTATUS"] = outcome.upper()
+            return ["200 result=0"], None
+        if outcome == "hangup":
+            # The caller gives up while waiting: record_abandoned() sets ABANDONED=TRUE, the reason
+            # stays unknown (QUEUESTATUS not set), Queue returns -1 and the channel is dead.
+            self.variables.pop("QUEUESTATUS", None)
+            self.variables["ABANDONED"] = "TRUE"
+            self.hangup_by = "caller"
+            return ["200 result=-1"], "hangup"
+        options = data[1] if len(data) > 1 else ""
+        if "c" in options:  # agi/exec-queue-answered-c
+            self.variables["QUEUESTATUS"] = "CONTINUE"
+            return ["200 result=0"], None
+        # agi/exec-queue-answered: the agent answered and later hung up -> result=-1, QUEUESTATUS unset,
+        # the caller's channel still alive.
+        self.variables.pop("QUEUESTATUS", None)
+        return ["200 result=-1"], None
+
+    def outcome_for(self, queue: str) -> str:
+        if isinstance(self.queue_outcome, str):
+            return self.queue_outcome
+        return self.queue_outcome.get(queue, self.queue_outcome.get("*", "answered"))
+
     def _write_wav(self, target: Path, source: str | Path | None, samples: int) -> None:
         """Write what Asterisk would have recorded: 8 kHz mono 16-bit WAV."""
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -649,18 +742,16 @@ class FakeCall:
     def _cmd_exec(self, args: Sequence[str]) -> tuple[list[str], str | None]:
         app = args[0].lower()
         data = split_app_args(args[1]) if len(args) > 1 else []
+        if self.dead and app in ("queue", "playback"):
+            # EXEC is allowed on a dead channel, but media apps end at once: app_queue's wait for its
+            # turn fails (ast_waitfor -1) and records the caller as abandoned; Playback's wait fails.
+            if app == "queue":
+                self.queued.append(data[0] if data else "")
+                self.variables.pop("QUEUESTATUS", None)
+                self.variables["ABANDONED"] = "TRUE"
+            return ["200 result=-1"], None
         if app == "queue":
-            if self.queue_outcome == "timeout":
-                self.variables["QUEUESTATUS"] = "TIMEOUT"
-                return ["200 result=0"], None
-            if self.queue_outcome == "hangup":
-                self.variables["QUEUESTATUS"] = "ABANDON"  # caller gave up while waiting
-                return ["200 result=-1"], "hangup"
-            options = data[1] if len(data) > 1 else ""
-            if "c" in options:
-                self.variables["QUEUESTATUS"] = "CONTINUE"
-                return ["200 result=0"], None
-            return ["200 result=-1"], None  # answered; agent hung up; QUEUESTATUS stays unset
+            return self._queue(data)
         if app == "playback":
             missing = [n for n in (data[0].split("&") if data else []) if self.prompt_samples(n) is None]
             self.variables["PLAYBACKSTATUS"] = "FAILED" if missing else "SUCCESS"

@@ -1,0 +1,104 @@
+"""The one clock every time-dependent decision reads: opening hours, holidays, outages, callbacks and
+the journal's timestamps.
+
+Time is an input like any other. The engine runs on `SystemClock`; tests pin a `FixedClock` (it
+moves only when told to) so that no result depends on the hour, the day or the machine's time zone;
+a test deployment can run `ivr serve --clock 2026-11-25T10:00+05:00`, a `RunningClock` that starts at
+the given moment and then advances at the real pace.
+
+Durations inside a call (how long it has been in the IVR) are not wall-clock time: they come from the
+event loop's monotonic clock, which no pinned moment affects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Protocol
+
+import attrs
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime:
+        """The current moment, timezone-aware (UTC)."""
+        ...
+
+    def time(self) -> float:
+        """The current moment in epoch seconds."""
+        ...
+
+
+class ClockError(ValueError):
+    """A moment given for a clock is not an aware ISO 8601 date-time."""
+
+
+def parse_clock_moment(text: str) -> dt.datetime:
+    """'2026-11-25T10:00+05:00' -> an aware datetime; a moment without an offset is refused, because
+    which zone it means would depend on the machine."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ClockError(
+            f"{text!r} is not an ISO date-time; write it with its offset, e.g. 2026-11-25T10:00+05:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise ClockError(
+            f"{text!r} has no UTC offset; add one (Almaty is +05:00), e.g. {moment.isoformat()}+05:00"
+        )
+    return moment.astimezone(dt.UTC)
+
+
+class SystemClock:
+    """The machine's clock."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    def time(self) -> float:
+        return time.time()
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is None:
+        raise ClockError(f"{moment.isoformat()} has no time zone; give an aware datetime")
+    return moment.astimezone(dt.UTC)
+
+
+@attrs.define
+class FixedClock:
+    """A clock that stands still until a test moves it: `set(moment)` or `advance(seconds)`."""
+
+    moment: dt.datetime = attrs.field(converter=_aware)
+
+    def now(self) -> dt.datetime:
+        return self.moment
+
+    def time(self) -> float:
+        return self.moment.timestamp()
+
+    def set(self, moment: dt.datetime) -> None:
+        self.moment = _aware(moment)
+
+    def advance(self, seconds: float) -> None:
+        self.moment += dt.timedelta(seconds=seconds)
+
+
+@attrs.define
+class RunningClock:
+    """Starts at `start` and runs forward at the real pace (measured on the monotonic clock)."""
+
+    start: dt.datetime = attrs.field(converter=_aware)
+    _origin: float = attrs.field(factory=time.monotonic, alias="origin")
+
+    def now(self) -> dt.datetime:
+        return self.start + dt.timedelta(seconds=time.monotonic() - self._origin)
+
+    def time(self) -> float:
+        return self.now().timestamp()
+
+
+SYSTEM_CLOCK = SystemClock()
