@@ -221,3 +221,12 @@ async def test_a_call_running_at_shutdown_is_journalled_as_handed_back(engine_se
     assert record.outcome == "handed_back"
     assert call.closed_by_engine and "IVR_ROUTED" not in call.variables  # the dialplan queues the caller
     await state.close()
+
+
+# --- the README's example for testers, as written there ------------------------------------------
+async def test_at_night_a_caller_hears_the_closed_message(engine, place_call, clock):
+    clock.set(NIGHT)  # also OPEN_HOURS, LAST_MINUTE, EVENING, HOLIDAY
+    call = await place_call(Press("2"), Press("0"))
+    assert "ivr/closed" in call.prompts and call.hangup_by == "engine"
+    record = await engine.services.state.journal.call(call.uniqueid)
+    assert record.outcome == "after_hours"

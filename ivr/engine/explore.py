@@ -77,6 +77,7 @@ class Exploration:
     longest_unanswered: float  # seconds: the longest a caller with no usable answer stayed in the IVR
     outcomes: dict[str, int]
     truncated: bool
+    reached: frozenset[tuple[str, str]] = frozenset()  # (node, language) some path visited
 
     @property
     def ok(self) -> bool:
@@ -207,7 +208,7 @@ class ExplorerChannel(SimulatedChannel):
         oracle: _Oracle,
         durations: Callable[[str, str], float],
         catalogue: TextCatalogue,
-        answers: dict[tuple[str, str], tuple[list[Typed], list[Typed]]],
+        answers: dict[tuple[str, str, str], tuple[list[Typed], list[Typed]]],
     ) -> None:
         super().__init__(menu, _no_line, _no_write, speech_languages=LANGUAGES, catalogue=catalogue)
         self.oracle = oracle
@@ -218,7 +219,8 @@ class ExplorerChannel(SimulatedChannel):
         self.asked_here = 0  # questions asked at the current node
         self.cycle: tuple[str, ...] = ()
         self.commands = 0
-        self._answers = answers  # (what is asked, node) -> (unhelpful, useful) answers, shared by runs
+        self._answers = answers  # (asked, node, language) -> (unhelpful, useful) answers, shared by runs
+        self.reached: set[tuple[str, str]] = set()  # (node, language) visited
 
     def leaving(self) -> bool:
         return self.session is not None and self.session.leaving is not None
@@ -241,14 +243,18 @@ class ExplorerChannel(SimulatedChannel):
         node = self.menu.nodes.get(self.node)
         self.asked_here += 1
         signature = (expect, self.node, self.call_language, self.asked_here, self.leaving())
-        key = (expect, self.node)
+        key = (expect, self.node, self.call_language)
         answers = self._answers.get(key)
         if answers is None:
             unhelpful = [SILENCE, *self._wrong_key(node, expect)]
             if "words" in expect and self.speech_languages:
                 unhelpful.append(GARBLED)
-            answers = self._answers[key] = (unhelpful, self._useful(node, expect))
+            answers = self._answers[key] = (unhelpful, self._useful(node, expect, "words" in expect))
         unhelpful, useful = answers
+        if self.asked_here > 1 and isinstance(node, MenuNode | LanguageNode):
+            # A usable answer on a later try leads where it does on the first, and speech nobody can
+            # match counts as a wrong key does: both are tried on the first try only.
+            unhelpful, useful = unhelpful[:2], []
         typed = self.oracle.choose(signature, [*unhelpful, *useful], _describe)
         if typed is SILENCE:
             self.seconds += 6.0
@@ -274,10 +280,16 @@ class ExplorerChannel(SimulatedChannel):
             keys += [g.key for g in self.menu.global_keys.values() if g.key]
         return list(dict.fromkeys(k for k in keys if k))
 
-    def _useful(self, node: Node | None, expect: str) -> list[Typed]:
+    def _useful(self, node: Node | None, expect: str, speech: bool) -> list[Typed]:
         if expect.startswith("keys, end"):
             return [Typed("keys", "7701234567#")]
-        return [Typed("keys", key) for key in self._valid_keys(node)]
+        useful = [Typed("keys", key) for key in self._valid_keys(node)]
+        if speech and isinstance(node, MenuNode):  # options a caller can only say
+            for option in node.options:
+                phrases = option.phrases.get(self.call_language)
+                if not option.key and phrases:
+                    useful.append(Typed("words", phrases[0]))
+        return useful
 
     async def record_file(self, *args: Any, **kwargs: Any) -> RecordResult:
         self.seconds += 2.0
@@ -296,6 +308,7 @@ class ExplorerChannel(SimulatedChannel):
                 self.cycle = (*self.since_input[self.since_input.index(node) :], node)
                 raise _StopRun("cycle")
             self.since_input.append(node)
+            self.reached.add((node, self.call_language))
             self.node = node
             self.visited.append(node)
             self.asked_here = 0
@@ -343,7 +356,7 @@ class _World:
     durations: Callable[[str, str], float]
     moments: dict[str, bool]
     services: SimulationServices
-    answers: dict[tuple[str, str], tuple[list[Typed], list[Typed]]] = attrs.field(factory=dict)
+    answers: dict[tuple[str, str, str], tuple[list[Typed], list[Typed]]] = attrs.field(factory=dict)
 
     @classmethod
     def of(cls, menu: Menu) -> _World:
@@ -396,6 +409,7 @@ def _explore(loop: asyncio.AbstractEventLoop, menu: Menu, max_runs: int) -> Expl
     outcomes: dict[str, int] = {}
     longest = 0.0
     runs = 0
+    reached: set[tuple[str, str]] = set()
     while pending and runs < max_runs:
         prefix = pending.pop()
         runs += 1
@@ -407,6 +421,7 @@ def _explore(loop: asyncio.AbstractEventLoop, menu: Menu, max_runs: int) -> Expl
             branched.add(signature)
             chosen = tuple(point[2] for point in oracle.points[:index])
             pending.extend((*chosen, other) for other in range(1, count))
+        reached |= channel.reached
         seconds = session.ivr_seconds()
         story = tuple(oracle.story)
         path = tuple(channel.visited)
@@ -425,7 +440,7 @@ def _explore(loop: asyncio.AbstractEventLoop, menu: Menu, max_runs: int) -> Expl
             findings.setdefault(("bound", path[-3:]), Finding("bound", path, (), story, seconds))
         if session.unanswered or session.leaving:
             longest = max(longest, seconds)
-    return Exploration(runs, tuple(findings.values()), longest, outcomes, bool(pending))
+    return Exploration(runs, tuple(findings.values()), longest, outcomes, bool(pending), frozenset(reached))
 
 
 # --- what the admin reads ------------------------------------------------------------------

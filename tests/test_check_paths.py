@@ -1,0 +1,95 @@
+"""`ivr check` proves every call ends: it runs the real interpreter over every way a call can go and
+names, with file:line, any path that goes round without the caller's answer."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from ivr.engine.explore import explore, problems
+from ivr.menus.cli import register
+from ivr.menus.loader import check_menu, load_menu
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+LOOP = HERE / "menus" / "loops" / "silent_loop.yaml"
+QUEUES = HERE / "menus" / "queues.conf"
+
+
+def run(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="ivr")
+    parser.add_argument("--config")
+    register(parser.add_subparsers())
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def menu_1414_paths():
+    menu = load_menu(ROOT / "menus" / "1414.yaml")
+    return menu, explore(menu)
+
+
+def test_the_1414_menu_ends_every_call(menu_1414_paths) -> None:
+    menu, result = menu_1414_paths
+    assert result.ok, [str(p) for p in problems(menu, result)]
+    # every way a call can end was met on the way
+    assert {"queued", "callback", "no_operator", "after_hours", "abandoned"} <= set(result.outcomes)
+    assert 0 < result.longest_unanswered <= menu.limits.max_seconds_in_ivr
+
+
+def test_every_node_of_1414_is_reached_in_both_languages(menu_1414_paths) -> None:
+    menu, result = menu_1414_paths
+    everywhere = {(node, lang) for node in menu.nodes if node != menu.start for lang in ("kk", "ru")}
+    assert result.reached == everywhere | {(menu.start, menu.default_language)}
+
+
+def test_check_reports_a_planted_loop_with_each_nodes_position(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("check", str(LOOP), "--queues-conf", str(QUEUES)) == 1
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if "goes round" in line]
+    assert line.startswith(f"{LOOP}:11:3: error: a caller goes round without answering: ")
+    assert f"main ({LOOP}:11) -> sub ({LOOP}:18) -> main ({LOOP}:11)" in line
+    assert "seen with: silence" in line
+
+
+def test_the_loop_is_found_for_wrong_keys_too() -> None:
+    menu = check_menu(LOOP).menu
+    assert menu is not None
+    result = explore(menu)
+    stories = [f.story for f in result.findings if f.kind == "cycle"]
+    assert stories, "the planted loop is found"
+    assert not result.ok
+
+
+def test_check_of_the_real_menus_prints_the_proof(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    assert run("check") == 0
+    out = capsys.readouterr().out
+    assert "1414: every call ends (" in out and "bound 15 min" in out
+
+
+def test_no_paths_skips_the_proof(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("check", str(LOOP), "--queues-conf", str(QUEUES), "--no-paths") == 0
+
+
+def test_limits_are_read_and_checked(tmp_path: Path) -> None:
+    menu = tmp_path / "m.yaml"
+    menu.write_text(
+        "start: a\nlimits:\n  max_menus_without_answer: 0\n  max_minutes_in_ivr: 5\n  max_tries: 2\n"
+        "nodes:\n  a: {kind: hangup}\n",
+        encoding="utf-8",
+    )
+    result = check_menu(menu)
+    messages = [f"{p.line}:{p.column} {p.message}" for p in result.errors]
+    assert any(m.startswith("3:29 ") and "at least 1" in m for m in messages), messages
+    assert any(m.startswith("5:3 ") and "max_tries" in m for m in messages), messages
+    menu.write_text(
+        "start: a\nlimits: {max_minutes_in_ivr: 5}\nnodes:\n  a: {kind: hangup}\n", encoding="utf-8"
+    )
+    loaded = load_menu(menu)
+    assert (loaded.limits.max_menus_without_answer, loaded.limits.max_minutes_in_ivr) == (3, 5.0)
