@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ivr.config import ConfigError, load_settings
-from ivr.menus.graph import GraphError, render, to_dot
+from ivr.menus.graph import GraphError, branch, render, to_dot
 from ivr.menus.loader import check_menu, menu_files
 from ivr.menus.problems import MenuProblem
 from ivr.menus.validator import ValidatorOptions
@@ -42,6 +42,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     graph.add_argument("-o", "--output", required=True, help="output file: .svg, .png, .pdf or .dot")
     graph.add_argument("--lang", choices=LANGUAGES, default=LANGUAGES[0], help="language of texts and words")
+    graph.add_argument(
+        "--from",
+        dest="root",
+        metavar="NODE",
+        help="draw only the branch starting at this node (default: start)",
+    )
+    graph.add_argument(
+        "--depth", type=int, metavar="N", help="draw nodes at most N steps away (deeper ones as stubs)"
+    )
     graph.set_defaults(func=run_graph)
 
 
@@ -141,10 +150,12 @@ def run_graph(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"error: {path} has errors; fix them first (ivr check {path})", file=sys.stderr)
         return 1
+    root, depth = getattr(args, "root", None), getattr(args, "depth", None)
     try:
-        output = render(to_dot(result.menu, args.lang), args.output)
+        shown = len(branch(result.menu, root, depth))
+        output = render(to_dot(result.menu, args.lang, root, depth), args.output)
     except (GraphError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {output} ({len(result.menu.nodes)} nodes, {args.lang})")
+    print(f"wrote {output} ({shown} of {len(result.menu.nodes)} nodes, {args.lang})")
     return 0
