@@ -97,7 +97,7 @@ def run_build(
     except (PromptError, SynthError, ManifestError) as exc:
         print(f"ivr prompts build: {exc}", file=sys.stderr)
         return 2
-    print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+    print(report.summary(label="prompts: "), file=sys.stdout if report.ok else sys.stderr)
     return report.exit_code
 
 
@@ -120,13 +120,18 @@ def texts_from_menus(menus_dir: Path) -> list[PromptText]:
     """Every PromptText of every menu in the directory (fragments, files starting '_', excluded)."""
     from ivr.menus.loader import load_menu, menu_files
     from ivr.menus.problems import MenuError
+    from ivr.menus.validator import ValidatorOptions
 
     if not menus_dir.is_dir():
         raise MenuLoadError(f"{menus_dir}: no such menu directory")
+    # Validated as the engine does, against asterisk-conf/ beside the menus when it is there: without
+    # it the loader would warn that queues.conf is missing even when it is not.
+    queues = menus_dir.resolve().parent / "asterisk-conf" / "queues.conf"
+    options = ValidatorOptions(queues_conf=queues if queues.is_file() else None)
     texts: list[PromptText] = []
     for path in menu_files(menus_dir):
         try:
-            texts += load_menu(path).prompt_texts()
+            texts += load_menu(path, options).prompt_texts()
         except MenuError as exc:  # its message lists every problem with file:line
             raise MenuLoadError(str(exc)) from exc
     return texts
