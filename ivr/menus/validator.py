@@ -81,6 +81,8 @@ def _exists(menu: m.Menu, target: m.Target) -> bool:
 
 def _check_start(menu: m.Menu, places: KeyPlaces, problems: Problems) -> None:
     for key, node_id in (("start", menu.start), ("top", menu.top)):
+        if key == "top" and node_id == menu.start:
+            continue  # said once, for start (top defaults to it)
         if node_id and node_id not in menu.nodes:
             hint = did_you_mean(node_id, menu.nodes)
             problems.error(
