@@ -79,6 +79,12 @@ def test_hash_as_an_option_key_and_in_a_flow_mapping(tmp_path: Path) -> None:
     assert 'write key: "#"' in problem.message
 
 
+def test_an_empty_key_is_called_empty_not_none(tmp_path: Path) -> None:
+    line = line_of('      - key: "2"')
+    problem = only_error(edited(tmp_path, line, 'key: "2"', "key:"))
+    assert (problem.line, problem.message.split(";")[0]) == (line, 'node "welcome" choice 2: key is empty')
+
+
 def test_a_topic_typo_points_at_the_topic_line(tmp_path: Path) -> None:
     line = line_of("    topic: booking")
     problem = only_error(edited(tmp_path, line, "topic: booking", "topic: bokking"))

@@ -405,9 +405,9 @@ class _Reader:
         pos = data.value_pos["key"]
         value = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
         if not isinstance(value, str) or not KEY_RE.match(value):
+            given = "is empty" if raw is None else f"{raw!r} is not a DTMF key"
             self.problems.error(
-                pos,
-                f'{where}: key {raw!r} is not a DTMF key; use 0-9, * or # (up to 4 of them), quoted: key: "1"',
+                pos, f'{where}: key {given}; use 0-9, * or # (up to 4 of them), quoted: key: "1"'
             )
             return None
         return value
