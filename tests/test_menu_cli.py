@@ -59,7 +59,7 @@ def test_graph_svg_with_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert root.tag.endswith("svg")
     text = " ".join(t.text or "" for t in root.iter() if t.tag.endswith("text"))
     assert "booking" in text and "ask_topic" in text
-    assert "«запись, записаться, запись в цон, …»" in text  # a key's speech words on its edge
+    assert "«запись, …»" in text  # a key's first speech words on its edge
     titles = {t.text for t in root.iter() if t.tag.endswith("title")}
     assert "main&#45;&gt;booking" in titles or "main->booking" in titles
 
@@ -67,7 +67,7 @@ def test_graph_svg_with_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_graph_png_and_kazakh_labels(tmp_path: Path) -> None:
     menu = load_menu(ROOT / "menus" / "1414.yaml")
     source = to_dot(menu, "kk")
-    assert "«кезек, кезекке, кезекке жазылу, …»" in source
+    assert "«кезек, …»" in source
     output = render(source, tmp_path / "g.png")
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

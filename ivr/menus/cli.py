@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ivr.config import ConfigError, load_settings
-from ivr.menus.graph import GraphError, render, to_dot
+from ivr.menus.graph import GraphError, branch, render, to_dot
 from ivr.menus.loader import check_menu, menu_files
 from ivr.menus.model import Menu
 from ivr.menus.problems import MenuProblem
@@ -21,7 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="validate menu files",
         description="Validate menus: schema, texts in kk and ru, targets, reachability, loops, keys, queues.",
     )
-    check.add_argument("path", nargs="?", help="a menu file or a directory of them (default: the menus dir)")
+    check.add_argument(
+        "path",
+        nargs="?",
+        help="a menu file or a directory of them (default: the configured menus_dir if it exists here, "
+        "else the current directory when it holds menu files)",
+    )
     check.add_argument(
         "--queues-conf",
         help="Asterisk queues.conf to check queue names against (default: asterisk-conf/queues.conf "
@@ -43,15 +48,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     graph.add_argument("-o", "--output", required=True, help="output file: .svg, .png, .pdf or .dot")
     graph.add_argument("--lang", choices=LANGUAGES, default=LANGUAGES[0], help="language of texts and words")
+    graph.add_argument(
+        "--from",
+        dest="root",
+        metavar="NODE",
+        help="draw only the branch starting at this node (default: start)",
+    )
+    graph.add_argument(
+        "--depth", type=int, metavar="N", help="draw nodes at most N steps away (deeper ones as stubs)"
+    )
     graph.set_defaults(func=run_graph)
 
 
 def _menus_dir(args: argparse.Namespace) -> Path:
+    """The configured menus_dir when it exists from here; else the current directory when it holds
+    menu files (an admin at work inside menus/); else the configured one, which the caller reports."""
     try:
-        return Path(load_settings(getattr(args, "config", None)).menus_dir)
+        configured = Path(load_settings(getattr(args, "config", None)).menus_dir)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if not configured.is_dir() and menu_files(Path.cwd()):
+        return Path(".")
+    return configured
 
 
 def _options(menus_dir: Path, queues_conf: str | None, config: str | None = None) -> ValidatorOptions:
@@ -62,9 +81,13 @@ def _options(menus_dir: Path, queues_conf: str | None, config: str | None = None
 
     settings = load_settings(config)
     conf = Path(queues_conf) if queues_conf else menus_dir.resolve().parent / "asterisk-conf" / "queues.conf"
+    prompts_dir = Path(settings.prompts.dir)
+    beside = menus_dir.resolve().parent / prompts_dir
+    if not prompts_dir.is_dir() and beside.is_dir():
+        prompts_dir = beside  # run inside menus/: the project's prompts/ sits beside it, as queues.conf does
 
     def prompts_hook(texts: list) -> list[str]:
-        return check_prompts(texts, settings.prompts.dir, settings, buildable_is_fine=True)
+        return check_prompts(texts, prompts_dir, settings, buildable_is_fine=True)
 
     return ValidatorOptions(
         queues_conf=conf, check_prompts=prompts_hook, vocabulary=vocabulary_for(settings.speech)
@@ -73,6 +96,13 @@ def _options(menus_dir: Path, queues_conf: str | None, config: str | None = None
 
 def run_check(args: argparse.Namespace) -> int:
     target = Path(args.path) if args.path else _menus_dir(args)
+    if not args.path and not target.is_dir():
+        print(
+            f"error: no menus here: {target}/ (menus_dir) does not exist in {Path.cwd()}, which holds no "
+            "menu files either; run from the project directory or inside menus/, or name it: ivr check PATH",
+            file=sys.stderr,
+        )
+        return 1
     if target.is_dir():
         files, menus_dir = menu_files(target), target
         if not files:
@@ -142,10 +172,12 @@ def run_graph(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"error: {path} has errors; fix them first (ivr check {path})", file=sys.stderr)
         return 1
+    root, depth = getattr(args, "root", None), getattr(args, "depth", None)
     try:
-        output = render(to_dot(result.menu, args.lang), args.output)
+        shown = len(branch(result.menu, root, depth))
+        output = render(to_dot(result.menu, args.lang, root, depth), args.output)
     except (GraphError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {output} ({len(result.menu.nodes)} nodes, {args.lang})")
+    print(f"wrote {output} ({shown} of {len(result.menu.nodes)} nodes, {args.lang})")
     return 0

@@ -19,6 +19,7 @@ import attrs
 
 from ivr.menus import model as m
 from ivr.menus.problems import MenuError, MenuProblem, Problems, did_you_mean
+from ivr.menus.yamlerrors import comment_message, hash_as_value
 from ivr.menus.yamlpos import LocDict, LocList, Position, YamlSyntaxError, parse_yaml
 from ivr.texts import LANGUAGES
 
@@ -122,7 +123,7 @@ def check_menu(path: str | Path, options: Any = None) -> CheckResult:
     reader = _Reader(path, problems)
     menu = reader.read()
     if menu is not None:
-        problems.extend(validate_menu(menu, options or ValidatorOptions()))
+        problems.extend(validate_menu(menu, options or ValidatorOptions(), reader.places))
     problems.items.sort(key=lambda p: (p.path, p.line, p.column))
     good = menu if menu is not None and not problems.has_errors else None
     return CheckResult(good, problems.items, tuple(reader.sources))
@@ -160,6 +161,9 @@ class _Reader:
         self.raw_nodes: dict[str, tuple[Any, Position]] = {}
         self.topics: list[str] = []
         self.texts: dict[str, m.SharedText] = {}
+        self.lines: dict[str, list[str]] = {}  # file -> its lines, to look at what the parser dropped
+        # (node id or None, key) -> value position, for the validator's messages (see KeyPlaces).
+        self.places: dict[tuple[str | None, str], Position] = {}
 
     # -- files -----------------------------------------------------------------------------------
 
@@ -176,15 +180,20 @@ class _Reader:
         try:
             data = parse_yaml(text, str(path))
         except YamlSyntaxError as exc:
-            self.problems.error(exc.position, f"{exc.message}; check indentation and quoting near here")
+            self.problems.error(exc.position, exc.message, exc.line_text)
             return None
+        self.lines[str(path)] = text.splitlines()
         self._report_duplicates(data)
         return data
 
     def _report_duplicates(self, data: Any) -> None:
         if isinstance(data, LocDict):
-            for key, pos in data.duplicates:
-                self.problems.error(pos, f'key "{key}" appears twice in this mapping; keep one')
+            for key, pos, first in data.duplicates:
+                self.problems.error(
+                    pos,
+                    f'key "{key}" appears twice in this mapping (first on line {first.line}); YAML would '
+                    "keep only this one: remove or rename one of them",
+                )
             for value in data.values():
                 self._report_duplicates(value)
         elif isinstance(data, LocList):
@@ -211,6 +220,9 @@ class _Reader:
             if key not in top:
                 self.problems.error(top.pos, f'the menu has no "{key}:"; add it at the top level')
 
+        for key in ("start", "top"):
+            if key in top:
+                self.places[(None, key)] = top.value_pos[key]
         default_language = self._language(top, "default_language", LANGUAGES[0])
         topics = tuple(self.topics)
         self.texts = self._shared_texts()
@@ -378,16 +390,30 @@ class _Reader:
             )
         return m.Target.parse(value, pos)
 
+    def _hash_comment(self, data: LocDict, key: str) -> bool:
+        """`key: #` reads as a key with no value: YAML took the `#` for a comment. Say so, and where."""
+        if data.get(key) is not None:
+            return False
+        pos = data.key_pos[key]
+        lines = self.lines.get(pos.file, [])
+        text = lines[pos.line - 1] if 0 < pos.line <= len(lines) else ""
+        found = hash_as_value(text[pos.column - 1 :])
+        if found is None:
+            return False
+        column = pos.column + found[0]
+        self.problems.error(Position(pos.file, pos.line, column), comment_message(key), text)
+        return True
+
     def _key(self, data: LocDict, where: str) -> str | None:
-        if "key" not in data:
+        if "key" not in data or self._hash_comment(data, "key"):
             return None
         raw = data["key"]
         pos = data.value_pos["key"]
         value = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
         if not isinstance(value, str) or not KEY_RE.match(value):
+            given = "is empty" if raw is None else f"{raw!r} is not a DTMF key"
             self.problems.error(
-                pos,
-                f'{where}: key {raw!r} is not a DTMF key; use 0-9, * or # (up to 4 of them), quoted: key: "1"',
+                pos, f'{where}: key {given}; use 0-9, * or # (up to 4 of them), quoted: key: "1"'
             )
             return None
         return value
@@ -511,6 +537,8 @@ class _Reader:
                 )
                 continue
             where = f"keys.{action}"
+            if self._hash_comment(value, action):
+                continue
             if isinstance(spec, str | int) and not isinstance(spec, bool):
                 spec = _as_mapping({"key": str(spec)}, value.value_pos[action])
             if not isinstance(spec, LocDict):
@@ -680,6 +708,7 @@ class _Reader:
             what = f'unknown kind "{kind}"{hint}' if "kind" in raw else "has no kind"
             self.problems.error(at, f"{where} {what}; use one of {', '.join(m.NODE_KINDS)}")
             return m.BackNode(id=node_id, pos=pos)
+        self.places.update({(node_id, key): raw.value_pos[key] for key in ("kind", "topic") if key in raw})
         known = COMMON_KEYS + KIND_KEYS[kind]
         for key in raw:
             if key in known:

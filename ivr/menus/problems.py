@@ -17,13 +17,23 @@ class MenuProblem:
     column: int
     message: str
     severity: str = "error"  # "error" | "warning"
+    # The offending source line, quoted under the message with a caret at the column: for mistakes
+    # (YAML syntax, a `#` read as a comment) that the admin must see in the text itself to understand.
+    excerpt: str = attrs.field(default="", order=False)
 
     @property
     def is_error(self) -> bool:
         return self.severity == "error"
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: {self.severity}: {self.message}"
+        head = f"{self.path}:{self.line}:{self.column}: {self.severity}: {self.message}"
+        return head + quote_line(self.excerpt, self.column) if self.excerpt else head
+
+
+def quote_line(line: str, column: int) -> str:
+    """The line indented under a message, a caret under `column` (1-based); tabs shown as "→"."""
+    shown = line.rstrip("\r\n").replace("\t", "→")  # one column each, so the caret stays aligned
+    return f"\n    {shown}\n    {' ' * max(column - 1, 0)}^"
 
 
 class MenuError(Exception):
@@ -45,8 +55,8 @@ class Problems:
     def __init__(self) -> None:
         self.items: list[MenuProblem] = []
 
-    def error(self, pos: Position, message: str) -> None:
-        self.items.append(MenuProblem(pos.file, pos.line, pos.column, message, "error"))
+    def error(self, pos: Position, message: str, excerpt: str = "") -> None:
+        self.items.append(MenuProblem(pos.file, pos.line, pos.column, message, "error", excerpt))
 
     def warning(self, pos: Position, message: str) -> None:
         self.items.append(MenuProblem(pos.file, pos.line, pos.column, message, "warning"))

@@ -20,6 +20,9 @@ from ivr.menus.yamlpos import Position
 from ivr.texts import LANGUAGES, PromptText
 
 PromptCheck = Callable[[list[PromptText]], list[str]]
+# Where the file put values the model keeps no position of: (node id, key), or (None, key) at the top
+# level. Filled by the loader, so a message points at the `topic:` line, not at its node's first line.
+KeyPlaces = dict[tuple[str | None, str], Position]
 Vocabulary = Callable[[str], "set[str] | None"]
 _SECTION_RE = re.compile(r"^\s*\[([^\]]+)\]\s*(\([^)]*\))?")
 
@@ -58,15 +61,18 @@ def asterisk_queue_names(path: Path) -> set[str]:
     return names
 
 
-def validate_menu(menu: m.Menu, options: ValidatorOptions = ValidatorOptions()) -> list[MenuProblem]:
+def validate_menu(
+    menu: m.Menu, options: ValidatorOptions = ValidatorOptions(), places: KeyPlaces | None = None
+) -> list[MenuProblem]:
     problems = Problems()
-    _check_start(menu, problems)
+    places = places or {}
+    _check_start(menu, places, problems)
     _check_targets(menu, problems)
     _check_reachable(menu, problems)
     _check_loops(menu, problems)
     _check_keys(menu, problems)
     _check_phrases(menu, problems)
-    _check_topics(menu, problems)
+    _check_topics(menu, places, problems)
     _check_queues(menu, options.queues_conf, problems)
     if options.check_prompts is not None:
         _check_prompts(menu, options.check_prompts, problems)
@@ -79,15 +85,21 @@ def _exists(menu: m.Menu, target: m.Target) -> bool:
     return target.action != "node" or target.node in menu.nodes
 
 
-def _check_start(menu: m.Menu, problems: Problems) -> None:
+def _check_start(menu: m.Menu, places: KeyPlaces, problems: Problems) -> None:
     for key, node_id in (("start", menu.start), ("top", menu.top)):
+        if key == "top" and node_id == menu.start:
+            continue  # said once, for start (top defaults to it)
         if node_id and node_id not in menu.nodes:
             hint = did_you_mean(node_id, menu.nodes)
-            problems.error(menu.pos, f'{key}: "{node_id}" is not a node{hint}; name a node under nodes:')
+            problems.error(
+                places.get((None, key), menu.pos),
+                f'{key}: "{node_id}" is not a node{hint}; name a node under nodes:',
+            )
     first = menu.nodes.get(menu.start)
     if isinstance(first, m.BackNode | m.RepeatNode):
         problems.error(
-            first.pos, f'the start node "{menu.start}" cannot be {first.kind}: nothing comes before it'
+            places.get((first.id, "kind"), first.pos),
+            f'the start node "{menu.start}" cannot be {first.kind}: nothing comes before it',
         )
 
 
@@ -275,14 +287,14 @@ def _check_phrases(menu: m.Menu, problems: Problems) -> None:
             problems.warning(node.pos, f'node "{node.id}" takes speech but its choices list no phrases')
 
 
-def _check_topics(menu: m.Menu, problems: Problems) -> None:
+def _check_topics(menu: m.Menu, places: KeyPlaces, problems: Problems) -> None:
     if not menu.topics:
         return
     for node in menu.nodes.values():
         if node.topic is not None and node.topic not in menu.topics:
             hint = did_you_mean(node.topic, menu.topics)
             problems.error(
-                node.pos,
+                places.get((node.id, "topic"), node.pos),
                 f'node "{node.id}" has topic "{node.topic}", not listed in topics:{hint}; add it there',
             )
 

@@ -10,6 +10,8 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from ivr.menus.yamlerrors import explain
+
 _STR = "tag:yaml.org,2002:str"
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 5-10x faster
 
@@ -26,10 +28,13 @@ class Position(NamedTuple):
 
 
 class YamlSyntaxError(ValueError):
-    def __init__(self, position: Position, message: str) -> None:
+    """`line_text`: the source line at `position`, to quote under the message."""
+
+    def __init__(self, position: Position, message: str, line_text: str = "") -> None:
         super().__init__(f"{position}: {message}")
         self.position = position
         self.message = message
+        self.line_text = line_text
 
 
 class LocDict(dict):
@@ -38,7 +43,7 @@ class LocDict(dict):
     pos: Position
     key_pos: dict[Any, Position]
     value_pos: dict[Any, Position]
-    duplicates: list[tuple[Any, Position]]
+    duplicates: list[tuple[Any, Position, Position]]  # key, where it is repeated, where it came first
 
 
 class LocList(list):
@@ -61,10 +66,10 @@ def parse_yaml(text: str, file: str) -> Any:
             return None
         return _convert(loader, root, file)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        position = Position(file, mark.line + 1, mark.column + 1) if mark else Position(file, 1, 1)
-        message = " ".join(part for part in (exc.context, exc.problem) if part)
-        raise YamlSyntaxError(position, f"YAML syntax: {message}") from None
+        found = explain(exc, text)
+        lines = text.splitlines()
+        line_text = lines[found.line - 1] if 0 < found.line <= len(lines) else ""
+        raise YamlSyntaxError(Position(file, found.line, found.column), found.message, line_text) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(Position(file, 1, 1), f"YAML syntax: {exc}") from None
     finally:
@@ -85,7 +90,7 @@ def _convert(loader: Any, node: yaml.Node, file: str) -> Any:
                 # Keys like 1: or yes: are read as text: menu keys are written the way they look.
                 key = key_node.value
             if key in result:
-                result.duplicates.append((key, _position(file, key_node)))
+                result.duplicates.append((key, _position(file, key_node), result.key_pos[key]))
             result[key] = _convert(loader, value_node, file)
             result.key_pos[key] = _position(file, key_node)
             result.value_pos[key] = _position(file, value_node)

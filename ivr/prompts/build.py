@@ -73,7 +73,9 @@ class BuildReport:
     def exit_code(self) -> int:
         return 0 if self.ok else 1
 
-    def summary(self) -> str:
+    def summary(self, label: str = "") -> str:
+        """Problems, one a line, then the counts. `label` starts the counts line: the CLI prints
+        "prompts: ", while the engine's log line says "prompts:" itself and passes nothing."""
         if self.check_only:
             lines = [f"missing: {name}" for name in self.missing]
             lines += [f"stale: {name}" for name in self.stale]
@@ -85,7 +87,7 @@ class BuildReport:
         lines = [f"error: {message}" for message in self.failed]
         lines += [f"unused human recording (kept): {name}" for name in self.unused_human]
         lines.append(
-            f"prompts: {len(self.synthesized)} synthesised, {len(self.converted)} recordings converted, "
+            f"{label}{len(self.synthesized)} synthesised, {len(self.converted)} recordings converted, "
             f"{len(self.unchanged)} unchanged, {len(self.human)} human, {len(self.removed)} removed, "
             f"{len(self.failed)} failed"
         )

@@ -97,7 +97,7 @@ def run_build(
     except (PromptError, SynthError, ManifestError) as exc:
         print(f"ivr prompts build: {exc}", file=sys.stderr)
         return 2
-    print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+    print(report.summary(label="prompts: "), file=sys.stdout if report.ok else sys.stderr)
     return report.exit_code
 
 
@@ -124,10 +124,11 @@ def texts_from_menus(menus_dir: Path) -> list[PromptText]:
 
     if not menus_dir.is_dir():
         raise MenuLoadError(f"{menus_dir}: no such menu directory")
+    options = ValidatorOptions.beside(menus_dir)  # as the engine validates: queues.conf beside menus/
     texts: list[PromptText] = []
     for path in menu_files(menus_dir):
         try:
-            texts += load_menu(path, ValidatorOptions.beside(menus_dir)).prompt_texts()
+            texts += load_menu(path, options).prompt_texts()
         except MenuError as exc:  # its message lists every problem with file:line
             raise MenuLoadError(str(exc)) from exc
     return texts

@@ -13,16 +13,18 @@ default. Two of its habits are handled here rather than trusted:
   collects the samples without synchronisation: measured here, about 1 utterance in 100 comes back
   with no samples at all (the others are complete, within a millisecond of the program's output).
   An empty result is spoken again by the espeak-ng program.
+- it prints "Audio saved to <file>" for every text, from that callback thread: the print goes to our
+  log at debug level instead (see _quiet_driver), so builds and the server log show none of it.
 espeak-ng keeps global state, so a process synthesises one text at a time through pyttsx3 (a lock);
 the build overlaps that with the sox conversions of other prompts in worker threads.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import logging
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ import attrs
 
 from ivr.config import PromptSettings
 from ivr.texts import LANGUAGES
+
+log = logging.getLogger(__name__)
 
 # Bump when anything that shapes the audio changes (conversion, normalisation, engine handling):
 # every generated prompt becomes stale and is synthesised again.
@@ -167,6 +171,7 @@ class _Pyttsx3Engine:
             self._engine = pyttsx3.init("espeak")
         except (RuntimeError, OSError) as exc:
             raise SynthError(f"pyttsx3 could not start espeak-ng ({exc})") from None
+        _quiet_driver()
         self._errors: list[BaseException] = []
         self._engine.connect("error", lambda **event: self._errors.append(event.get("exception")))
         self._voice_ids = self._index_voices()
@@ -189,14 +194,33 @@ class _Pyttsx3Engine:
         self._engine.setProperty("rate", voice.rate)
         self._engine.setProperty("pitch", voice.pitch)
         self._engine.save_to_file(text, str(target))
-        # The driver prints "Audio saved to ..." on stdout; a build's output is the progress bar.
-        with contextlib.redirect_stdout(io.StringIO()):
-            self._engine.runAndWait()
+        self._engine.runAndWait()
         if self._errors:
             raise SynthError(f"pyttsx3/espeak-ng: {self._errors[0]}")
         in_use = str(self._engine.getProperty("voice"))
         if in_use.split("+", 1)[0] != voice_id:
             raise SynthError(f"pyttsx3 spoke with voice {in_use!r} instead of {voice_id!r}")
+
+
+def _quiet_driver() -> None:
+    """Route the espeak driver's print() calls to our log: "Audio saved to <file>" after every text.
+
+    The driver prints from espeak-ng's callback, which may run after runAndWait has returned, and
+    redirecting sys.stdout meanwhile would swallow every other thread's output in a server: so the
+    name `print` in that one module is bound to a function that logs instead. Its other prints
+    (playback errors) are kept, as warnings.
+    """
+    driver = sys.modules.get("pyttsx3.drivers.espeak")
+    if driver is not None:
+        driver.print = _driver_print  # type: ignore[attr-defined]
+
+
+def _driver_print(*values: object, **_: object) -> None:
+    message = " ".join(str(value) for value in values)
+    if message.startswith("Audio saved to "):
+        log.debug("pyttsx3: %s", message)
+    else:
+        log.warning("pyttsx3: %s", message)
 
 
 _ENGINE: _Pyttsx3Engine | None = None

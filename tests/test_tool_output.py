@@ -1,0 +1,65 @@
+"""What the tools print and log is ours and says each thing once: no library chatter, no doubled words."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from ivr.config import PromptSettings
+from ivr.engine.app import Engine
+from ivr.prompts.synth import VoiceSettings, synthesize
+from ivr.testing.engine_fixtures import project_settings
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_the_tts_driver_prints_nothing_even_after_synthesis(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    synthesize("Сәлеметсіз бе", VoiceSettings("kk"), tmp_path / "hello.wav")
+    assert (tmp_path / "hello.wav").stat().st_size > 44
+    # espeak-ng's callback thread may print after runAndWait has returned: the driver's print itself
+    # must be quiet, not just stdout while we wait.
+    driver = sys.modules["pyttsx3.drivers.espeak"]
+    with caplog.at_level(logging.DEBUG, logger="ivr.prompts.synth"):
+        driver.print(f"Audio saved to {tmp_path / 'late.wav'}")
+        driver.print("Playback error: no device")
+    assert capfd.readouterr().out == ""
+    levels = {record.getMessage(): record.levelname for record in caplog.records}
+    assert levels[f"pyttsx3: Audio saved to {tmp_path / 'late.wav'}"] == "DEBUG"
+    assert levels["pyttsx3: Playback error: no device"] == "WARNING"  # errors are kept
+
+
+async def test_a_menu_edit_logs_its_prompts_once_and_prints_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    for part in ("menus", "asterisk-conf", "prompts"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    (tmp_path / "spool").mkdir()
+    settings = project_settings(
+        tmp_path, menus_dir=str(tmp_path / "menus"), prompts=PromptSettings(dir=str(tmp_path / "prompts"))
+    )
+    caplog.set_level(logging.INFO)
+    engine = Engine(settings)
+    await engine.start()
+    try:
+        menu = tmp_path / "menus" / "1414.yaml"
+        text = menu.read_text(encoding="utf-8")
+        menu.write_text(text.replace("мы не поняли ваш выбор.", "мы не поняли ваш выбор. Ещё раз."), "utf-8")
+        for _ in range(200):
+            lines = [r.getMessage() for r in caplog.records if "reloaded; prompts" in r.getMessage()]
+            if lines:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await engine.stop(2.0)
+    assert lines == [
+        "menu 1414 reloaded; prompts: 1 synthesised, 0 recordings converted, 198 unchanged, 0 human, "
+        "0 removed, 0 failed"
+    ]
+    assert "Audio saved" not in capfd.readouterr().out
