@@ -156,3 +156,58 @@ async def test_recorded_speech_reaches_the_spool_as_an_8khz_wav(tmp_path: Path) 
 
 def test_hang_up_action_is_a_caller_action() -> None:
     assert FakeCall([HangUp()]).script == [HangUp()]
+
+
+# --- Queue outcomes the transcripts do not cover ----------------------------------------------------
+# Checked against the source of Asterisk 22.10.1, apps/app_queue.c, queue_exec():
+#   * join refused (joinempty / joinunavail in queues.conf, or maxlen reached): join_queue() fails,
+#     "Unable to join queue '%s'" is logged, set_queue_result(chan, reason) sets QUEUESTATUS to
+#     JOINEMPTY / JOINUNAVAIL / FULL, and the application returns 0 at once (lines 9003-9006);
+#   * the caller hangs up while waiting: res < 0 and not handled -> record_abandoned() sets
+#     ABANDONED=TRUE (line 5318), the reason stays QUEUE_UNKNOWN so QUEUESTATUS is not set, and the
+#     application returns -1 (lines 9227-9236, 9270);
+#   * ABANDONED is cleared when Queue starts (line 8900).
+async def run_commands(call: FakeCall, lines: list[str]) -> list[str]:
+    """Send raw AGI command lines to the fake as an engine would; the reply lines it gave."""
+    replies: list[str] = []
+    done = asyncio.get_running_loop().create_future()
+
+    async def engine(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (await reader.readline()) not in (b"\n", b""):
+            pass  # the environment block
+        for line in lines:
+            writer.write(line.encode() + b"\n")
+            reply = (await reader.readline()).decode().rstrip("\n")
+            while reply == "HANGUP":  # the unsolicited notice of a dead channel, not a reply
+                reply = (await reader.readline()).decode().rstrip("\n")
+            replies.append(reply)
+        writer.close()
+        done.set_result(None)
+
+    server = await asyncio.start_server(engine, "127.0.0.1", 0)
+    await call.run("127.0.0.1", server.sockets[0].getsockname()[1], timeout=10)
+    await asyncio.wait_for(done, 10)
+    server.close()
+    return replies
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status"), [("joinempty", "JOINEMPTY"), ("joinunavail", "JOINUNAVAIL"), ("full", "FULL")]
+)
+async def test_a_refused_join_returns_at_once_with_its_queuestatus(outcome: str, status: str) -> None:
+    call = FakeCall(queue_outcome=outcome)
+    replies = await run_commands(
+        call, ['EXEC Queue "kk-general,t,,,900"', "GET VARIABLE QUEUESTATUS", "GET VARIABLE ABANDONED"]
+    )
+    assert replies == ["200 result=0", f"200 result=1 ({status})", "200 result=0"]
+    assert not call.dead
+
+
+async def test_a_caller_who_gives_up_in_the_queue_is_abandoned_and_gone() -> None:
+    call = FakeCall(queue_outcome="hangup")
+    replies = await run_commands(
+        call, ['EXEC Queue "kk-general,t,,,900"', "GET VARIABLE ABANDONED", "GET VARIABLE QUEUESTATUS"]
+    )
+    assert replies == ["200 result=-1", "200 result=1 (TRUE)", "200 result=0"]
+    assert call.dead and call.hangup_by == "caller"
+    assert b"HANGUP\n" in call.wire_in  # the bare HANGUP line of a dead channel
