@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ivr.http.keys import ACCESS, WHO
+
 log = logging.getLogger("ivr.http")
 
 COOKIE = "ivr_board"
@@ -108,7 +110,7 @@ def middleware(access: Access) -> Callable[[web.Request, Handler], Awaitable[web
         who, why = access.who(request)
         if who is None:
             return refuse(request, why)
-        request["who"] = who
+        request[WHO] = who
         return await handler(request)
 
     return check
@@ -116,7 +118,7 @@ def middleware(access: Access) -> Callable[[web.Request, Handler], Awaitable[web
 
 async def login(request: web.Request) -> web.StreamResponse:
     """The browser's one use of the token: it comes in a form body and leaves as a derived cookie."""
-    access: Access = request.app["access"]
+    access: Access = request.app[ACCESS]
     form = await request.post()
     offered = str(form.get("token", ""))
     if not access.token:
@@ -125,4 +127,4 @@ async def login(request: web.Request) -> web.StreamResponse:
         return refuse(request, "wrong token at login")
     response = web.HTTPSeeOther("/")
     response.set_cookie(COOKIE, access.session_cookie, httponly=True, samesite="Strict", path="/")
-    return response
+    raise response

@@ -10,19 +10,22 @@ cost nothing; 503 with the failing checks when not ready.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from ivr.http.cache import Cached
+from ivr.http.keys import ENGINE_NAME, READINESS
+from ivr.http.queues import QueuesView
 
 JOURNAL_TIMEOUT = 2.0
 
 
 class Readiness:
-    def __init__(self, engine: Any, ami_state: Any) -> None:
+    def __init__(self, engine: Any, queues: Callable[[], Awaitable[QueuesView]]) -> None:
         self._engine = engine
-        self._ami_state = ami_state  # () -> "connected" | "down: ..." | "off"
+        self._queues = queues  # the cached AMI view: its state is reported, never required
         self._prompts = Cached(self._missing_prompts, [], max_age=10.0)
         self._journal = Cached(self._journal_check, "", max_age=1.0)
 
@@ -57,17 +60,17 @@ class Readiness:
             "menus": "ok: " + ", ".join(names) if names else "no menu loaded",
             "prompts": "ok" if not missing else f"{len(missing)} missing, e.g. {missing[0]}",
             "journal": journal or "ok",
-            "ami": self._ami_state(),
+            "ami": (await self._queues()).ami,
         }
         ready = bool(names) and not missing and not journal
         return ready, checks
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"alive": True, "engine": request.app["engine_name"]})
+    return web.json_response({"alive": True, "engine": request.app[ENGINE_NAME]})
 
 
 async def readyz(request: web.Request) -> web.Response:
-    ready, checks = await request.app["readiness"].checks()
-    body = {"ready": ready, "engine": request.app["engine_name"], "checks": checks}
+    ready, checks = await request.app[READINESS].checks()
+    body = {"ready": ready, "engine": request.app[ENGINE_NAME], "checks": checks}
     return web.json_response(body, status=200 if ready else 503)

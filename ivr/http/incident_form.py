@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from ivr.http.auth import Access
+from ivr.http.keys import ACCESS, FEED_REFRESH, SERVICES, TOPICS, WHO
 from ivr.journal.timeutil import parse_duration
 
 log = logging.getLogger("ivr.http")
@@ -28,9 +29,9 @@ def _topics(form: Any) -> list[str]:
 
 
 async def _checked_form(request: web.Request) -> tuple[Any, web.Response | None]:
-    access: Access = request.app["access"]
+    access: Access = request.app[ACCESS]
     form = await request.post()
-    who = request["who"]
+    who = request[WHO]
     ok, why = access.csrf_ok(
         request, who, str(form.get("csrf", "") or request.headers.get("X-CSRF-Token", ""))
     )
@@ -44,12 +45,12 @@ async def add_incident(request: web.Request) -> web.Response:
     form, refused = await _checked_form(request)
     if refused is not None:
         return refused
-    services = request.app["services"]
+    services = request.app[SERVICES]
     if services.state is None:
         return web.json_response({"error": "this engine has no journal to keep incidents in"}, status=503)
     kk, ru = str(form.get("kk", "")).strip(), str(form.get("ru", "")).strip()
     topics = _topics(form)
-    known = request.app["topics"]
+    known = request.app[TOPICS]
     try:
         if len(kk) > MAX_TEXT or len(ru) > MAX_TEXT:
             raise ValueError(f"an announcement is at most {MAX_TEXT} characters per language")
@@ -70,7 +71,7 @@ async def add_incident(request: web.Request) -> web.Response:
         form.get("duration"),
         ", ".join(topics) or "all",
     )
-    request.app["feed_refresh"]()
+    request.app[FEED_REFRESH]()
     return web.json_response({"id": incident_id}, status=201)
 
 
@@ -78,7 +79,7 @@ async def end_incident(request: web.Request) -> web.Response:
     _, refused = await _checked_form(request)
     if refused is not None:
         return refused
-    services = request.app["services"]
+    services = request.app[SERVICES]
     if services.state is None:
         return web.json_response({"error": "this engine has no journal to keep incidents in"}, status=503)
     try:
@@ -88,5 +89,5 @@ async def end_incident(request: web.Request) -> web.Response:
     if not await services.state.incidents.end(incident_id):
         return web.json_response({"error": f"no incident {incident_id} in progress"}, status=404)
     log.info("http: incident %d ended from the board (%s)", incident_id, request.remote)
-    request.app["feed_refresh"]()
+    request.app[FEED_REFRESH]()
     return web.json_response({"id": incident_id, "ended": True})

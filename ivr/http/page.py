@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ivr.http.keys import ACCESS, ENGINE_NAME, TOPICS, WHO
+
 CSP = (
     "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; connect-src 'self'; "
     "img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -48,9 +50,9 @@ def html_response(text: str, nonce: str = "", status: int = 200) -> web.Response
 async def board(request: web.Request) -> web.Response:
     nonce = secrets.token_urlsafe(16)
     config = {
-        "engine": request.app["engine_name"],
-        "csrf": request.app["access"].csrf_token(request["who"]),
-        "topics": request.app["topics"],
+        "engine": request.app[ENGINE_NAME],
+        "csrf": request.app[ACCESS].csrf_token(request[WHO]),
+        "topics": request.app[TOPICS],
     }
     return html_response(render_board(config, nonce), nonce)
 

@@ -20,6 +20,7 @@ from ivr.http import auth, health, incident_form, page
 from ivr.http.auth import Access, is_loopback
 from ivr.http.board import BoardSources, snapshot
 from ivr.http.feed import Feed
+from ivr.http.keys import ACCESS, ENGINE_NAME, FEED_REFRESH, READINESS, SERVICES, TOPICS
 from ivr.http.live import LiveCalls, observe
 from ivr.http.metrics import EngineMetrics
 from ivr.http.queues import QueueWatch, menu_queues
@@ -71,7 +72,7 @@ class BoardServer:
         self.feed = Feed(self.snapshot, interval)
         self.metrics = EngineMetrics(self.live, lambda: self.queues.last, services, lambda: engine.server)
         self.access = Access(self.settings.token)
-        self.readiness = health.Readiness(engine, lambda: self.queues.last.ami)
+        self.readiness = health.Readiness(engine, self.queues.view)
         self.host, self.port = parse_bind(self.settings.bind or "0")
         self._runner: web.AppRunner | None = None
 
@@ -80,12 +81,12 @@ class BoardServer:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[auth.middleware(self.access)], client_max_size=64 * 1024)
-        app["access"] = self.access
-        app["engine_name"] = self.name
-        app["services"] = self.engine.services
-        app["topics"] = menu_topics(self.engine.library.menus().values())
-        app["readiness"] = self.readiness
-        app["feed_refresh"] = self.feed.nudge
+        app[ACCESS] = self.access
+        app[ENGINE_NAME] = self.name
+        app[SERVICES] = self.engine.services
+        app[TOPICS] = menu_topics(self.engine.library.menus().values())
+        app[READINESS] = self.readiness
+        app[FEED_REFRESH] = self.feed.nudge
         app.router.add_get("/", page.board)
         app.router.add_post(auth.LOGIN_PATH, auth.login)
         app.router.add_get("/events", self._events)
