@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -108,3 +109,21 @@ async def board(board_engine: Engine, board_token: str) -> AsyncIterator[BoardSe
         yield server
     finally:
         await server.stop()
+
+
+async def seed_journal(state: Any, now: dt.datetime, calls: int = 240, hours: int = 8) -> None:
+    """A day's worth of ended calls before `now`, spread over the last `hours` in a fixed pattern (more
+    in the morning peak), and three callbacks waiting: figures for the board to show."""
+    at = now.timestamp()
+    outcomes = ("self_served", "self_served", "queued", "abandoned", "self_served", "callback", "queued")
+    topics = ("booking", "egov", "general", "vehicles")
+    for n in range(calls):
+        start = at - ((n * 7919) % (hours * 3600)) * ((n % 3 + 1) / 3)
+        call_id = f"seed-{n:05d}"
+        state.journal.call_started(call_id, start, f"7701{n:07d}", "kk" if n % 5 < 2 else "ru", "1414")
+        state.journal.call_ended(call_id, outcomes[n % len(outcomes)], topics[n % len(topics)], at=start + 90)
+    for n in range(3):
+        await state.callbacks.request(
+            f"7705{n:07d}", "ru" if n else "kk", "ru-booking" if n else "kk-general"
+        )
+    await state.journal.flush()
