@@ -94,7 +94,7 @@ class Access:
 
 
 def refuse(request: web.Request, why: str, status: int = 401) -> web.Response:
-    log.warning("http: %d %s %s from %s: %s", status, request.method, request.path, request.remote, why)
+    log.warning("%d %s %s from %s: %s", status, request.method, request.path, request.remote, why)
     if request.path in ("/", LOGIN_PATH) and request.method in ("GET", "POST"):
         from ivr.http.page import html_response, login_page
 

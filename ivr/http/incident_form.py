@@ -36,7 +36,7 @@ async def _checked_form(request: web.Request) -> tuple[Any, web.Response | None]
         request, who, str(form.get("csrf", "") or request.headers.get("X-CSRF-Token", ""))
     )
     if not ok:
-        log.warning("http: 403 %s %s from %s: %s", request.method, request.path, request.remote, why)
+        log.warning("403 %s %s from %s: %s", request.method, request.path, request.remote, why)
         return form, web.json_response({"error": why}, status=403)
     return form, None
 
@@ -65,7 +65,7 @@ async def add_incident(request: web.Request) -> web.Response:
     except ValueError as exc:
         return web.json_response({"error": str(exc)}, status=400)
     log.info(
-        "http: incident %d announced from the board (%s) for %s, topics: %s",
+        "incident %d announced from the board (%s) for %s, topics: %s",
         incident_id,
         request.remote,
         form.get("duration"),
@@ -88,6 +88,6 @@ async def end_incident(request: web.Request) -> web.Response:
         return web.json_response({"error": "an incident id is a number"}, status=400)
     if not await services.state.incidents.end(incident_id):
         return web.json_response({"error": f"no incident {incident_id} in progress"}, status=404)
-    log.info("http: incident %d ended from the board (%s)", incident_id, request.remote)
+    log.info("incident %d ended from the board (%s)", incident_id, request.remote)
     request.app[FEED_REFRESH]()
     return web.json_response({"id": incident_id, "ended": True})
