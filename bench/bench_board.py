@@ -2,9 +2,9 @@
 with no board open and with 20 boards open and refreshing (server-sent events, one snapshot a second:
 live calls, AMI queue figures, today's journal figures, incidents).
 
-The engine (menus/1414.yaml, SQLite journal, AMI to a fake Asterisk manager, clock fixed inside opening
-hours) runs in a child process, as `ivr serve --http` would; the load generator (bench/loadgen.py), the
-fake AMI and the boards' browsers (aiohttp clients reading /events) run in this one. The two variants
+The engine (menus/1414.yaml, SQLite journal, AMI, clock fixed inside opening hours) runs in a child
+process, as `ivr serve --http` would, the fake Asterisk manager (ivr.testing.fake_ami) in another; the
+load generator (bench/loadgen.py) and the boards' browsers (aiohttp clients reading /events) in this one. The two variants
 alternate, each run with a fresh engine; min/median/max over the runs are printed, since one run's p99
 on a shared machine moves by more than the effect being measured.
 
@@ -49,12 +49,13 @@ async def _serve(state_dir: str, ami_port: int) -> None:
     from ivr.testing.engine_fixtures import project_settings
 
     Path(state_dir, "spool").mkdir(parents=True, exist_ok=True)
-    ami = AmiSettings(host=HOST, port=ami_port, user="ivr", secret="test")
+    ami = AmiSettings(host=HOST if ami_port else "", port=ami_port, user="ivr", secret="test")
     settings = project_settings(Path(state_dir), ami=ami)
     services = EngineServices(settings=settings, hours=FixedHours(True), clock=_open_moment)
     engine = Engine(settings, services)
     port = await engine.start()
-    await services.ami.wait_connected(5)
+    if services.ami is not None:
+        await services.ami.wait_connected(5)
     board = BoardServer(engine, HttpSettings(bind=f"{HOST}:0", name="bench"))
     http_port = await board.start()
     tune_gc_for_serving()  # as `ivr serve` does after start-up
@@ -66,6 +67,20 @@ async def _serve(state_dir: str, ami_port: int) -> None:
     await board.stop()
     await engine.stop(2.0)
     print("STATS " + json.dumps({"snapshots": snapshots, **attrs.asdict(engine.server.stats)}), flush=True)
+
+
+async def _serve_ami() -> None:
+    """The fake Asterisk manager in a process of its own, so its replies wait neither for the engine's
+    event loop nor for the load generator's."""
+    from ivr.testing.board_fixtures import stock_queues
+    from ivr.testing.fake_ami import FakeAmi
+
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with FakeAmi("ivr", "test") as ami:
+        stock_queues(ami)
+        print(f"READY {ami.port}", flush=True)
+        await stop.wait()
 
 
 def serve_main(state_dir: str, ami_port: int) -> int:
@@ -89,27 +104,18 @@ class Run:
     snapshots: int
 
 
-class Engine:
-    def __init__(self, workdir: Path, label: str, ami_port: int) -> None:
-        state = workdir / label
-        state.mkdir(parents=True)
+class Child:
+    """A child process of this script that prints READY and its ports, and stops on SIGTERM."""
+
+    def __init__(self, workdir: Path, label: str, *flags: str) -> None:
         self.log = (workdir / f"{label}.log").open("wb")
-        command = [
-            sys.executable,
-            __file__,
-            "--serve",
-            "--state-dir",
-            str(state),
-            "--ami-port",
-            str(ami_port),
-        ]
+        command = [sys.executable, __file__, *flags]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.log)
         line = self.process.stdout.readline().decode()  # type: ignore[union-attr]
         if not line.startswith("READY "):
             self.process.kill()
-            raise RuntimeError(f"the engine did not start; see {workdir / label}.log")
-        _, agi, http = line.split()
-        self.agi_port, self.http_port = int(agi), int(http)
+            raise RuntimeError(f"{label} did not start; see {workdir / label}.log")
+        self.ports = [int(port) for port in line.split()[1:]]
         self.stats: dict[str, int] = {}
 
     def cpu_seconds(self) -> float:
@@ -142,16 +148,16 @@ async def open_board(http_port: int, received: list[int], index: int) -> None:
 
 
 async def measure(
-    engine: Engine, boards: int, lines: int, ramp: float, hold: float, pause: tuple[float, float]
+    engine: Child, boards: int, lines: int, ramp: float, hold: float, pause: tuple[float, float]
 ) -> Run:
-    commands, _ = await check_flow("engine", engine.agi_port)
-    warm = FakeAsterisk(HOST, engine.agi_port, expect_commands=len(commands))
+    commands, _ = await check_flow("engine", engine.ports[0])
+    warm = FakeAsterisk(HOST, engine.ports[0], expect_commands=len(commands))
     await saturate(warm, ENGINE_ANSWERS, 200, 100)
     received = [0] * boards
-    viewers = [asyncio.create_task(open_board(engine.http_port, received, i)) for i in range(boards)]
+    viewers = [asyncio.create_task(open_board(engine.ports[1], received, i)) for i in range(boards)]
     while boards and min(received) == 0:  # every board is open and has its first snapshot
         await asyncio.sleep(0.05)
-    asterisk = FakeAsterisk(HOST, engine.agi_port, expect_commands=len(commands), delay=human_pause(*pause))
+    asterisk = FakeAsterisk(HOST, engine.ports[0], expect_commands=len(commands), delay=human_pause(*pause))
     cpu0 = engine.cpu_seconds()
     await paced(asterisk, ENGINE_ANSWERS, lines, ramp, hold)
     cpu = engine.cpu_seconds() - cpu0
@@ -172,16 +178,25 @@ async def measure(
 
 
 async def one_run(workdir: Path, label: str, boards: int, args: argparse.Namespace) -> Run:
-    from ivr.testing.board_fixtures import stock_queues
-    from ivr.testing.fake_ami import FakeAmi
-
-    async with FakeAmi("ivr", "test") as ami:
-        stock_queues(ami)
-        engine = Engine(workdir, label, ami.port)
+    ami = Child(workdir, f"{label}-ami", "--serve-ami")
+    try:
+        state = workdir / label
+        state.mkdir(parents=True)
+        engine = Child(
+            workdir,
+            label,
+            "--serve",
+            "--state-dir",
+            str(state),
+            "--ami-port",
+            str(ami.ports[0] if not args.no_ami else 0),
+        )
         try:
             run = await measure(engine, boards, args.lines, args.ramp, args.hold, tuple(args.pause))
         finally:
             await asyncio.to_thread(engine.stop)
+    finally:
+        await asyncio.to_thread(ami.stop)
     run.snapshots = int(engine.stats.get("snapshots", 0))
     return run
 
@@ -223,6 +238,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--pause", type=float, nargs=2, default=(0.2, 1.5), metavar=("LOW", "HIGH"))
     p.add_argument("--quick", action="store_true", help="smoke run: 200 lines, short ramp and hold")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--serve-ami", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--no-ami", action="store_true", help="engine without AMI (no queue figures on the boards)"
+    )
     p.add_argument("--state-dir", help=argparse.SUPPRESS)
     p.add_argument("--ami-port", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -236,6 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise_fd_limit()
     if args.serve:
         return serve_main(args.state_dir, args.ami_port)
+    if args.serve_ami:
+        import uvloop
+
+        uvloop.run(_serve_ami())
+        return 0
     workdir = Path(tempfile.mkdtemp(prefix="bench_board-"))
     started, gen0 = time.perf_counter(), own_cpu_seconds()
     runs: list[Run] = []
