@@ -95,6 +95,7 @@ async def test_board_loads_clean_and_its_figures_move_with_the_calls(
     assert await page.text_content("[data-t=inIvr]") == "Қазір IVR-да"
     assert await figure(page, "calls") == "240"  # today's, from the seeded journal
     assert await figure(page, "inIvr") == "0"
+    assert await page.text_content("#engines") == "engine-b4"  # the centre: another engine's calls
     await page.click("#lang-ru")
     assert await page.text_content("[data-t=inIvr]") == "Сейчас в IVR"
     assert await page.locator("#chart rect").count() == 32

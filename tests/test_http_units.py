@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -47,6 +48,8 @@ def test_http_settings_come_from_the_file_and_the_token_from_the_environment(tmp
     )
     assert "from-env" not in repr(settings)
     assert not Settings().http.enabled  # off unless set
+    example = load_settings(Path(__file__).resolve().parents[1] / "ivr.example.toml", env={})
+    assert example.http == Settings().http  # the example file documents the defaults
     # the token has no command-line flag: it would show in `ps`
     serve = build_parser()._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
     assert not any("token" in option for action in serve._actions for option in action.option_strings)

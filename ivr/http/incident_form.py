@@ -55,7 +55,7 @@ async def add_incident(request: web.Request) -> web.Response:
         if len(kk) > MAX_TEXT or len(ru) > MAX_TEXT:
             raise ValueError(f"an announcement is at most {MAX_TEXT} characters per language")
         unknown = sorted(set(topics) - set(known))
-        if unknown:
+        if unknown and known:  # menus without topics accept any, as `ivr incident add` does
             raise ValueError(f"unknown topics: {', '.join(unknown)} (known: {', '.join(known)})")
         duration = parse_duration(str(form.get("duration", "")))
         if duration.total_seconds() > MAX_DURATION_DAYS * 86400:

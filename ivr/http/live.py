@@ -91,9 +91,10 @@ class ObservedJournal:
         return result
 
     def call_ended(self, call_id: str, outcome: str, topic: str | None = None, **kwargs: Any) -> Any:
-        result = self._journal.call_ended(call_id, outcome, topic, **kwargs)
-        self._live.finished(call_id, outcome, topic)
-        return result
+        try:
+            return self._journal.call_ended(call_id, outcome, topic, **kwargs)
+        finally:  # the call has left the IVR even if the journal refused the record
+            self._live.finished(call_id, outcome, topic)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._journal, name)

@@ -113,7 +113,8 @@ async def board(board_engine: Engine, board_token: str) -> AsyncIterator[BoardSe
 
 async def seed_journal(state: Any, now: dt.datetime, calls: int = 240, hours: int = 8) -> None:
     """A day's worth of ended calls before `now`, spread over the last `hours` in a fixed pattern (more
-    in the morning peak), and three callbacks waiting: figures for the board to show."""
+    in the morning peak), three callbacks waiting and four calls in a second engine's IVR: figures for the
+    board to show. `now` is taken to be in the centre's time zone (its day and hour label the calls)."""
     at = now.timestamp()
     outcomes = ("self_served", "self_served", "queued", "abandoned", "self_served", "callback", "queued")
     topics = ("booking", "egov", "general", "vehicles")
@@ -127,3 +128,14 @@ async def seed_journal(state: Any, now: dt.datetime, calls: int = 240, hours: in
             f"7705{n:07d}", "ru" if n else "kk", "ru-booking" if n else "kk-general"
         )
     await state.journal.flush()
+
+    def another_engines_calls(tx: Any) -> None:
+        # Calls in the IVR of a second engine sharing the database (not ended yet).
+        for n in range(4):
+            tx.execute(
+                "INSERT INTO calls (call_id, started_at, caller, language, menu, engine_id, day, hour) "
+                "VALUES (?, ?, '', 'ru', '1414', 'engine-b', ?, ?)",
+                (f"seed-b-{n}", at - 30 * (n + 1), now.strftime("%Y-%m-%d"), now.hour),
+            )
+
+    await state.db.write(another_engines_calls)
