@@ -72,7 +72,7 @@ async def figure(page: Any, element: str) -> str:
     return (await page.text_content(f"#{element}")) or ""
 
 
-async def until_text(page: Any, selector: str, wanted: Callable[[str], bool], timeout: float = 15.0) -> str:
+async def until_text(page: Any, selector: str, wanted: Callable[[str], bool], timeout: float = 30.0) -> str:
     """Poll from here: the board's Content-Security-Policy rightly forbids the eval wait_for_function needs."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -110,7 +110,7 @@ async def test_board_loads_clean_and_its_figures_move_with_the_calls(
     load = asyncio.create_task(keep_calling(board_engine.server.port, scripts, stop))
     try:
         await until_text(page, "#inIvr", lambda text: text.isdigit() and int(text) >= 8)
-        assert await page.locator("#nodes li b").count() >= 1
+        await until_text(page, "#nodes", lambda text: any(ch.isdigit() for ch in text))  # calls by node
         fake_ami.add_caller("ru-booking", "PJSIP/trunk-00000011", waited=130)
         fake_ami.add_caller("ru-booking", "PJSIP/trunk-00000012", waited=20)
         row = page.locator("tr[data-queue=ru-booking] td")
@@ -121,6 +121,10 @@ async def test_board_loads_clean_and_its_figures_move_with_the_calls(
         stop.set()
         await load
     await until_text(page, "#inIvr", lambda text: text == "0")
+    assert await page.locator("#amiBanner").is_hidden()
+    await fake_ami.close()
+    banner = await until_text(page, "#amiBanner", lambda text: text.startswith("AMI"))
+    assert "AMI недоступен" in banner and await page.locator("#amiBanner").is_visible()
     assert (tmp_path / "board-under-load.png").stat().st_size > 20_000
     assert page.problems == []
 

@@ -27,7 +27,7 @@ async def get_json(session: aiohttp.ClientSession, address: str, **kwargs: Any) 
         return response.status, await response.json()
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         if asyncio.get_running_loop().time() > deadline:

@@ -16,7 +16,7 @@ from ivr.config import ConfigError, Settings, load_settings
 from ivr.http.auth import BEARER, COOKIE, LOOPBACK, Access, is_loopback
 from ivr.http.board import BoardSources, snapshot
 from ivr.http.feed import Feed
-from ivr.http.live import LiveCalls, ObservedJournal, observe
+from ivr.http.live import LiveCalls, ObservedJournal, observe, unobserve
 from ivr.http.metrics import EngineMetrics
 from ivr.http.privacy import mask_number
 from ivr.http.queues import QueueFigures, QueuesView, QueueWatch
@@ -71,13 +71,18 @@ async def test_live_calls_follow_what_the_journal_records(tmp_path) -> None:
     live.on_end.append(lambda *args: ended.append(args))
     observe(state, live)
     observe(state, live)  # twice is once
+    other = LiveCalls()  # a second board server on the same engine
+    observe(state, other)
     assert isinstance(state.journal, ObservedJournal) and not isinstance(
         state.journal.wrapped, ObservedJournal
     )
+    assert state.journal.watchers == [live, other]
     try:
         journal = state.journal
         journal.call_started("c1", 1000.0, CALLER, None, "1414")
         journal.call_started("c2", 1001.0, CALLER, "kk", "1414")
+        assert len(other) == 2
+        unobserve(state, other)
         journal.event("c1", "node", "welcome")
         assert live.by_language() == {"": 1, "kk": 1} and live.by_node() == {"welcome": 1}
         journal.event("c1", "language", "welcome", {"language": "ru"})

@@ -64,14 +64,14 @@ class LiveCalls:
 
 
 class ObservedJournal:
-    """The journal the engine writes to, telling LiveCalls what it records.
+    """The journal the engine writes to, telling each watching LiveCalls what it records.
 
     Wraps rather than subclasses so it fits whatever journal the state opened; every other attribute is
     the journal's own. A failing observer never keeps a record from the journal."""
 
-    def __init__(self, journal: Any, live: LiveCalls) -> None:
+    def __init__(self, journal: Any) -> None:
         self._journal = journal
-        self._live = live
+        self.watchers: list[LiveCalls] = []
 
     @property
     def wrapped(self) -> Any:
@@ -80,21 +80,24 @@ class ObservedJournal:
     def call_started(self, call_id: str, started_at: Any, *args: Any, **kwargs: Any) -> Any:
         result = self._journal.call_started(call_id, started_at, *args, **kwargs)
         language = kwargs.get("language", args[1] if len(args) > 1 else None)
-        self._live.started(call_id, _epoch(started_at), language)
+        for live in self.watchers:
+            live.started(call_id, _epoch(started_at), language)
         return result
 
     def event(
         self, call_id: str, kind: str, node: str = "", data: dict[str, Any] | None = None, **kwargs: Any
     ) -> Any:
         result = self._journal.event(call_id, kind, node, data, **kwargs)
-        self._live.event(call_id, kind, node, data)
+        for live in self.watchers:
+            live.event(call_id, kind, node, data)
         return result
 
     def call_ended(self, call_id: str, outcome: str, topic: str | None = None, **kwargs: Any) -> Any:
         try:
             return self._journal.call_ended(call_id, outcome, topic, **kwargs)
         finally:  # the call has left the IVR even if the journal refused the record
-            self._live.finished(call_id, outcome, topic)
+            for live in self.watchers:
+                live.finished(call_id, outcome, topic)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._journal, name)
@@ -107,6 +110,13 @@ def _epoch(moment: Any) -> float:
 
 
 def observe(state: Any, live: LiveCalls) -> None:
-    """Route the state's journal through `live` (once; a second call is a no-op)."""
+    """Let `live` watch the state's journal (wrapping it the first time; watching twice is once)."""
     if not isinstance(state.journal, ObservedJournal):
-        state.journal = ObservedJournal(state.journal, live)
+        state.journal = ObservedJournal(state.journal)
+    if live not in state.journal.watchers:
+        state.journal.watchers.append(live)
+
+
+def unobserve(state: Any, live: LiveCalls) -> None:
+    if isinstance(state.journal, ObservedJournal) and live in state.journal.watchers:
+        state.journal.watchers.remove(live)

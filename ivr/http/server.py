@@ -21,7 +21,7 @@ from ivr.http.auth import Access, is_loopback
 from ivr.http.board import BoardSources, snapshot
 from ivr.http.feed import Feed
 from ivr.http.keys import ACCESS, ENGINE_NAME, FEED_REFRESH, READINESS, SERVICES, TOPICS
-from ivr.http.live import LiveCalls, observe
+from ivr.http.live import LiveCalls, observe, unobserve
 from ivr.http.metrics import EngineMetrics
 from ivr.http.queues import QueueWatch, menu_queues
 
@@ -58,8 +58,6 @@ class BoardServer:
         state = services.state
         self.name = self.settings.name or (state.engine_id if state is not None else "ivr")
         self.live = LiveCalls()
-        if state is not None:
-            observe(state, self.live)
         self.queues = QueueWatch(services.ami, lambda: menu_queues(engine.library.menus().values()))
         self.sources = BoardSources(
             self.name,
@@ -100,6 +98,8 @@ class BoardServer:
 
     async def start(self) -> int:
         """Listen; returns the bound port (port 0 picks a free one)."""
+        if self.engine.services.state is not None:
+            observe(self.engine.services.state, self.live)
         if self.engine.server is not None:
             self.engine.server.command_observer = self.metrics.observe_agi
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
@@ -119,6 +119,8 @@ class BoardServer:
     async def stop(self) -> None:
         if self.engine.server is not None and self.engine.server.command_observer == self.metrics.observe_agi:
             self.engine.server.command_observer = None
+        if self.engine.services.state is not None:
+            unobserve(self.engine.services.state, self.live)
         await self.feed.close()
         if self._runner is not None:
             await self._runner.cleanup()
