@@ -15,6 +15,7 @@ from ivr.cli import build_parser
 from ivr.config import ConfigError, Settings, load_settings
 from ivr.http.auth import BEARER, COOKIE, LOOPBACK, Access, is_loopback
 from ivr.http.board import BoardSources, snapshot
+from ivr.http.cache import Cached
 from ivr.http.feed import Feed
 from ivr.http.live import LiveCalls, ObservedJournal, observe, unobserve
 from ivr.http.metrics import EngineMetrics
@@ -286,3 +287,32 @@ def test_with_a_token_every_client_needs_it_and_forms_need_the_csrf_token() -> N
         0
     ]  # another process's
     assert access.csrf_ok(request("10.1.2.3"), BEARER, "")[0]  # scripts with the bearer header
+
+
+async def test_one_fetch_serves_everyone_who_asks_meanwhile_and_a_failure_is_retried() -> None:
+    now = [0.0]
+    fetches = 0
+    fail = False
+    release = asyncio.Event()
+
+    async def fetch() -> int:
+        nonlocal fetches
+        fetches += 1
+        await release.wait()
+        if fail:
+            raise OSError("journal unreachable")
+        return fetches
+
+    cached = Cached(fetch, 0, max_age=1.0, clock=lambda: now[0])
+    askers = [asyncio.create_task(cached.get()) for _ in range(20)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*askers) == [1] * 20 and fetches == 1
+    now[0] = 0.9
+    assert await cached.get() == 1 and fetches == 1  # still fresh
+    now[0], fail = 2.0, True
+    with pytest.raises(OSError):
+        await cached.get()
+    assert cached.last == 1  # the board keeps showing the last figures
+    fail = False
+    assert await cached.get() == 3 and fetches == 3
