@@ -174,3 +174,16 @@ async def test_a_token_is_needed_remotely_refusals_log_one_line(board_engine, ca
         await server.stop()
     incidents = await board_engine.services.state.incidents.list(include_expired=True)
     assert [(i.id, i.text_ru, i.ended_at is not None) for i in incidents] == [(incident, "Сбой.", True)]
+
+
+async def test_the_page_is_self_contained_and_locked_down(board) -> None:
+    async with aiohttp.ClientSession() as session, session.get(url(board, "/")) as response:
+        page = await response.text()
+        policy = response.headers["Content-Security-Policy"]
+    assert response.status == 200 and response.headers["Cache-Control"] == "no-store"
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    nonce = policy.split("'nonce-")[1].split("'")[0]
+    assert f'<script nonce="{nonce}">' in page
+    # nothing fetched from elsewhere: no CDN script, stylesheet or font (only XML namespace names)
+    assert "https://" not in page and "@import" not in page and "url(" not in page
+    assert '"topics": ["general", "egov", "booking"' in page  # the incident form's topics, from the menus
