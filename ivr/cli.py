@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ivr import __version__
 from ivr.clock import Clock
-from ivr.config import SECRET_ENV, ConfigError, load_settings, override, parse_hostport
+from ivr.config import HTTP_TOKEN_ENV, SECRET_ENV, ConfigError, load_settings, override, parse_hostport
 from ivr.testing.fake_caller import QUEUE_OUTCOMES
 
 # Areas that add their own subcommands with register(subparsers).
@@ -73,6 +73,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="on SIGTERM, how long running calls may go on (default 30)",
     )
+    p.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve the wallboard, /metrics, /healthz and /readyz here (a bare port: 127.0.0.1; off by "
+        f"default). Remote clients need the token from ${HTTP_TOKEN_ENV} or the file",
+    )
     p.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING (default INFO)")
     p.add_argument(
         "--clock",
@@ -110,10 +116,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "speech.spool": args.spool,
             "agi.shutdown_grace": args.shutdown_grace,
             "log_level": args.log_level,
+            "http.bind": args.http,
         },
     )
     parse_hostport(settings.agi.bind, 4573)  # a bad address fails here, before anything starts
     clock = _serve_clock(args.clock)
+    if settings.http.enabled:
+        from ivr.http import parse_bind
+
+        parse_bind(settings.http.bind)
     _setup_logging(settings.log_level)
     from ivr.engine.app import Engine, StartupError, tune_gc_for_serving
     from ivr.engine.services import EngineServices
@@ -132,9 +143,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
             await engine.stop(0)
             return 2
         host, _ = parse_hostport(settings.agi.bind, 4573)
+        board = None
+        if settings.http.enabled:
+            from ivr.http import BoardServer
+
+            board = BoardServer(engine)
+            try:
+                await board.start()
+            except OSError as exc:
+                logging.getLogger("ivr").error("cannot start: HTTP on %s: %s", settings.http.bind, exc)
+                await engine.stop(0)
+                return 2
         tune_gc_for_serving()
-        # Announced only once SIGTERM is handled, so a supervisor that reads this line can stop us cleanly.
-        await engine.serve_forever(lambda: print(f"ivr: FastAGI on {host}:{port}", flush=True))
+
+        def ready() -> None:
+            # Announced only once SIGTERM is handled, so a supervisor that reads this can stop us cleanly.
+            print(f"ivr: FastAGI on {host}:{port}", flush=True)
+            if board is not None:
+                print(f"ivr: wallboard on http://{board.host}:{board.port}/", flush=True)
+
+        try:
+            await engine.serve_forever(ready)
+        finally:
+            if board is not None:
+                await board.stop()
         return 0
 
     return _run(main())

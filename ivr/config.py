@@ -1,7 +1,7 @@
 """Engine settings: embedded defaults, overridden by ivr.toml, overridden by command-line flags.
 
-The AMI secret is read from the environment (IVR_AMI_SECRET) or the file, never from argv,
-so it does not show up in `ps`.
+The AMI secret (IVR_AMI_SECRET) and the HTTP token (IVR_HTTP_TOKEN) are read from the environment or
+the file, never from argv, so they do not show up in `ps`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 SECRET_ENV = "IVR_AMI_SECRET"
+HTTP_TOKEN_ENV = "IVR_HTTP_TOKEN"
 DEFAULT_CONFIG_FILE = "ivr.toml"
 
 
@@ -94,6 +95,18 @@ class PromptSettings:
 
 
 @attrs.frozen
+class HttpSettings:
+    bind: str = ""  # empty: no wallboard, metrics or health endpoints
+    # Needed by every client that is not on this machine; read from IVR_HTTP_TOKEN or the file, never argv.
+    token: str = attrs.field(default="", repr=False)
+    name: str = ""  # what the board calls this engine; empty: host:pid
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bind)
+
+
+@attrs.frozen
 class Settings:
     menus_dir: str = "menus"
     default_menu: str = "1414"
@@ -105,9 +118,16 @@ class Settings:
     ami: AmiSettings = AmiSettings()
     speech: SpeechSettings = SpeechSettings()
     prompts: PromptSettings = PromptSettings()
+    http: HttpSettings = HttpSettings()
 
 
-_SECTIONS = {"agi": AgiSettings, "ami": AmiSettings, "speech": SpeechSettings, "prompts": PromptSettings}
+_SECTIONS = {
+    "agi": AgiSettings,
+    "ami": AmiSettings,
+    "speech": SpeechSettings,
+    "prompts": PromptSettings,
+    "http": HttpSettings,
+}
 
 
 def _check_type(where: str, value: Any, default: Any) -> Any:
@@ -137,7 +157,8 @@ def _build(cls: type, where: str, table: dict[str, Any]) -> Any:
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
-    """Defaults, then the TOML file if it exists (or must exist when named), then IVR_AMI_SECRET."""
+    """Defaults, then the TOML file if it exists (or must exist when named), then IVR_AMI_SECRET and
+    IVR_HTTP_TOKEN."""
     env = dict(os.environ) if env is None else env
     table: dict[str, Any] = {}
     if path is not None or Path(DEFAULT_CONFIG_FILE).exists():
@@ -151,6 +172,8 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
     settings = _build(Settings, "", table)
     if env.get(SECRET_ENV):
         settings = attrs.evolve(settings, ami=attrs.evolve(settings.ami, secret=env[SECRET_ENV]))
+    if env.get(HTTP_TOKEN_ENV):
+        settings = attrs.evolve(settings, http=attrs.evolve(settings.http, token=env[HTTP_TOKEN_ENV]))
     return settings
 
 

@@ -84,6 +84,7 @@ class Channel:
         loop: asyncio.AbstractEventLoop | None = None,
         control_timeout: float = CONTROL_TIMEOUT,
         supervised: bool = False,
+        observer: Callable[[str, float], None] | None = None,
     ) -> None:
         self.env = env
         self._send = send
@@ -98,6 +99,8 @@ class Channel:
         self.closed = False  # the connection is gone or unusable
         self.commands_sent = 0
         self.language = env.language
+        # Told (command, seconds) on every reply, for the turnaround histogram of /metrics; None costs nothing.
+        self.observer = observer
 
     # --- transport side --------------------------------------------------------------------------
     def feed_reply(self, reply: Reply) -> None:
@@ -131,6 +134,8 @@ class Channel:
         future: asyncio.Future[Reply] = self._loop.create_future()
         self._pending = future
         self._pending_command = name
+        observer = self.observer
+        sent_at = self._loop.time() if observer is not None else 0.0
         self._send(line)
         self.commands_sent += 1
         seconds = self._control_timeout if timeout is None else timeout
@@ -146,6 +151,8 @@ class Channel:
                 timer.cancel()
             if self._pending is future:
                 self._pending = None
+        if observer is not None:
+            observer(name, self._loop.time() - sent_at)
         code = reply.code
         if code == 200:
             return reply

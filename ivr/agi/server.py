@@ -125,6 +125,7 @@ class _AgiConnection(asyncio.Protocol):
             self._server._loop,
             self._server.command_timeout,
             supervised=True,
+            observer=self._server.command_observer,
         )
         self.task = self._server._loop.create_task(self._run(self.channel))
 
@@ -185,6 +186,8 @@ class AgiServer:
         self.env_timeout = env_timeout
         self.command_timeout = command_timeout
         self.stats = ServerStats()
+        # Optional: told (command, seconds) for every AGI reply (the /metrics histogram).
+        self.command_observer: Callable[[str, float], None] | None = None
         self._connections: set[_AgiConnection] = set()
         self._server: asyncio.Server | None = None
         self._watchdog: asyncio.Task[None] | None = None

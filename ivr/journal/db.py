@@ -369,6 +369,11 @@ class Database:
         self._queue.put(_Item(op, future, loop, urgent))
         return future
 
+    @property
+    def pending_writes(self) -> int:
+        """Journal statements submitted and not yet committed (the backlog /metrics reports)."""
+        return max(0, self._last_ticket - self._committed)
+
     async def _wait_for(self, ticket: int) -> None:
         if ticket > self._committed:
             loop = asyncio.get_running_loop()

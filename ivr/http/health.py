@@ -1,0 +1,76 @@
+"""/healthz and /readyz for a load balancer in front of several engines.
+
+/healthz: the process and its event loop answer (no dependency is consulted, so a database outage does
+not get every engine restarted at once). /readyz: this engine can take calls: menus loaded, every
+prompt they need on disk, the journal writer commits. AMI is reported but not required, since calls
+still run (without queue figures) while it is down. Each check is cached for a second so frequent probes
+cost nothing; 503 with the failing checks when not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ivr.http.cache import Cached
+from ivr.http.keys import ENGINE_NAME, READINESS
+from ivr.http.queues import QueuesView
+
+JOURNAL_TIMEOUT = 2.0
+
+
+class Readiness:
+    def __init__(self, engine: Any, queues: Callable[[], Awaitable[QueuesView]]) -> None:
+        self._engine = engine
+        self._queues = queues  # the cached AMI view: its state is reported, never required
+        self._prompts = Cached(self._missing_prompts, [], max_age=10.0)
+        self._journal = Cached(self._journal_check, "", max_age=1.0)
+
+    async def _missing_prompts(self) -> list[str]:
+        from ivr.engine.app import engine_prompt_texts
+        from ivr.prompts.build import missing_prompts
+
+        engine = self._engine
+        texts = engine_prompt_texts(engine.library.menus().values())
+        return await asyncio.to_thread(
+            missing_prompts, texts, engine.settings.prompts.dir, include_asterisk_sounds=True
+        )
+
+    async def _journal_check(self) -> str:
+        state = self._engine.services.state
+        if state is None:
+            return "no journal"
+        try:
+            # An empty transaction through the writer thread: it is alive and the database takes writes.
+            await asyncio.wait_for(state.db.write(lambda tx: None), JOURNAL_TIMEOUT)
+        except TimeoutError:
+            return f"no commit within {JOURNAL_TIMEOUT:g} s"
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return ""
+
+    async def checks(self) -> tuple[bool, dict[str, str]]:
+        names = self._engine.library.names()
+        missing = await self._prompts.get()
+        journal = await self._journal.get()
+        checks = {
+            "menus": "ok: " + ", ".join(names) if names else "no menu loaded",
+            "prompts": "ok" if not missing else f"{len(missing)} missing, e.g. {missing[0]}",
+            "journal": journal or "ok",
+            "ami": (await self._queues()).ami,
+        }
+        ready = bool(names) and not missing and not journal
+        return ready, checks
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"alive": True, "engine": request.app[ENGINE_NAME]})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ready, checks = await request.app[READINESS].checks()
+    body = {"ready": ready, "engine": request.app[ENGINE_NAME], "checks": checks}
+    return web.json_response(body, status=200 if ready else 503)

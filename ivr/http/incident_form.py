@@ -1,0 +1,93 @@
+"""Announce and end outages from the board: the operation `ivr incident add/end` performs (the shared
+IncidentStore), so the next caller on any engine hears it, this engine's within the same second.
+
+"Now" is the engine's clock, as for every other time the engine reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from ivr.http.auth import Access
+from ivr.http.keys import ACCESS, FEED_REFRESH, SERVICES, TOPICS, WHO
+from ivr.journal.timeutil import parse_duration
+
+log = logging.getLogger("ivr.http")
+
+MAX_TEXT = 1000  # characters per language: an announcement, not an essay
+MAX_DURATION_DAYS = 14
+
+
+def _topics(form: Any) -> list[str]:
+    topics: list[str] = []
+    for value in form.getall("topics", []):
+        topics += [t.strip() for t in str(value).split(",") if t.strip()]
+    return topics
+
+
+async def _checked_form(request: web.Request) -> tuple[Any, web.Response | None]:
+    access: Access = request.app[ACCESS]
+    form = await request.post()
+    who = request[WHO]
+    ok, why = access.csrf_ok(
+        request, who, str(form.get("csrf", "") or request.headers.get("X-CSRF-Token", ""))
+    )
+    if not ok:
+        log.warning("403 %s %s from %s: %s", request.method, request.path, request.remote, why)
+        return form, web.json_response({"error": why}, status=403)
+    return form, None
+
+
+async def add_incident(request: web.Request) -> web.Response:
+    form, refused = await _checked_form(request)
+    if refused is not None:
+        return refused
+    services = request.app[SERVICES]
+    if services.state is None:
+        return web.json_response({"error": "this engine has no journal to keep incidents in"}, status=503)
+    kk, ru = str(form.get("kk", "")).strip(), str(form.get("ru", "")).strip()
+    topics = _topics(form)
+    known = request.app[TOPICS]
+    try:
+        if len(kk) > MAX_TEXT or len(ru) > MAX_TEXT:
+            raise ValueError(f"an announcement is at most {MAX_TEXT} characters per language")
+        unknown = sorted(set(topics) - set(known))
+        if unknown and known:  # menus without topics accept any, as `ivr incident add` does
+            raise ValueError(f"unknown topics: {', '.join(unknown)} (known: {', '.join(known)})")
+        duration = parse_duration(str(form.get("duration", "")))
+        if duration.total_seconds() > MAX_DURATION_DAYS * 86400:
+            raise ValueError(f"at most {MAX_DURATION_DAYS} days; extend it later if the outage lasts")
+        starts = services.clock()
+        incident_id = await services.state.incidents.add(kk, ru, topics, starts, starts + duration)
+    except ValueError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    log.info(
+        "incident %d announced from the board (%s) for %s, topics: %s",
+        incident_id,
+        request.remote,
+        form.get("duration"),
+        ", ".join(topics) or "all",
+    )
+    request.app[FEED_REFRESH]()
+    return web.json_response({"id": incident_id}, status=201)
+
+
+async def end_incident(request: web.Request) -> web.Response:
+    _, refused = await _checked_form(request)
+    if refused is not None:
+        return refused
+    services = request.app[SERVICES]
+    if services.state is None:
+        return web.json_response({"error": "this engine has no journal to keep incidents in"}, status=503)
+    try:
+        incident_id = int(request.match_info["id"])
+    except ValueError:
+        return web.json_response({"error": "an incident id is a number"}, status=400)
+    if not await services.state.incidents.end(incident_id):
+        return web.json_response({"error": f"no incident {incident_id} in progress"}, status=404)
+    log.info("incident %d ended from the board (%s)", incident_id, request.remote)
+    request.app[FEED_REFRESH]()
+    return web.json_response({"id": incident_id, "ended": True})

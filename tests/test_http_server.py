@@ -1,0 +1,189 @@
+"""The HTTP side of a running engine, over real HTTP, while fake Asterisk calls run through it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from ivr.config import HttpSettings
+from ivr.http.server import BoardServer
+from ivr.testing.fake_caller import FakeCall, Press
+
+CALLER = "77019876543"
+
+
+def url(server: BoardServer, path: str) -> str:
+    return f"http://127.0.0.1:{server.port}{path}"
+
+
+async def get_json(session: aiohttp.ClientSession, address: str, **kwargs: Any) -> tuple[int, Any]:
+    async with session.get(address, **kwargs) as response:
+        return response.status, await response.json()
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def slow_call(*script: Any) -> FakeCall:
+    """A caller who listens to each prompt for 0.2 s, so the call stays in the IVR a while."""
+    return FakeCall(list(script), callerid=CALLER, reply_delay=0.2)
+
+
+async def test_board_and_metrics_follow_live_calls_and_queues(board, board_engine, fake_ami) -> None:
+    port = board_engine.server.port
+    async with aiohttp.ClientSession() as session:
+        status, first = await get_json(session, url(board, "/api/board"))
+        assert status == 200 and first["in_ivr"]["total"] == 0 and first["engine"] == "engine-a"
+        calls = [slow_call(Press("2"), Press("2")), slow_call(Press("1"), Press("2")), slow_call(Press("2"))]
+        running = [asyncio.create_task(c.run("127.0.0.1", port, timeout=60)) for c in calls]
+
+        async def three_in_ivr() -> bool:
+            board_now = (await get_json(session, url(board, "/api/board")))[1]
+            return board_now["in_ivr"]["total"] == 3 and board_now["in_ivr"]["by_language"]["choosing"] == 0
+
+        await until(three_in_ivr)
+        _, during = await get_json(session, url(board, "/api/board"))
+        assert during["in_ivr"]["by_language"] == {"kk": 1, "ru": 2, "choosing": 0}
+        assert sum(n for _, n in during["in_ivr"]["by_node"]) == 3
+        queues = {q["name"]: q for q in during["queues"]}
+        assert during["ami"] == "connected" and queues["ru-general"]["available"] == 1
+        assert queues["ru-general"]["waiting"] == 0
+
+        fake_ami.add_caller("ru-general", "PJSIP/trunk-00000001", waited=75)
+
+        async def one_waiting() -> bool:
+            queue = {q["name"]: q for q in (await get_json(session, url(board, "/api/board")))[1]["queues"]}
+            return queue["ru-general"]["waiting"] == 1
+
+        await until(one_waiting)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+        async def none_in_ivr() -> bool:
+            return (await get_json(session, url(board, "/api/board")))[1]["in_ivr"]["total"] == 0
+
+        await until(none_in_ivr)
+        async with session.get(url(board, "/metrics")) as response:
+            assert response.status == 200 and response.content_type == "text/plain"
+            metrics = await response.text()
+        _, after = await get_json(session, url(board, "/api/board"))
+    assert 'ivr_calls_total{language="kk",outcome="abandoned",topic="booking"} 1.0' in metrics
+    assert 'ivr_calls_total{language="ru",outcome="abandoned",topic="general"} 1.0' in metrics
+    assert 'ivr_queue_callers_waiting{queue="ru-general"} 1.0' in metrics
+    assert 'ivr_agi_command_duration_seconds_count{command="ANSWER"} 3.0' in metrics
+    assert "ivr_ami_connected 1.0" in metrics
+    assert CALLER not in metrics and CALLER not in str(after) and "9876543" not in metrics
+
+
+async def test_health_and_readiness_report_ami_without_requiring_it(board, fake_ami) -> None:
+    async with aiohttp.ClientSession() as session:
+        assert await get_json(session, url(board, "/healthz")) == (200, {"alive": True, "engine": "engine-a"})
+        status, ready = await get_json(session, url(board, "/readyz"))
+        assert status == 200 and ready["ready"] is True
+        assert ready["checks"] == {"menus": "ok: 1414", "prompts": "ok", "journal": "ok", "ami": "connected"}
+        await fake_ami.close()
+
+        async def ami_down() -> bool:
+            return (await get_json(session, url(board, "/api/board")))[1]["ami"].startswith("down")
+
+        await until(ami_down)
+        status, ready = await get_json(session, url(board, "/readyz"))
+        assert status == 200 and ready["checks"]["ami"].startswith("down")
+
+
+async def test_not_ready_while_a_prompt_is_missing(board, board_engine) -> None:
+    # The test's prompts link the repository's directories: unlink this one's files but one, never the files.
+    menu_prompts = Path(board_engine.settings.prompts.dir) / "ru" / "1414"
+    shared = menu_prompts.resolve()
+    menu_prompts.unlink()
+    menu_prompts.mkdir()
+    for sound in shared.iterdir():
+        if sound.name != "greeting.wav":
+            (menu_prompts / sound.name).symlink_to(sound)
+    async with aiohttp.ClientSession() as session:
+        status, ready = await get_json(session, url(board, "/readyz"))
+    assert status == 503 and ready["ready"] is False
+    assert ready["checks"]["prompts"] == "1 missing, e.g. ru/1414/greeting"
+    assert (shared / "greeting.wav").is_file()
+
+
+async def test_a_token_is_needed_remotely_refusals_log_one_line(board_engine, caplog) -> None:
+    server = BoardServer(board_engine, HttpSettings(bind="127.0.0.1:0", token="s3cret-token"))
+    await server.start()
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:  # an IP host
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="ivr.http"):
+                async with session.get(url(server, "/api/board")) as response:
+                    assert response.status == 401 and "Traceback" not in await response.text()
+            refusals = [r for r in caplog.records if r.name == "ivr.http"]
+            assert len(refusals) == 1 and "401 GET /api/board" in refusals[0].getMessage()
+            bad = {"Authorization": "Bearer guessed"}
+            async with session.get(url(server, "/metrics"), headers=bad) as response:
+                assert response.status == 401
+            good = {"Authorization": "Bearer s3cret-token"}
+            async with session.get(url(server, "/metrics"), headers=good) as response:
+                assert response.status == 200
+            async with session.get(url(server, "/healthz")) as response:
+                assert response.status == 200  # the load balancer's probe needs no token
+            async with session.post(url(server, "/login"), data={"token": "guessed"}) as response:
+                assert response.status == 401
+            assert not session.cookie_jar.filter_cookies(URL(url(server, "/")))
+            async with session.post(url(server, "/login"), data={"token": "s3cret-token"}) as response:
+                assert response.status == 200 and str(response.url).endswith("/")  # redirected to the board
+                page = await response.text()
+            cookie = session.cookie_jar.filter_cookies(URL(url(server, "/")))["ivr_board"].value
+            assert "s3cret-token" not in cookie and "s3cret-token" not in page
+            csrf = page.split('"csrf": "')[1].split('"')[0]
+            form = {"kk": "Ақау.", "ru": "Сбой.", "duration": "1h"}
+            async with session.post(url(server, "/incidents"), data=form) as response:
+                assert response.status == 403  # no CSRF token: a cross-site form could do this
+            evil = {"Origin": "https://evil.example"}
+            async with session.post(
+                url(server, "/incidents"), data={**form, "csrf": csrf}, headers=evil
+            ) as response:
+                assert response.status == 403
+            async with session.post(
+                url(server, "/incidents"), data={**form, "csrf": csrf, "topics": "nope"}
+            ) as response:
+                assert response.status == 400 and "unknown topics" in (await response.json())["error"]
+            async with session.post(url(server, "/incidents"), data={**form, "csrf": csrf}) as response:
+                assert response.status == 201
+                incident = (await response.json())["id"]
+            async with session.post(
+                url(server, f"/incidents/{incident}/end"), data={"csrf": csrf}
+            ) as response:
+                assert response.status == 200
+            async with session.post(
+                url(server, f"/incidents/{incident}/end"), data={"csrf": csrf}
+            ) as response:
+                assert response.status == 404
+    finally:
+        await server.stop()
+    incidents = await board_engine.services.state.incidents.list(include_expired=True)
+    assert [(i.id, i.text_ru, i.ended_at is not None) for i in incidents] == [(incident, "Сбой.", True)]
+
+
+async def test_the_page_is_self_contained_and_locked_down(board) -> None:
+    async with aiohttp.ClientSession() as session, session.get(url(board, "/")) as response:
+        page = await response.text()
+        policy = response.headers["Content-Security-Policy"]
+    assert response.status == 200 and response.headers["Cache-Control"] == "no-store"
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
+    nonce = policy.split("'nonce-")[1].split("'")[0]
+    assert f'<script nonce="{nonce}">' in page
+    # nothing fetched from elsewhere: no CDN script, stylesheet or font (only XML namespace names)
+    assert "https://" not in page and "@import" not in page and "url(" not in page
+    assert '"topics": ["general", "egov", "booking"' in page  # the incident form's topics, from the menus
