@@ -346,6 +346,55 @@ def _durations(catalogue: TextCatalogue) -> Callable[[str, str], float]:
     return duration
 
 
+class _Remembering:
+    """A node's matcher or classifier whose decisions are remembered: the same words heard at the same
+    node decide the same way, so the paths that replay them do not decide again."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._decided: dict[tuple[str, Any, str], Any] = {}
+
+    def _remember(self, how: str, said: Any, language: str) -> Any:
+        key = (how, said, language)
+        if key not in self._decided:
+            self._decided[key] = getattr(self._inner, how)(said, language)
+        return self._decided[key]
+
+    def match(self, said: Any, language: str) -> Any:
+        return self._remember("match", said, language)
+
+    def classify(self, said: Any, language: str) -> Any:
+        return self._remember("classify", said, language)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@attrs.define
+class _ExplorerServices(SimulationServices):
+    """The engine's services with every node's matchers remembering their decisions."""
+
+    _remembering: dict[int, _Remembering] = attrs.field(factory=dict)
+
+    def _wrap(self, inner: Any) -> Any:
+        wrapped = self._remembering.get(id(inner))
+        if wrapped is None:
+            wrapped = self._remembering[id(inner)] = _Remembering(inner)
+        return wrapped
+
+    def matcher(self, menu: Menu, node: MenuNode) -> Any:
+        return self._wrap(super().matcher(menu, node))
+
+    def classifier(self, menu: Menu, node: MenuNode) -> Any:
+        return self._wrap(super().classifier(menu, node))
+
+    def language_matcher(self, menu: Menu, node: LanguageNode, language: str) -> Any:
+        return self._wrap(super().language_matcher(menu, node, language))
+
+    def global_classifier(self, menu: Menu) -> Any:
+        return self._wrap(super().global_classifier(menu))
+
+
 @attrs.define
 class _World:
     """What every run of one exploration shares: the menu's texts, hours and the engine's services
@@ -355,7 +404,7 @@ class _World:
     catalogue: TextCatalogue
     durations: Callable[[str, str], float]
     moments: dict[str, bool]
-    services: SimulationServices
+    services: _ExplorerServices
     answers: dict[tuple[str, str, str], tuple[list[Typed], list[Typed]]] = attrs.field(factory=dict)
 
     @classmethod
@@ -363,7 +412,7 @@ class _World:
         catalogue = TextCatalogue(menu)
         settings = Settings()
         settings = attrs.evolve(settings, speech=attrs.evolve(settings.speech, spool="-"))
-        services = SimulationServices(settings=settings, state=_ScratchState())
+        services = _ExplorerServices(settings=settings, state=_ScratchState())
         return cls(menu, catalogue, _durations(catalogue), _moments(menu), services)
 
 

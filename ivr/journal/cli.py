@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ivr.clock import SYSTEM_CLOCK
 from ivr.config import ConfigError, Settings, load_settings
 from ivr.journal.callbacks import STATES, Callback
 from ivr.journal.db import StateError
@@ -102,7 +103,7 @@ def _local(moment: datetime | None, settings: Settings) -> str:
 def _incident_add(args: argparse.Namespace) -> int:
     async def work(state: State, settings: Settings) -> int:
         tz = zone(settings.timezone)
-        starts = parse_moment(args.starts, tz) if args.starts else datetime.now(tz)
+        starts = parse_moment(args.starts, tz) if args.starts else SYSTEM_CLOCK.now().astimezone(tz)
         expires = parse_moment(args.expires, tz) if args.expires else starts + parse_duration(args.duration)
         incident_id = await state.incidents.add(args.kk, args.ru, args.topic, starts, expires)
         print(
@@ -134,7 +135,7 @@ def _incident_list(args: argparse.Namespace) -> int:
         incidents = await state.incidents.list(include_expired=args.all)
         if not incidents:
             print("no incidents" if args.all else "no active or upcoming incidents")
-        now = datetime.now().timestamp()
+        now = SYSTEM_CLOCK.time()
         for incident in incidents:
             print(_incident_line(incident, settings, now))
         return 0
