@@ -130,6 +130,17 @@ async def test_a_key_pressed_while_recording_wins_over_speech(engine: Engine) ->
     assert fake.queue == "ru-egov"
 
 
+async def test_a_wrong_key_at_a_node_that_takes_speech_is_an_invalid_answer(engine: Engine) -> None:
+    # 8 is no option: it stops the prompt or the recording and is said to be invalid, never taken
+    # for silence (the text a silent caller hears).
+    fake = await call(engine, Press("8"), Press("1"))
+    record = await engine.services.state.journal.call(fake.uniqueid)
+    answers = [(e.kind, e.data.get("input")) for e in record.events if e.kind in ("invalid", "silence")]
+    assert answers == [("invalid", "8")]
+    assert fake.prompts == ["demo/main", "demo/main"]  # asked again (this menu has no invalid text)
+    assert fake.queue == "ru-egov"
+
+
 @pytest.mark.parametrize("what", ["unknown", "noise"])
 async def test_unknown_speech_or_noise_takes_the_fallback(
     engine: Engine, audio: dict[str, Path], what: str

@@ -230,3 +230,22 @@ async def test_at_night_a_caller_hears_the_closed_message(engine, place_call, cl
     assert "ivr/closed" in call.prompts and call.hangup_by == "engine"
     record = await engine.services.state.journal.call(call.uniqueid)
     assert record.outcome == "after_hours"
+
+
+# --- a wrong key is an invalid answer in every kind of node that waits for one -------------------
+async def test_a_wrong_key_at_the_language_choice_is_invalid(engine, place_call) -> None:
+    call = await place_call(Press("7"), Press("2"), Press("0"))
+    record = await engine.services.state.journal.call(call.uniqueid)
+    assert [(e.kind, e.node, e.data) for e in record.events if e.kind in ("invalid", "silence")] == [
+        ("invalid", "welcome", {"dtmf": "7"})
+    ]
+    assert "1414/welcome-invalid" in call.prompts or "1414/text-invalid" in call.prompts
+    assert call.queue == "ru-general"
+
+
+@pytest.mark.parametrize(("keys", "node"), [(["2", "8"], "main"), (["2", "7", "7", "7", "8"], "ask_topic")])
+async def test_a_wrong_key_at_a_menu_or_the_open_question_is_invalid(engine, place_call, keys, node) -> None:
+    call = await place_call(*[Press(k) for k in keys])
+    record = await engine.services.state.journal.call(call.uniqueid)
+    answers = [e.kind for e in record.events if e.node == node and e.kind in ("invalid", "silence")]
+    assert answers[0] == "invalid"  # the wrong key itself, not a silence it was lost in

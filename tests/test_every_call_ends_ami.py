@@ -55,3 +55,28 @@ async def test_with_ami_down_a_silent_caller_still_ends_in_a_queue(engine, place
     call = await place_call()
     assert call.queue == "kk-general" and call.hangup_by == "engine"
     assert await outcome(engine, call) == "queued"
+
+
+def playback_sounds(call) -> list[str]:
+    return [sound for app, args in call.applications if app == "Playback" for sound in args[0].split("&")]
+
+
+async def test_the_place_in_line_counts_only_those_ahead_for_a_busy_operator(
+    engine, place_call, fake_ami
+) -> None:
+    assert await engine.services.ami.wait_connected(5)
+    for n in range(2):
+        fake_ami.add_member("ru-general", f"PJSIP/op-10{n}")  # two operators free
+    for n in range(3):
+        fake_ami.add_caller("ru-general", f"PJSIP/trunk-0000000{n}", waited=30)  # three callers waiting
+    call = await place_call(Press("2"), Press("0"))
+    sounds = playback_sounds(call)
+    # two of the three are being connected; one is ahead of this caller: number 2
+    assert sounds[:2] == ["ivr/queue-position", "digits/2"]
+
+
+async def test_no_place_in_line_is_announced_when_an_operator_is_free(engine, place_call, fake_ami) -> None:
+    assert await engine.services.ami.wait_connected(5)
+    fake_ami.add_member("ru-general", "PJSIP/op-101")
+    call = await place_call(Press("2"), Press("0"))
+    assert playback_sounds(call) == [] and call.queue == "ru-general"
