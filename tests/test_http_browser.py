@@ -4,7 +4,6 @@ Asterisk calls. Screenshots land in the test's temporary directory."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable
@@ -14,7 +13,7 @@ import pytest
 
 from ivr.config import HttpSettings
 from ivr.http.server import BoardServer
-from ivr.testing.board_fixtures import ALMATY, BROWSER, BROWSER_ARGS, seed_journal
+from ivr.testing.board_fixtures import BROWSER, BROWSER_ARGS, seed_journal
 from ivr.testing.fake_caller import FakeCall, Press
 
 # Skipped without the browser, except under CI=true, where a missing browser must fail (as tests/pg.py does).
@@ -87,7 +86,7 @@ async def until_text(page: Any, selector: str, wanted: Callable[[str], bool], ti
 async def test_board_loads_clean_and_its_figures_move_with_the_calls(
     board, board_engine, board_clock, fake_ami, page, tmp_path
 ) -> None:
-    await seed_journal(board_engine.services.state, board_clock())
+    await seed_journal(board_engine.services.state, board_clock.now())
     response = await page.goto(f"http://127.0.0.1:{board.port}/")
     assert response.status == 200
     await page.wait_for_selector("#link.up")
@@ -132,9 +131,6 @@ async def test_board_loads_clean_and_its_figures_move_with_the_calls(
 async def test_an_incident_added_on_the_page_is_heard_by_the_next_caller(
     board, board_engine, board_clock, page, tmp_path
 ) -> None:
-    # Incidents are kept and filtered in the journal's own time (as `ivr incident add` writes them), so
-    # the engine's fixed clock is set to the moment this test starts; nothing checked depends on the day.
-    board_clock.now = dt.datetime.now(ALMATY).replace(microsecond=0)
     port = board_engine.server.port
     await page.goto(f"http://127.0.0.1:{board.port}/")
     await page.wait_for_selector("#link.up")

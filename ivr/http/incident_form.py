@@ -60,7 +60,7 @@ async def add_incident(request: web.Request) -> web.Response:
         duration = parse_duration(str(form.get("duration", "")))
         if duration.total_seconds() > MAX_DURATION_DAYS * 86400:
             raise ValueError(f"at most {MAX_DURATION_DAYS} days; extend it later if the outage lasts")
-        starts = services.clock()
+        starts = services.clock.now()
         incident_id = await services.state.incidents.add(kk, ru, topics, starts, starts + duration)
     except ValueError as exc:
         return web.json_response({"error": str(exc)}, status=400)

@@ -64,7 +64,7 @@ class BoardServer:
             self.live,
             self.queues,
             state,
-            clock=lambda: services.clock(),  # looked up each time: tests may swap the clock
+            clock=lambda: services.clock.now(),  # looked up each time: tests may swap the clock
             timezone=engine.settings.timezone,
         )
         self.feed = Feed(self.snapshot, interval)

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
+from ivr.clock import FixedClock
 from ivr.config import AmiSettings, HttpSettings, PromptSettings
 from ivr.engine.app import Engine
 from ivr.engine.services import EngineServices
@@ -36,16 +36,6 @@ BROWSER_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-@attrs.define
-class Clock:
-    """The engine's clock, settable by a test."""
-
-    now: dt.datetime = MONDAY_11
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 def private_prompts(tmp_path: Path) -> Path:
@@ -71,8 +61,9 @@ def stock_queues(fake_ami: FakeAmi) -> None:
 
 
 @pytest.fixture
-def board_clock() -> Clock:
-    return Clock()
+def board_clock() -> FixedClock:
+    """The engine's clock, settable by a test: `board_clock.set(moment)`."""
+    return FixedClock(MONDAY_11)
 
 
 @pytest.fixture
@@ -82,7 +73,7 @@ def board_token() -> str:
 
 @pytest.fixture
 async def board_engine(
-    tmp_path: Path, project_prompts: Path, fake_ami: FakeAmi, ami_settings: AmiSettings, board_clock: Clock
+    tmp_path: Path, project_prompts: Path, fake_ami: FakeAmi, ami_settings: AmiSettings, board_clock: FixedClock
 ) -> AsyncIterator[Engine]:
     stock_queues(fake_ami)
     (tmp_path / "spool").mkdir(exist_ok=True)
