@@ -73,7 +73,11 @@ def board_token() -> str:
 
 @pytest.fixture
 async def board_engine(
-    tmp_path: Path, project_prompts: Path, fake_ami: FakeAmi, ami_settings: AmiSettings, board_clock: FixedClock
+    tmp_path: Path,
+    project_prompts: Path,
+    fake_ami: FakeAmi,
+    ami_settings: AmiSettings,
+    board_clock: FixedClock,
 ) -> AsyncIterator[Engine]:
     stock_queues(fake_ami)
     (tmp_path / "spool").mkdir(exist_ok=True)
