@@ -8,6 +8,7 @@ import importlib
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from ivr import __version__
 from ivr.clock import Clock
@@ -239,6 +240,14 @@ def _testcall_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--hangup-at", type=int, metavar="N", help="hang up as the N-th command arrives")
     p.add_argument("--callerid", default="77011234567", help="caller number")
+    p.add_argument("--calleridname", default="IVR Tester", help="caller name")
+    p.add_argument("--json", action="store_true", help="print the transcript as JSON, for machines")
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="the engine's state directory, to read the call's journal entry (default: the configured one, "
+        "var/); with a shared PostgreSQL, database_url in ivr.toml",
+    )
     p.add_argument(
         "--queue-outcome",
         choices=QUEUE_OUTCOMES,
@@ -262,6 +271,7 @@ EXIT_BROKEN = 5  # the connection broke in the middle of the call
 
 def cmd_testcall(args: argparse.Namespace) -> int:
     from ivr.testing.fake_caller import FakeCall, HangUp, Press, Say, Silence
+    from ivr.testing.transcript import render, render_json, steps, unused_steps
 
     script = []
     for kind, value in args.steps or []:
@@ -278,10 +288,12 @@ def cmd_testcall(args: argparse.Namespace) -> int:
         else:
             script.append(HangUp())
     host, port = parse_hostport(args.target)
+    settings = override(load_settings(args.config), state_dir=args.state_dir)
     call = FakeCall(
         script,
         agi_script=args.script,
         callerid=args.callerid,
+        calleridname=args.calleridname,
         hangup_at=args.hangup_at,
         queue_outcome=args.queue_outcome,
     )
@@ -306,11 +318,56 @@ def cmd_testcall(args: argparse.Namespace) -> int:
             print(call.summary())
             print(f"testcall: the connection broke mid-call: {exc or type(exc).__name__}", file=sys.stderr)
             return EXIT_BROKEN
-        print(call.summary())
-        print(f"{call.ending()}; prompts played: {len(call.prompts)}")
+        ending = await _testcall_ending(call, settings)
+        lines, notes = steps(call, _prompt_texts(settings, args.script)), unused_steps(call)
+        print(render_json(lines, ending, notes) if args.json else render(lines, ending, notes))
         return 0
 
     return asyncio.run(main())
+
+
+def _prompt_texts(settings: Any, menu_name: str) -> Any:
+    """What each sound says, from the menus on this machine (None when they cannot be read)."""
+    from ivr.engine.simulate import TextCatalogue
+    from ivr.menus.loader import check_menu
+
+    path = Path(settings.menus_dir) / f"{menu_name}.yaml"
+    result = check_menu(path) if path.is_file() else None
+    if result is None or result.menu is None:
+        return None
+    return TextCatalogue(result.menu).text
+
+
+async def _testcall_ending(call: Any, settings: Any) -> Any:
+    """How the call ended, with the engine's journal entry when its database is reachable from here
+    (the same machine's state directory, or the shared PostgreSQL)."""
+    from ivr.testing.transcript import Ending
+
+    fields = {
+        "call_id": call.uniqueid,
+        "language": call.language,
+        "queue": call.queue,
+        "queue_result": call.queue_result,
+        "hangup_by": call.hangup_by,
+        "how": call.ending(),
+    }
+    if not settings.database_url and not (Path(settings.state_dir) / "ivr.db").is_file():
+        return Ending(**fields, journal_note=f"not readable from here (no {settings.state_dir}/ivr.db)")
+    from ivr.journal.state import open_state
+
+    try:
+        state = await open_state(settings)
+    except Exception as exc:
+        return Ending(**fields, journal_note=f"not readable from here ({exc})")
+    try:
+        for _ in range(20):  # the engine commits its journal in small batches
+            record = await state.journal.call(call.uniqueid)
+            if record is not None and record.outcome is not None:
+                return Ending(**fields, outcome=record.outcome, topic=record.topic)
+            await asyncio.sleep(0.1)
+        return Ending(**fields, journal_note="no outcome recorded yet (another engine's journal?)")
+    finally:
+        await state.close()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -52,10 +53,23 @@ def run_testcall(port: int, *args: str) -> subprocess.CompletedProcess[str]:
 def test_serve_answers_a_testcall_and_stops_cleanly_on_sigterm(tmp_path: Path, project_prompts: Path) -> None:
     process, port = start_engine(tmp_path, "--clock", WEDNESDAY_10)
     try:
-        result = run_testcall(port, "--press", "2", "--press", "0")
+        result = run_testcall(port, "--press", "2", "--press", "0", "--state-dir", str(tmp_path / "state"))
         assert result.returncode == 0, result.stderr
         assert "EXEC Queue ru-general" in result.stdout
         assert "language ru; queue ru-general (answered); the engine hung up" in result.stdout
+        # a tester's transcript: keys as keys, the step that answered, each prompt's text, the journal
+        assert "[key 2]  <- step 1: press 2" in result.stdout
+        assert "«Соединяем со специалистом. Пожалуйста, оставайтесь на линии.» (ru)" in result.stdout
+        assert result.stdout.rstrip().endswith("journal: outcome queued; topic general")
+        as_json = json.loads(
+            run_testcall(port, "--press", "2", "--press", "0", "--json", "--calleridname", "Айгерим").stdout
+        )
+        assert (as_json["queue"], as_json["queue_result"], as_json["hangup_by"]) == (
+            "ru-general",
+            "answered",
+            "engine",
+        )
+        assert as_json["commands"][0]["command"] == "ANSWER"
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)

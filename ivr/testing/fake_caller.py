@@ -184,6 +184,16 @@ def env_block(
     return "".join(f"agi_{k}: {v}\n" for k, v in pairs).encode() + b"\n"
 
 
+def describe_action(action: Action) -> str:
+    if isinstance(action, Press):
+        return f"press {action.digits}"
+    if isinstance(action, Say):
+        return f"say {Path(action.audio).name}"
+    if isinstance(action, HangUp):
+        return "hang up"
+    return "silence"
+
+
 def wav_samples(path: str | Path) -> int:
     with wave.open(str(path), "rb") as w:
         return int(w.getnframes() * SAMPLE_RATE / w.getframerate())
@@ -229,6 +239,11 @@ class FakeCall:
         other_channels: dict[str, int] | None = None,
     ) -> None:
         self.script = list(script)
+        self.step_numbers = list(
+            range(1, len(self.script) + 1)
+        )  # each action's step number, for the transcript
+        self.steps_used: dict[int, list[str]] = {}  # exchange index -> the scripted steps it used
+        self._last_step = 0
         self.other_channels = dict(other_channels or {})
         self.agi_script = agi_script
         self.callerid = callerid
@@ -412,7 +427,21 @@ class FakeCall:
             await asyncio.sleep(delay)
 
     def _next_action(self) -> Action:
-        return self.script.pop(0) if self.script else Silence()
+        if not self.script:
+            return Silence()
+        action = self.script.pop(0)
+        self._last_step = self.step_numbers.pop(0)
+        self._mark(self._last_step, describe_action(action))
+        return action
+
+    def _put_back(self, action: Action) -> None:
+        """Keys typed beyond what GET DATA took stay for the next prompt, as the same step."""
+        self.script.insert(0, action)
+        self.step_numbers.insert(0, self._last_step)
+
+    def _mark(self, number: int, what: str) -> None:
+        """Note that scripted step `number` answered the command being answered now."""
+        self.steps_used.setdefault(len(self.exchanges), []).append(f"step {number}: {what}")
 
     async def _answer(self, line: str) -> bool:
         """Reply to one command line; True when the fake must close (exit-on-hangup)."""
@@ -449,7 +478,7 @@ class FakeCall:
         if command in LISTENING or (command == "STREAM FILE" and args[1:2] and args[1]):
             await self._delay()
             if self.script and isinstance(self.script[0], HangUp):
-                self.script.pop(0)
+                self._next_action()
                 return await self._hangup_during(command, args)
         handler = getattr(self, "_cmd_" + command.lower().replace(" ", "_"))
         reply, after = handler(args)
@@ -618,10 +647,13 @@ class FakeCall:
     def _consume_digit(self) -> str:
         head = self.script[0]
         assert isinstance(head, Press)
+        number = self.step_numbers[0]
         if len(head.digits) > 1:
             self.script[0] = Press(head.digits[1:])
         else:
             self.script.pop(0)
+            self.step_numbers.pop(0)
+        self._mark(number, f"press {head.digits[0]}")
         return head.digits[0]
 
     def _cmd_get_data(self, args: Sequence[str]) -> tuple[list[str], str | None]:
@@ -634,11 +666,11 @@ class FakeCall:
             # '#' ends input and is not returned; what follows it stays for the next prompt
             typed, _, rest = digits.partition("#")
             if rest:
-                self.script.insert(0, Press(rest))
+                self._put_back(Press(rest))
             return [f"200 result={typed[:max_digits]}"], None
         if len(digits) >= max_digits:
             if digits[max_digits:]:
-                self.script.insert(0, Press(digits[max_digits:]))
+                self._put_back(Press(digits[max_digits:]))
             return [f"200 result={digits[:max_digits]}"], None
         return [f"200 result={digits} (timeout)"], None  # fewer digits than asked: inter-digit timeout
 

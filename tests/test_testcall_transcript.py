@@ -1,0 +1,56 @@
+"""The tester's transcript of a fake call: prompts with their text, keys as keys, which scripted step
+answered which command, the steps nothing used and why, and how the call ended."""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+
+from ivr.engine.simulate import TextCatalogue
+from ivr.testing.fake_caller import Press, Say
+from ivr.testing.transcript import Ending, render, render_json, steps, unused_steps
+
+
+def a_wav(path: Path) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\0\0" * 8000)
+    return path
+
+
+async def test_each_step_is_shown_where_it_answered_with_keys_as_keys(engine, place_call) -> None:
+    call = await place_call(Press("2"), Press("1"), Press("0"))
+    texts = TextCatalogue(engine.library.get("1414")).text
+    lines = steps(call, texts)
+    welcome = next(line for line in lines if line.args[:1] == ("1414/welcome",))
+    assert (welcome.key, welcome.answered_by) == ("2", ("step 1: press 2",))
+    main = next(line for line in lines if line.args[:1] == ("1414/main",))
+    assert main.language == "ru" and main.texts[0][1].startswith("Выберите раздел")
+    shown = render(
+        lines,
+        Ending(call.uniqueid, call.language, call.queue, call.queue_result, call.hangup_by, call.ending()),
+        [],
+    )
+    assert "[key 1]  <- step 2: press 1" in shown
+
+
+async def test_speech_the_engine_never_listened_for_is_reported(engine, place_call, tmp_path) -> None:
+    # No speech model here: the engine is DTMF-only, and the words are lost where it waits for a key.
+    call = await place_call(Press("2"), Say(a_wav(tmp_path / "words.wav")))
+    notes = unused_steps(call)
+    assert notes == ["step 2: say words.wav was lost: the engine was listening for keys only at that prompt"]
+
+
+async def test_unused_steps_and_json(engine, place_call, tmp_path) -> None:
+    call = await place_call(Press("2"), Press("0"), Press("5"))  # the call is queued before step 3
+    notes = unused_steps(call)
+    assert notes == ["step 3 (press 5) was not used: the call ended before it"]
+    ending = Ending(
+        call.uniqueid, call.language, call.queue, call.queue_result, call.hangup_by, call.ending()
+    )
+    data = json.loads(render_json(steps(call), ending, notes))
+    assert data["call_id"] == call.uniqueid and data["queue_result"] == "answered"
+    assert data["notes"] == notes and data["commands"][-1]["command"] == "HANGUP"
