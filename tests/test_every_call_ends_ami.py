@@ -5,7 +5,6 @@ Through the fake Asterisk (FastAGI caller + AMI server), the 1414 menu, the cloc
 
 from __future__ import annotations
 
-import attrs
 import pytest
 
 from ivr.engine.services import EngineServices
@@ -21,11 +20,10 @@ async def outcome(engine, call) -> str | None:
 
 
 @pytest.fixture
-def engine_services(engine_settings, ami_settings, fake_ami: FakeAmi, clock) -> EngineServices:
+def engine_services(ami_engine_services, fake_ami: FakeAmi) -> EngineServices:
     for name in QUEUES:
         fake_ami.set_queue(QueueState(name, holdtime=60, talktime=180))
-    settings = attrs.evolve(engine_settings, ami=ami_settings)
-    return EngineServices(settings=settings, clock=clock)
+    return ami_engine_services
 
 
 async def test_nobody_logged_in_offers_a_callback_once_then_ends(engine, place_call, fake_ami) -> None:

@@ -86,6 +86,19 @@ def engine_services(engine_settings: Settings, clock: FixedClock) -> EngineServi
 
 
 @pytest.fixture
+def ami_engine_services(engine_settings: Settings, clock: FixedClock, ami_settings: Any) -> EngineServices:
+    """Services of an engine watching the fake AMI (`fake_ami`). To run a module's engine with AMI:
+
+        @pytest.fixture
+        def engine_services(ami_engine_services):
+            return ami_engine_services
+
+    then `await engine.services.ami.wait_connected(5)` before a call that needs queue figures."""
+    settings = attrs.evolve(engine_settings, ami=ami_settings)
+    return EngineServices(settings=settings, clock=clock)
+
+
+@pytest.fixture
 async def engine(engine_settings: Settings, engine_services: EngineServices) -> AsyncIterator[Engine]:
     eng = Engine(engine_services.settings, engine_services)
     await eng.start()
