@@ -249,3 +249,18 @@ async def test_a_wrong_key_at_a_menu_or_the_open_question_is_invalid(engine, pla
     record = await engine.services.state.journal.call(call.uniqueid)
     answers = [e.kind for e in record.events if e.node == node and e.kind in ("invalid", "silence")]
     assert answers[0] == "invalid"  # the wrong key itself, not a silence it was lost in
+
+
+# --- every call its own --------------------------------------------------------------------------
+async def test_two_asterisks_handing_out_the_same_uniqueid_are_two_calls(engine, place_call) -> None:
+    first = FakeCall([Press("2"), Press("0")], source_address="127.0.0.1")
+    second = FakeCall([Press("1"), Press("0")], source_address="127.0.0.2")  # another Asterisk server
+    second.uniqueid = first.uniqueid
+    for call in (first, second):
+        await call.run("127.0.0.1", engine.server.port, timeout=30)
+    journal = engine.services.state.journal
+    await journal.flush()
+    one = await journal.call(f"{first.uniqueid}@127.0.0.1")
+    two = await journal.call(f"{first.uniqueid}@127.0.0.2")
+    assert (one.language, one.outcome) == ("ru", "queued")
+    assert (two.language, two.outcome) == ("kk", "queued")

@@ -99,6 +99,7 @@ class Channel:
         self.closed = False  # the connection is gone or unusable
         self.commands_sent = 0
         self.language = env.language
+        self.asterisk = ""  # the address of the Asterisk server this call came from, when known
         # Told (command, seconds) on every reply, for the turnaround histogram of /metrics; None costs nothing.
         self.observer = observer
 

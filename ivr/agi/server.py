@@ -127,6 +127,7 @@ class _AgiConnection(asyncio.Protocol):
             supervised=True,
             observer=self._server.command_observer,
         )
+        self.channel.asterisk = self._peer.rpartition(":")[0] or self._peer  # the Asterisk that called
         self.task = self._server._loop.create_task(self._run(self.channel))
 
     async def _run(self, channel: Channel) -> None:

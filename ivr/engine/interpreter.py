@@ -55,6 +55,15 @@ MAX_STEPS_WITHOUT_INPUT = 64
 GENERAL_TOPIC = "general"  # topic of the greeting and menus: hearing it is not self-service
 
 
+def call_key(channel: Channel) -> str:
+    """The journal's key for a call: Asterisk's uniqueid, qualified by the Asterisk server it came from,
+    because two servers in front of one shared database can hand out the same uniqueid (set each one's
+    `systemname` in asterisk.conf when several share one address: the uniqueid then starts with it)."""
+    uniqueid = channel.env.uniqueid or f"ivr-{time.time_ns()}"
+    asterisk = getattr(channel, "asterisk", "")
+    return f"{uniqueid}@{asterisk}" if asterisk else uniqueid
+
+
 class MenuRuntimeError(Exception):
     """The menu led somewhere it cannot go (a missing node, a loop): the caller goes to an operator."""
 
@@ -75,7 +84,7 @@ class CallSession:
         self.channel = channel
         self.menu = menu
         self.services = services
-        self.call_id = channel.env.uniqueid or f"ivr-{time.time_ns()}"
+        self.call_id = call_key(channel)
         self.language = menu.default_language
         self.history: list[str] = []  # input nodes, for back / repeat
         self.topic: str | None = None

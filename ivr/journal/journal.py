@@ -183,19 +183,26 @@ class Journal:
         await self._db.flush()
 
     async def call(self, call_id: str) -> CallRecord | None:
+        """The call with this key, or, given Asterisk's bare uniqueid, the latest call with that uniqueid
+        (keys are `uniqueid@asterisk-address`: ivr.engine.interpreter.call_key)."""
+
         def fetch(tx: Tx) -> CallRecord | None:
-            row = tx.one(
-                "SELECT call_id, started_at, caller, language, menu, engine_id, ended_at, outcome, topic "
-                "FROM calls WHERE call_id = ?",
-                (call_id,),
-            )
+            columns = "call_id, started_at, caller, language, menu, engine_id, ended_at, outcome, topic"
+            row = tx.one(f"SELECT {columns} FROM calls WHERE call_id = ?", (call_id,))
+            if row is None and "@" not in call_id:
+                escaped = call_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                row = tx.one(
+                    f"SELECT {columns} FROM calls WHERE call_id LIKE ? ESCAPE '\\' "
+                    "ORDER BY started_at DESC LIMIT 1",
+                    (escaped + "@%",),
+                )
             if row is None:
                 return None
             events = tuple(
                 CallEvent(seq, at, kind, node, json.loads(data))
                 for seq, at, kind, node, data in tx.all(
                     "SELECT seq, at, kind, node, data FROM call_events WHERE call_id = ? ORDER BY seq",
-                    (call_id,),
+                    (row[0],),
                 )
             )
             return CallRecord(*row, events=events)

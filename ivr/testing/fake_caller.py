@@ -237,8 +237,10 @@ class FakeCall:
         exit_on_hangup: bool = False,
         args: Sequence[str] = (),
         other_channels: dict[str, int] | None = None,
+        source_address: str | None = None,
     ) -> None:
         self.script = list(script)
+        self.source_address = source_address  # the fake Asterisk's own address (127.0.0.2 is a second one)
         self.step_numbers = list(
             range(1, len(self.script) + 1)
         )  # each action's step number, for the transcript
@@ -361,7 +363,8 @@ class FakeCall:
         return self
 
     async def _run(self, host: str, port: int) -> None:
-        reader, writer = await asyncio.open_connection(host, port)
+        local = (self.source_address, 0) if self.source_address else None
+        reader, writer = await asyncio.open_connection(host, port, local_addr=local)
         self.connected = True
         self._writer = writer
         self._started = time.monotonic()
