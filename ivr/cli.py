@@ -13,7 +13,7 @@ from typing import Any
 from ivr import __version__
 from ivr.clock import Clock
 from ivr.config import HTTP_TOKEN_ENV, SECRET_ENV, ConfigError, load_settings, override, parse_hostport
-from ivr.testing.fake_caller import QUEUE_OUTCOMES
+from ivr.testing.fake_caller import QUEUE_OUTCOME_HELP, QUEUE_OUTCOMES
 
 # Areas that add their own subcommands with register(subparsers).
 AREA_COMMANDS = ("ivr.menus.cli", "ivr.prompts.cli", "ivr.journal.cli", "ivr.engine.cli")
@@ -252,8 +252,7 @@ def _testcall_parser(sub: argparse._SubParsersAction) -> None:
         "--queue-outcome",
         choices=QUEUE_OUTCOMES,
         default="answered",
-        help="what the operator queue does: an operator answers (default), nobody answers in time, the "
-        "caller hangs up while waiting, or the join is refused (joinempty, joinunavail, full)",
+        help=QUEUE_OUTCOME_HELP,
     )
     p.add_argument(
         "--timeout",

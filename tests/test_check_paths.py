@@ -3,27 +3,18 @@ names, with file:line, any path that goes round without the caller's answer."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 
 from ivr.engine.explore import explore, problems
-from ivr.menus.cli import register
 from ivr.menus.loader import check_menu, load_menu
+from tests.menu_commands import run
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 LOOP = HERE / "menus" / "loops" / "silent_loop.yaml"
 QUEUES = HERE / "menus" / "queues.conf"
-
-
-def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="ivr")
-    parser.add_argument("--config")
-    register(parser.add_subparsers())
-    args = parser.parse_args(list(argv))
-    return args.func(args)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 import struct
 from pathlib import Path
@@ -10,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ivr.menus import ValidatorOptions, load_menu
-from ivr.menus.cli import register
 from ivr.menus.graph import GraphError, branch, render, to_dot
+from tests.menu_commands import run
 
 ROOT = Path(__file__).parent.parent
 MENU = load_menu(
@@ -29,14 +28,6 @@ def png_size(path: Path) -> tuple[int, int]:
     header = path.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR"
     return struct.unpack(">II", header[16:24])
-
-
-def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="ivr")
-    parser.add_argument("--config")
-    register(parser.add_subparsers())
-    args = parser.parse_args(list(argv))
-    return args.func(args)
 
 
 @pytest.mark.parametrize("language", ["kk", "ru"])

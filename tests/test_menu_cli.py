@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from ivr.menus.cli import register
 from ivr.menus.graph import GraphError, render, to_dot
 from ivr.menus.loader import load_menu
+from tests.menu_commands import run
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
-
-
-def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="ivr")
-    parser.add_argument("--config")
-    register(parser.add_subparsers())
-    args = parser.parse_args(list(argv))
-    return args.func(args)
 
 
 def test_check_real_menus_dir_ok(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,6 @@ Each test edits a copy of the shipped 1414 menu the way an admin slips, then rea
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import shutil
 import time
@@ -15,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from ivr.menus import MenuProblem, ValidatorOptions, check_menu
-from ivr.menus.cli import register
 from ivr.menus.library import MenuLibrary
 from ivr.menus.yamlpos import YamlSyntaxError, parse_yaml
+from tests.menu_commands import run
 
 ROOT = Path(__file__).parent.parent
 MENU = ROOT / "menus" / "1414.yaml"
@@ -167,14 +166,6 @@ def test_a_key_written_twice_names_both_lines(tmp_path: Path) -> None:
 
 
 # --- ivr check from any directory --------------------------------------------------------------------
-
-
-def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="ivr")
-    parser.add_argument("--config")
-    register(parser.add_subparsers())
-    args = parser.parse_args(list(argv))
-    return args.func(args)
 
 
 @pytest.fixture

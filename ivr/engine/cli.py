@@ -12,12 +12,12 @@ from ivr.config import ConfigError, load_settings, override
 from ivr.engine.simulate import (
     DEFAULT_CALLERID,
     HELP,
-    QUEUE_OUTCOMES,
     FixedHours,
     print_line,
     simulate,
     terminal_lines,
 )
+from ivr.testing.fake_caller import QUEUE_OUTCOME_HELP, QUEUE_OUTCOMES
 from ivr.texts import LANGUAGES
 
 
@@ -50,8 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--queue-outcome",
         choices=QUEUE_OUTCOMES,
         default="answered",
-        help="what the operator queue does: an operator answers (default), nobody answers in time, the "
-        "caller hangs up while waiting, or the join is refused (joinempty, joinunavail, full)",
+        help=QUEUE_OUTCOME_HELP,
     )
     p.add_argument("--callerid", default=DEFAULT_CALLERID, help="the caller's number (for callbacks)")
     p.add_argument(

@@ -34,7 +34,6 @@ from ivr.agi.channel import CallEnded, RecordResult
 from ivr.config import Settings
 from ivr.engine.interpreter import CallSession
 from ivr.engine.simulate import (
-    QUEUE_OUTCOMES,
     SimulatedChannel,
     SimulationServices,
     TextCatalogue,
@@ -43,6 +42,7 @@ from ivr.engine.simulate import (
 )
 from ivr.menus.model import LanguageNode, Menu, MenuNode, Node
 from ivr.menus.problems import MenuProblem
+from ivr.testing.fake_caller import QUEUE_OUTCOMES
 from ivr.texts import LANGUAGES
 
 MAX_RUNS = 20_000  # a menu needing more is reported as too large to prove, not explored forever
@@ -52,6 +52,8 @@ SPEECH_RATE = 14.0  # characters of prompt text per second of audio, for the tim
 SILENCE = Typed("silence")
 GARBLED = Typed("words", "ыррр мырр")  # speech no phrase of any menu matches
 KEY_ORDER = "9876543210*#"
+# LEAVEEMPTY takes the same way out as a timeout (routing.UNANSWERED): tried once as TIMEOUT.
+QUEUE_WORLD = tuple(outcome for outcome in QUEUE_OUTCOMES if outcome != "leaveempty")
 AMI_WORLD = ("down", "operator free", "long wait", "nobody logged in")
 
 
@@ -299,7 +301,7 @@ class ExplorerChannel(SimulatedChannel):
         self._count()
         queue = values[0] if values else ""
         signature = ("queue", self.node, self.call_language, self.leaving())
-        self.queue_outcome = self.oracle.choose(signature, QUEUE_OUTCOMES, lambda o: f"queue {queue}: {o}")
+        self.queue_outcome = self.oracle.choose(signature, QUEUE_WORLD, lambda o: f"queue {queue}: {o}")
         return super()._queue(values)
 
     def observe(self, kind: str, node: str, data: dict[str, Any]) -> None:

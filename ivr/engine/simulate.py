@@ -36,6 +36,7 @@ from ivr.engine.system_texts import system_prompt_texts
 from ivr.menus.model import LanguageNode, Menu
 from ivr.prompts.catalog import asterisk_sound_texts
 from ivr.speech.recognizer import Recognition, Word
+from ivr.testing.fake_caller import QUEUE_OUTCOMES
 from ivr.texts import LANGUAGES
 
 # Reads one line after showing a prompt; None when input has ended (Ctrl-D, end of a script).
@@ -44,13 +45,12 @@ Writer = Callable[[str], None]
 
 SAMPLE_RATE = 8000  # what Asterisk records a telephone call at, for RECORD FILE's endpos
 DEFAULT_CALLERID = "77011234567"
-# What the operator queue does, as app_queue ends a Queue() (ivr.testing.fake_caller has the same).
-QUEUE_OUTCOMES = ("answered", "timeout", "hangup", "joinempty", "joinunavail", "full")
-_QUEUE_NOTES = {
+_QUEUE_NOTES = {  # the simulator's queue does what the fake Asterisk's does (QUEUE_OUTCOMES)
     "timeout": "nobody answered before the queue timeout",
     "joinempty": "the queue refused the join: no operator logged in (JOINEMPTY)",
     "joinunavail": "the queue refused the join: every operator unavailable (JOINUNAVAIL)",
     "full": "the queue refused the join: it is full (FULL)",
+    "leaveempty": "the queue gave the caller back: every operator left (LEAVEEMPTY)",
 }
 HELP = (
     "Type keys (2, 12#), or words (запись, or `say запись`); an empty line is silence;\n"

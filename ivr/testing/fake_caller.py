@@ -127,7 +127,11 @@ LISTENING = {"GET DATA", "WAIT FOR DIGIT", "RECORD FILE"}
 # What EXEC Queue can do in the fake: an agent answers, nobody answers in time, the caller hangs up
 # while waiting, or app_queue refuses the join (queues.conf joinempty / maxlen) with this QUEUESTATUS.
 JOIN_REFUSED = {"joinempty": "JOINEMPTY", "joinunavail": "JOINUNAVAIL", "full": "FULL"}
-QUEUE_OUTCOMES = ("answered", "timeout", "leaveempty", "hangup", *JOIN_REFUSED)
+QUEUE_OUTCOMES = ("answered", "timeout", "hangup", *JOIN_REFUSED, "leaveempty")
+QUEUE_OUTCOME_HELP = (
+    "what the operator queue does: an operator answers (default), nobody answers in time (timeout), the "
+    "caller hangs up while waiting (hangup), or the join is refused (joinempty, joinunavail, full)"
+)
 
 
 @attrs.frozen
