@@ -358,6 +358,14 @@ async def test_an_engine_error_mid_call_apologises_and_queues_the_caller_with_an
     assert engine.server.stats.handler_errors == 0
 
 
+@pytest.mark.parametrize("clock", [BrokenClock(TUESDAY_MORNING)])
+async def test_after_an_engine_error_a_refused_operator_queue_is_said_not_left_silent(dial) -> None:
+    call, _ = await dial(RUSSIAN, Press("1"), queue_outcome="joinempty")
+    assert call.queue == "ru-general"
+    assert call.prompts[-2:] == ["ivr/technical-problem", "ivr/operators-busy"]
+    assert call.hangup_by == "engine"
+
+
 async def test_a_caller_hanging_up_at_any_step_is_journalled_and_costs_no_handler_error(dial, engine) -> None:
     # Language, info, menu, goto, repeat, back, queue given back by timeout, hang-up node.
     script = (RUSSIAN, Press("4"), Press("3"), Press("1"), Press("1"))

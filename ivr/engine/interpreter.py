@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ivr.agi.channel import DIGITS, CallEnded, Channel
-from ivr.engine.routing import ROUTED_VARIABLE, queue_call
+from ivr.engine.routing import ROUTED_VARIABLE, UNANSWERED, queue_call
 from ivr.engine.services import EngineServices
 from ivr.engine.system_texts import incident_sound
 from ivr.menus.model import (
@@ -214,6 +214,10 @@ class CallSession:
             queue = self._operator_queue()
             await self.channel.set_variable(ROUTED_VARIABLE, "1")
             await self.channel.exec("Queue", [queue])
+            if await self.channel.get_variable("QUEUESTATUS") in UNANSWERED:
+                # Nobody could take the caller either: say so rather than let the line go dead.
+                await self.channel.stream_file("ivr/operators-busy")
+            await self.channel.hangup()
         except CallEnded:
             return
         except Exception:
