@@ -84,3 +84,21 @@ def test_limits_are_read_and_checked(tmp_path: Path) -> None:
     )
     loaded = load_menu(menu)
     assert (loaded.limits.max_menus_without_answer, loaded.limits.max_minutes_in_ivr) == (3, 5.0)
+
+
+def test_a_path_that_outlasts_the_bound_is_reported(tmp_path: Path) -> None:
+    # One prompt of about five minutes against a bound of one minute (plus the way out's allowance).
+    long_text = "Бұл өте ұзақ хабарландыру. " * 150
+    menu_file = tmp_path / "long.yaml"
+    menu_file.write_text(
+        "start: news\nlimits: {max_minutes_in_ivr: 1}\n"
+        "keys:\n  operator: {key: '0', goto: operator}\n"
+        "nodes:\n"
+        f"  news: {{kind: info, say: {{kk: '{long_text}', ru: 'Длинное объявление.'}}, next: operator}}\n"
+        "  operator: {kind: queue, queue: {kk: kk-general, ru: ru-general}}\n",
+        encoding="utf-8",
+    )
+    menu = load_menu(menu_file)
+    found = [p for p in problems(menu, explore(menu)) if "over the bound" in p.message]
+    assert found and found[0].line == 6  # the news node, where the time goes
+    assert "limits: max_minutes_in_ivr" in found[0].message

@@ -70,6 +70,7 @@ class Finding:
     cycle: tuple[str, ...] = ()
     story: tuple[str, ...] = ()  # the choices that led here, in words
     seconds: float = 0.0
+    where: str = ""  # the node to look at first (for a bound: where most of the time went)
 
 
 @attrs.frozen
@@ -221,6 +222,7 @@ class ExplorerChannel(SimulatedChannel):
         self.asked_here = 0  # questions asked at the current node
         self.cycle: tuple[str, ...] = ()
         self.commands = 0
+        self.node_seconds: dict[str, float] = {}  # where the call's time went
         self._answers = answers  # (asked, node, language) -> (unhelpful, useful) answers, shared by runs
         self.reached: set[tuple[str, str]] = set()  # (node, language) visited
 
@@ -230,10 +232,15 @@ class ExplorerChannel(SimulatedChannel):
     # Output is not shown; the time it takes is counted.
     def say(self, *sounds: str) -> None:
         self._count()
-        self.seconds += sum(self._durations(sound, self.language) for sound in sounds)
+        self._spend(sum(self._durations(sound, self.language) for sound in sounds))
 
     def note(self, text: str) -> None:
         return None
+
+    def _spend(self, seconds: float) -> None:
+        """Time passes for the caller, at the node the call is in."""
+        self.seconds += seconds
+        self.node_seconds[self.node] = self.node_seconds.get(self.node, 0.0) + seconds
 
     def _count(self) -> None:
         self.commands += 1
@@ -259,7 +266,7 @@ class ExplorerChannel(SimulatedChannel):
             unhelpful, useful = unhelpful[:2], []
         typed = self.oracle.choose(signature, [*unhelpful, *useful], _describe)
         if typed is SILENCE:
-            self.seconds += 6.0
+            self._spend(6.0)
         elif typed not in unhelpful:
             self.since_input.clear()  # a usable answer
         return typed
@@ -294,7 +301,7 @@ class ExplorerChannel(SimulatedChannel):
         return useful
 
     async def record_file(self, *args: Any, **kwargs: Any) -> RecordResult:
-        self.seconds += 2.0
+        self._spend(2.0)
         return await super().record_file(*args, **kwargs)
 
     def _queue(self, values: list[str]) -> int:
@@ -488,7 +495,8 @@ def _explore(loop: asyncio.AbstractEventLoop, menu: Menu, max_runs: int) -> Expl
         if outcome == "failed":
             findings.setdefault(("failed", path[-3:]), Finding("failed", path, (), story, seconds))
         if seconds > bound:
-            findings.setdefault(("bound", path[-3:]), Finding("bound", path, (), story, seconds))
+            slowest = max(channel.node_seconds, key=channel.node_seconds.__getitem__, default="")
+            findings.setdefault(("bound", path[-3:]), Finding("bound", path, (), story, seconds, slowest))
         if session.unanswered or session.leaving:
             longest = max(longest, seconds)
     return Exploration(runs, tuple(findings.values()), longest, outcomes, bool(pending), frozenset(reached))
@@ -506,7 +514,7 @@ def problems(menu: Menu, result: Exploration) -> Iterator[MenuProblem]:
     limits = menu.limits
     for finding in result.findings:
         first = menu.nodes.get(
-            finding.cycle[0] if finding.cycle else finding.path[-1] if finding.path else ""
+            finding.where or (finding.cycle[0] if finding.cycle else finding.path[-1] if finding.path else "")
         )
         pos = first.pos if first is not None else menu.pos
         how = ", ".join(finding.story[-8:])
