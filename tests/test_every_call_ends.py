@@ -113,7 +113,7 @@ async def test_the_clock_crossing_closing_time_during_a_call(
 
 
 # --- the queue, every way app_queue ends it --------------------------------------------------------
-@pytest.mark.parametrize("refusal", ["joinempty", "joinunavail", "full", "timeout"])
+@pytest.mark.parametrize("refusal", ["joinempty", "joinunavail", "full", "timeout", "leaveempty", "noqueue"])
 async def test_a_queue_that_gives_the_caller_back_never_loops(engine, place_call, refusal) -> None:
     # Russian, then 0: the general operator queue, which has no `next:`.
     call = await place_call(Press("2"), Press("0"), queue_outcome=refusal)

@@ -159,7 +159,19 @@ def test_hang_up_action_is_a_caller_action() -> None:
 
 
 # --- Queue outcomes the transcripts do not cover ----------------------------------------------------
-# Checked against the source of Asterisk 22.10.1, apps/app_queue.c, queue_exec():
+# Seen on a real Asterisk 22.10.1 built by hand (minimal build, the project's queues.conf template,
+# FastAGI sessions through Local channels, 2026-11-28):
+#   * no members, only unavailable / invalid / paused members: EXEC -> "200 result=0" within ~1 ms,
+#     QUEUESTATUS JOINEMPTY (never JOINUNAVAIL), ABANDONED unset, channel alive (CHANNEL STATUS 6), and
+#     "WARNING ... app_queue.c:9004 queue_exec: Unable to join queue 'x'" in the log;
+#   * maxlen=1 with one caller waiting: "200 result=0", QUEUESTATUS FULL;
+#   * no such queue: "200 result=0", QUEUESTATUS UNKNOWN;
+#   * nobody answers in time: "200 result=0", QUEUESTATUS TIMEOUT, and ABANDONED=TRUE, caller still on;
+#   * the caller hangs up while waiting: "200 result=-1", the bare HANGUP line ~44 ms later,
+#     GET VARIABLE ABANDONED -> "200 result=1 (TRUE)", QUEUESTATUS -> "200 result=0";
+#   * answered, the agent hangs up: "200 result=-1", no HANGUP line, QUEUESTATUS and ABANDONED unset,
+#     MEMBERINTERFACE set, CHANNEL STATUS 6 (as agi/exec-queue-answered).
+# Which agrees with the source, apps/app_queue.c, queue_exec():
 #   * join refused (joinempty / joinunavail in queues.conf, or maxlen reached): join_queue() fails,
 #     "Unable to join queue '%s'" is logged, set_queue_result(chan, reason) sets QUEUESTATUS to
 #     JOINEMPTY / JOINUNAVAIL / FULL, and the application returns 0 at once (lines 9003-9006);
@@ -192,7 +204,8 @@ async def run_commands(call: FakeCall, lines: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("outcome", "status"), [("joinempty", "JOINEMPTY"), ("joinunavail", "JOINUNAVAIL"), ("full", "FULL")]
+    ("outcome", "status"),
+    [("joinempty", "JOINEMPTY"), ("joinunavail", "JOINUNAVAIL"), ("full", "FULL"), ("noqueue", "UNKNOWN")],
 )
 async def test_a_refused_join_returns_at_once_with_its_queuestatus(outcome: str, status: str) -> None:
     call = FakeCall(queue_outcome=outcome)
@@ -211,3 +224,18 @@ async def test_a_caller_who_gives_up_in_the_queue_is_abandoned_and_gone() -> Non
     assert replies == ["200 result=-1", "200 result=1 (TRUE)", "200 result=0"]
     assert call.dead and call.hangup_by == "caller"
     assert b"HANGUP\n" in call.wire_in  # the bare HANGUP line of a dead channel
+
+
+async def test_a_queue_timeout_leaves_abandoned_set_with_the_caller_still_on_the_line() -> None:
+    call = FakeCall(queue_outcome="timeout")
+    replies = await run_commands(
+        call,
+        [
+            'EXEC Queue "kk-general,t,,,10"',
+            "GET VARIABLE QUEUESTATUS",
+            "GET VARIABLE ABANDONED",
+            "CHANNEL STATUS",
+        ],
+    )
+    assert replies == ["200 result=0", "200 result=1 (TIMEOUT)", "200 result=1 (TRUE)", "200 result=4"]
+    assert not call.dead

@@ -42,7 +42,6 @@ from ivr.engine.simulate import (
 )
 from ivr.menus.model import LanguageNode, Menu, MenuNode, Node
 from ivr.menus.problems import MenuProblem
-from ivr.testing.fake_caller import QUEUE_OUTCOMES
 from ivr.texts import LANGUAGES
 
 MAX_RUNS = 20_000  # a menu needing more is reported as too large to prove, not explored forever
@@ -52,8 +51,9 @@ SPEECH_RATE = 14.0  # characters of prompt text per second of audio, for the tim
 SILENCE = Typed("silence")
 GARBLED = Typed("words", "ыррр мырр")  # speech no phrase of any menu matches
 KEY_ORDER = "9876543210*#"
-# LEAVEEMPTY takes the same way out as a timeout (routing.UNANSWERED): tried once as TIMEOUT.
-QUEUE_WORLD = tuple(outcome for outcome in QUEUE_OUTCOMES if outcome != "leaveempty")
+# Every way app_queue gives a caller back (a timeout, a refused join, everyone leaving, no such queue)
+# takes the same way on in routing._queue: a timeout and a refused join stand for them all.
+QUEUE_WORLD = ("answered", "timeout", "joinempty", "hangup")
 AMI_WORLD = ("down", "operator free", "long wait", "nobody logged in")
 
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ivr.agi.channel import DIGITS, CallEnded, Channel
-from ivr.engine.routing import ROUTED_VARIABLE, UNANSWERED, queue_call
+from ivr.engine.routing import ROUTED_VARIABLE, queue_call
 from ivr.engine.services import EngineServices
 from ivr.engine.system_texts import incident_sound
 from ivr.menus.model import (
@@ -213,9 +213,8 @@ class CallSession:
             await self.channel.stream_file("ivr/technical-problem")
             queue = self._operator_queue()
             await self.channel.set_variable(ROUTED_VARIABLE, "1")
-            await self.channel.exec("Queue", [queue])
-            if await self.channel.get_variable("QUEUESTATUS") in UNANSWERED:
-                # Nobody could take the caller either: say so rather than let the line go dead.
+            if await self.channel.exec("Queue", [queue]) != -1:
+                # Given back (routing.py says how Queue ends): say so rather than let the line go dead.
                 await self.channel.stream_file("ivr/operators-busy")
             await self.channel.hangup()
         except CallEnded:
@@ -291,7 +290,8 @@ class CallSession:
             digit = None
             # The greeting is played in every language, Kazakh first, each by its own voice.
             for language in LANGUAGES:
-                await self.channel.set_language(language)
+                if self.channel.language != language:
+                    await self.channel.set_language(language)
                 # Any key stops the greeting: a wrong one is an invalid answer, never silence.
                 digit = await self._play(node.short if attempt and node.short else node.say, DIGITS)
                 if digit:

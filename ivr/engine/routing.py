@@ -35,8 +35,6 @@ log = logging.getLogger("ivr.engine")
 
 CALLBACK_WAIT_THRESHOLD = 300.0  # seconds of expected wait beyond which a callback is offered
 QUEUE_TIMEOUT_DEFAULT = 900  # seconds a caller may wait when the node sets no timeout
-# QUEUESTATUS values with which app_queue gives the caller back to the dialplan unanswered.
-UNANSWERED = {"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL", "LEAVEUNAVAIL"}
 ROUTED_VARIABLE = "IVR_ROUTED"  # tells the dialplan the engine placed the call (no fallback queue)
 CALLBACK_KEYS = "12"
 OFFER_WAIT_MS = 6000
@@ -92,25 +90,25 @@ async def _queue(session: CallSession, node: QueueNode, queue: str) -> str | Non
     result = await channel.exec("Queue", [queue, "t", "", "", timeout], timeout=timeout + 120)
     session.queue_seconds += session.services.elapsed() - entered
     status = await channel.get_variable("QUEUESTATUS")
-    if status in UNANSWERED:
+    # How Queue ends, as a real Asterisk 22.10.1 showed (tests/test_fake_caller_fidelity.py):
+    #   answered, then either side hangs up: result -1, QUEUESTATUS unset, ABANDONED unset;
+    #   the caller gave up waiting: result -1, ABANDONED=TRUE, the channel dead;
+    #   given back (timeout, join refused, everyone left, no such queue): result 0 and a QUEUESTATUS
+    #   (ABANDONED is TRUE after a timeout too, with the caller still on the line).
+    abandoned = result == -1 and await channel.get_variable("ABANDONED") == "TRUE"
+    if result != -1:
+        status = status or "UNKNOWN"
         session.services.journal_event(session.call_id, "queue_result", node.id, {"status": status})
         session.refused_queues.add(queue)
         return await _given_back(session, node, queue, offer=True)
-    # app_queue sets ABANDONED=TRUE when the caller hung up while waiting (app_queue.c,
-    # record_abandoned); an answered call leaves it unset and the channel alive (agi/exec-queue-answered).
-    abandoned = result == -1 and await channel.get_variable("ABANDONED") == "TRUE"
     session.services.journal_event(
-        session.call_id,
-        "queue_result",
-        node.id,
-        {"status": "ABANDONED" if abandoned else status or "ANSWERED"},
+        session.call_id, "queue_result", node.id, {"status": "ABANDONED" if abandoned else "ANSWERED"}
     )
     if abandoned:
         session.outcome = "abandoned"
         raise CallHangup("the caller hung up while waiting in the queue")
     session.outcome = "queued"
-    if result == -1:
-        await channel.hangup()  # the operator hung up; the caller's line is still up
+    await channel.hangup()  # the operator hung up (or the caller: then Asterisk says the channel is dead)
     return None
 
 

@@ -36,7 +36,7 @@ from ivr.engine.system_texts import system_prompt_texts
 from ivr.menus.model import LanguageNode, Menu
 from ivr.prompts.catalog import asterisk_sound_texts
 from ivr.speech.recognizer import Recognition, Word
-from ivr.testing.fake_caller import QUEUE_OUTCOMES
+from ivr.testing.fake_caller import JOIN_REFUSED, QUEUE_OUTCOMES
 from ivr.texts import LANGUAGES
 
 # Reads one line after showing a prompt; None when input has ended (Ctrl-D, end of a script).
@@ -51,6 +51,7 @@ _QUEUE_NOTES = {  # the simulator's queue does what the fake Asterisk's does (QU
     "joinunavail": "the queue refused the join: every operator unavailable (JOINUNAVAIL)",
     "full": "the queue refused the join: it is full (FULL)",
     "leaveempty": "the queue gave the caller back: every operator left (LEAVEEMPTY)",
+    "noqueue": "Asterisk has no such queue (QUEUESTATUS UNKNOWN): check asterisk-conf/queues.conf",
 }
 HELP = (
     "Type keys (2, 12#), or words (запись, or `say запись`); an empty line is silence;\n"
@@ -401,7 +402,9 @@ class SimulatedChannel:
         self.variables.pop("ABANDONED", None)
         self.variables.pop("QUEUESTATUS", None)
         if outcome in _QUEUE_NOTES:
-            self.variables["QUEUESTATUS"] = outcome.upper()
+            self.variables["QUEUESTATUS"] = JOIN_REFUSED.get(outcome, outcome.upper())
+            if outcome in ("timeout", "leaveempty"):
+                self.variables["ABANDONED"] = "TRUE"  # as a real Asterisk 22.10.1 sets it then
             self.note(f"{_QUEUE_NOTES[outcome]} (--queue-outcome {outcome})")
             return 0
         if outcome == "hangup":

@@ -126,11 +126,14 @@ Action = Press | Say | Silence | HangUp
 LISTENING = {"GET DATA", "WAIT FOR DIGIT", "RECORD FILE"}
 # What EXEC Queue can do in the fake: an agent answers, nobody answers in time, the caller hangs up
 # while waiting, or app_queue refuses the join (queues.conf joinempty / maxlen) with this QUEUESTATUS.
-JOIN_REFUSED = {"joinempty": "JOINEMPTY", "joinunavail": "JOINUNAVAIL", "full": "FULL"}
+# (A real Asterisk 22.10.1 refused every join for lack of available members as JOINEMPTY: join_queue()
+# never assigns QUEUE_JOINUNAVAIL. JOINUNAVAIL is kept for other versions; a missing queue is UNKNOWN.)
+JOIN_REFUSED = {"joinempty": "JOINEMPTY", "joinunavail": "JOINUNAVAIL", "full": "FULL", "noqueue": "UNKNOWN"}
 QUEUE_OUTCOMES = ("answered", "timeout", "hangup", *JOIN_REFUSED, "leaveempty")
 QUEUE_OUTCOME_HELP = (
     "what the operator queue does: an operator answers (default), nobody answers in time (timeout), the "
-    "caller hangs up while waiting (hangup), or the join is refused (joinempty, joinunavail, full)"
+    "caller hangs up while waiting (hangup), the join is refused (joinempty, joinunavail, full), every "
+    "operator leaves (leaveempty), or Asterisk has no such queue (noqueue)"
 )
 
 
@@ -733,8 +736,10 @@ class FakeCall:
             self.variables["QUEUESTATUS"] = JOIN_REFUSED[outcome]
             return ["200 result=0"], None
         if outcome in ("timeout", "leaveempty"):
-            # agi/exec-queue-timeout: nobody answered in time -> 200 result=0, QUEUESTATUS=TIMEOUT.
+            # agi/exec-queue-timeout: nobody answered in time -> 200 result=0, QUEUESTATUS=TIMEOUT; a real
+            # Asterisk 22.10.1 also set ABANDONED=TRUE then, the caller still on the line.
             self.variables["QUEUESTATUS"] = outcome.upper()
+            self.variables["ABANDONED"] = "TRUE"
             return ["200 result=0"], None
         if outcome == "hangup":
             # The caller gives up while waiting: record_abandoned() sets ABANDONED=TRUE, the reason
