@@ -138,10 +138,13 @@ class BareFlow(asyncio.Protocol):
             transport.close()
 
 
-def _open_moment() -> object:
+def open_hours_clock() -> object:
+    """The engine's clock from a Wednesday 10:00 in Almaty, running on: operators at work for hours."""
     import datetime as dt
 
-    return dt.datetime(2026, 11, 4, 5, 0, tzinfo=dt.UTC)  # a Wednesday, 10:00 in Almaty
+    from ivr.clock import RunningClock
+
+    return RunningClock(dt.datetime(2026, 11, 4, 5, 0, tzinfo=dt.UTC))
 
 
 class GcPauses:
@@ -211,7 +214,7 @@ async def _serve(kind: str, state_dir: str, profile: str | None, gc_freeze: bool
 
         Path(state_dir, "spool").mkdir(parents=True, exist_ok=True)
         settings = project_settings(Path(state_dir))
-        engine = Engine(settings, EngineServices(settings=settings, clock=_open_moment))
+        engine = Engine(settings, EngineServices(settings=settings, clock=open_hours_clock()))
         port = await engine.start()
         stats = lambda: attrs.asdict(engine.server.stats)  # type: ignore[union-attr]  # noqa: E731
         closing = engine.stop

@@ -32,7 +32,7 @@ from pathlib import Path
 import attrs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_agi import ENGINE_ANSWERS, _open_moment, check_flow, own_cpu_seconds, raise_fd_limit, run_loop
+from bench_agi import ENGINE_ANSWERS, check_flow, open_hours_clock, own_cpu_seconds, raise_fd_limit, run_loop
 from loadgen import FakeAsterisk, human_pause, paced, percentile, saturate
 
 HOST = "127.0.0.1"
@@ -51,7 +51,7 @@ async def _serve(state_dir: str, ami_port: int) -> None:
     Path(state_dir, "spool").mkdir(parents=True, exist_ok=True)
     ami = AmiSettings(host=HOST if ami_port else "", port=ami_port, user="ivr", secret="test")
     settings = project_settings(Path(state_dir), ami=ami)
-    services = EngineServices(settings=settings, hours=FixedHours(True), clock=_open_moment)
+    services = EngineServices(settings=settings, hours=FixedHours(True), clock=open_hours_clock())
     engine = Engine(settings, services)
     port = await engine.start()
     if services.ami is not None:
