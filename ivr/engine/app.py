@@ -13,6 +13,7 @@ import gc
 import logging
 import signal
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import attrs
 
@@ -26,7 +27,7 @@ from ivr.engine.system_texts import system_prompt_texts
 from ivr.menus.library import MenuLibrary
 from ivr.menus.model import Menu
 from ivr.menus.validator import ValidatorOptions
-from ivr.texts import PromptText
+from ivr.texts import LANGUAGES, PromptText
 
 log = logging.getLogger("ivr")
 
@@ -184,6 +185,8 @@ class Engine:
             await speech.start()
             self.services.speech = speech
             self._owned.add("speech")
+            if any(speech.available(language) for language in LANGUAGES):
+                self._prepare_spool(settings.speech.spool)
         if self.services.ami is None and settings.ami.enabled:
             from ivr.ami.client import AmiClient
 
@@ -200,6 +203,19 @@ class Engine:
         if self.services.ami is not None:
             dialer = CallbackDialer(self.services)
             self._tasks.append(asyncio.create_task(dialer.run(), name="callback-dialer"))
+
+    @staticmethod
+    def _prepare_spool(spool: str) -> None:
+        """RECORD FILE writes the caller's answers here; a fresh machine does not have it yet."""
+        try:
+            Path(spool).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.error(
+                "speech.spool %s cannot be created (%s): spoken answers cannot be recorded; create it, "
+                "writable by Asterisk and readable by the engine (asterisk-conf/README.md)",
+                spool,
+                exc.strerror or exc,
+            )
 
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.agi.shutdown_grace if grace is None else grace
