@@ -164,3 +164,23 @@ async def test_recordings_do_not_pile_up_in_the_spool(engine: Engine, audio: dic
 def test_settings_name_the_model_by_path() -> None:
     settings = attrs.evolve(Settings(), speech=SpeechSettings(models={"ru": "/nowhere"}))
     assert settings.speech.models["ru"] == "/nowhere"
+
+
+async def test_the_engine_makes_its_recording_spool_on_a_fresh_machine(
+    tmp_path: Path, prompts_dir: Path, speech: SpeechService
+) -> None:
+    spool = tmp_path / "var" / "spool" / "asterisk" / "ivr"
+    settings = Settings(
+        menus_dir=str(MENUS),
+        default_menu="demo",
+        state_dir=str(tmp_path / "state"),
+        agi=AgiSettings(bind="127.0.0.1:0"),
+        prompts=PromptSettings(dir=str(prompts_dir)),
+        speech=SpeechSettings(models={"ru": str(KOREAN_MODEL)}, spool=str(spool)),
+    )
+    eng = Engine(settings, EngineServices(settings=settings, speech=speech, clock=FixedClock(OPEN_HOURS)))
+    await eng.start()
+    try:
+        assert spool.is_dir()
+    finally:
+        await eng.stop(1)

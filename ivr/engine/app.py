@@ -185,8 +185,8 @@ class Engine:
             await speech.start()
             self.services.speech = speech
             self._owned.add("speech")
-            if any(speech.available(language) for language in LANGUAGES):
-                self._prepare_spool(settings.speech.spool)
+        if any(self.services.speech.available(language) for language in LANGUAGES):
+            self._prepare_spool(settings.speech.spool)
         if self.services.ami is None and settings.ami.enabled:
             from ivr.ami.client import AmiClient
 
