@@ -32,7 +32,7 @@ import attrs
 from rapidfuzz import fuzz
 
 from ivr.speech.normalize_kk import is_light, kk_stem, kk_stems
-from ivr.speech.normalize_ru import fold, ru_keys, ru_stem
+from ivr.speech.normalize_ru import fold, ru_keys, ru_lemma, ru_stem
 
 Target = TypeVar("Target")
 
@@ -381,6 +381,18 @@ class IntentClassifier(Generic[Target]):
         return Match(
             leader.phrase.target, round(leader.score, 3), leader.phrase.text, leader.score < self.accept
         )
+
+
+def phrase_key(text: str, language: str) -> tuple[str, ...]:
+    """What the matcher sees of a phrase: its content words' lemmas (Russian) or stems (Kazakh), in
+    order of spelling. Phrases with one key are one phrase to the matcher ("запись" and "записи",
+    "кезек" and "кезекке"). Snowball's stems are not used: it splits запись (зап) from записи (запис)."""
+    words = content_words(text, language)
+    if language == "ru":
+        return tuple(sorted({ru_lemma(w) for w in words}))
+    if language == "kk":
+        return tuple(sorted({kk_stem(w) for w in words}))
+    return tuple(sorted(set(words)))
 
 
 def grammar_phrases(matcher: Matcher, language: str, include_person_words: bool = True) -> list[str]:

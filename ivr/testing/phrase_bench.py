@@ -61,10 +61,14 @@ class Outcome:
 
 
 def load_phrases(path: str | Path) -> list[Phrase]:
-    """The phrase set: `groups: {name: {expect: {place: decision}, kk: [...], ru: [...]}}`.
+    """The phrase set of a YAML file (see `phrases_from`)."""
+    return phrases_from(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+
+
+def phrases_from(data: Mapping[str, Any]) -> list[Phrase]:
+    """Phrases of `groups: {name: {expect: {place: decision}, kk: [...], ru: [...]}}`.
 
     A phrase is a string, or `{text: ..., expect: {place: decision}}` to differ from its group."""
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     phrases = []
     for group, spec in data["groups"].items():
         expect = dict(spec["expect"])
