@@ -131,6 +131,7 @@ def _common_prefix(a: str, b: str) -> int:
     return n
 
 
+@lru_cache(maxsize=1 << 16)  # callers repeat the same words all day; a menu's words are few
 def word_similarity(said: WordForm, expected: WordForm) -> float:
     """1.0 same word family, 0.9 one root, else a fuzzy score at or above FUZZY_FLOOR, else 0."""
     if said.keys & expected.keys:
@@ -208,11 +209,13 @@ def _phrase_score(phrase: _Phrase, heard: Heard) -> tuple[float, frozenset[int]]
     total = 0.0
     used = set()
     for expected in phrase.words:
-        score, index = max(
-            (word_similarity(form, expected) * confidence, i) for i, (form, confidence) in enumerate(heard)
+        score, similarity, index = max(
+            (similarity * confidence, similarity, i)
+            for i, (form, confidence) in enumerate(heard)
+            for similarity in (word_similarity(form, expected),)
         )
         total += score
-        if score >= USED_MIN:
+        if similarity >= USED_MIN:  # which word it was, however sure the recogniser was of it
             used.add(index)
     return total / len(phrase.words), frozenset(used)
 
@@ -287,7 +290,8 @@ class Matcher(Generic[Target]):
 
     options: (target, {language: [phrase, ...]}) per option. A score at or above `accept` is
     taken; between `confirm` and `accept` it is taken after the caller confirms; below, None.
-    Two targets within `ambiguity_margin` of each other give None: the caller said two things.
+    A runner-up within `ambiguity_margin` that heard a word of its own gives None: the caller said
+    two things. One that heard only words the leader also took does not count.
     """
 
     def __init__(
