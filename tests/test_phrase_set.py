@@ -60,3 +60,17 @@ def test_the_decision_is_the_interpreters():
     said = {"booking": {"expect": {"main": "booking"}, "ru": ["запись", "запись запись"]}}
     once, twice = run(menu, phrases_from({"groups": said}))
     assert (once.decided, twice.decided) == ("booking", UNSURE)
+
+
+def test_menu_wide_phrases_are_in_a_menus_restricted_grammar():
+    # A restricted recogniser hears only the grammar's words: "повторите" must be one at a menu.
+    menu = load_menu(ROOT / "menus" / "1414.yaml")
+    said = {
+        "repeat": {"expect": {"main": "repeat"}, "kk": ["қайталаңыз"], "ru": ["повторите"]},
+        "back": {"expect": {"main": "back"}, "kk": ["артқа"], "ru": ["назад"]},
+        "top": {"expect": {"main": "top"}, "kk": ["басты мәзір"], "ru": ["главное меню"]},
+        "language": {"expect": {"main": "language"}, "kk": ["орысша"], "ru": ["по-казахски"]},
+        "operator": {"expect": {"main": "operator"}, "kk": ["операторға"], "ru": ["оператора"]},
+    }
+    outcomes = run(menu, phrases_from({"groups": said}), grammar_only=True)
+    assert [o.phrase.text for o in outcomes if not o.right] == []

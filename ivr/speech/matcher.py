@@ -399,10 +399,13 @@ def phrase_key(text: str, language: str) -> tuple[str, ...]:
     return tuple(sorted(set(words)))
 
 
-def grammar_phrases(matcher: Matcher, language: str, include_person_words: bool = True) -> list[str]:
-    """The restricted grammar for a node: its phrases and, so a person can be asked for anywhere,
-    the person words."""
+def grammar_phrases(
+    matcher: Matcher, language: str, include_person_words: bool = True, menu_wide: Iterable[str] = ()
+) -> list[str]:
+    """The restricted grammar for a node: its phrases, the menu-wide phrases it also decides on
+    (repeat, back, language, top, the operator's), and, so a person can be asked for anywhere, the
+    person words. A word missing here cannot be recognised at all at this node."""
     phrases = matcher.phrases(language)
-    if include_person_words:
-        phrases += [p for p in PERSON_PHRASES.get(language, ()) if p not in phrases]
+    extra = [*menu_wide, *(PERSON_PHRASES.get(language, ()) if include_person_words else ())]
+    phrases += [p for p in dict.fromkeys(extra) if p not in phrases]
     return phrases

@@ -6,6 +6,9 @@ person-word rule and the menu-wide phrases are the ones a call applies, not a co
 decision is the node an option leads to, a menu-wide action (operator, repeat, back, top,
 language), or "unsure" when the engine would ask for a key instead of guessing.
 
+`grammar_only=True` is the pessimistic view of a restricted recogniser: a word outside the node's
+grammar is heard as "[unk]" (a real one may also force it onto a grammar word that sounds alike).
+
 The set (tests/speech_phrases/1414.yaml) groups phrases by what the caller wants; each group says
 what is right at every place it is tried, and a phrase may override that for itself.
 """
@@ -28,6 +31,7 @@ from ivr.engine.interpreter import CallSession
 from ivr.engine.services import EngineServices
 from ivr.engine.simulate import TypedSpeech
 from ivr.menus.model import Menu, MenuNode
+from ivr.speech.recognizer import Recognition, Word
 
 UNSURE = "unsure"  # the engine asks for a key (or the answer counts as invalid): never a wrong branch
 
@@ -103,10 +107,25 @@ class _ListeningChannel:
         return None
 
 
-def _services() -> tuple[EngineServices, deque[str]]:
+class GrammarSpeech(TypedSpeech):
+    """Typed words, but at a node with a restricted grammar a word the grammar lacks is "[unk]"."""
+
+    async def recognize(
+        self, wav_path: str | Path, language: str, phrases: Sequence[str] | None
+    ) -> Recognition:
+        typed = await super().recognize(wav_path, language, phrases)
+        if phrases is None:
+            return typed
+        known = {w for phrase in phrases for w in phrase.lower().split()}
+        words = tuple(w if w.word in known else Word("[unk]", 1.0, w.start, w.end) for w in typed.words)
+        return attrs.evolve(typed, text=" ".join(w.word for w in words), words=words)
+
+
+def _services(grammar_only: bool = False) -> tuple[EngineServices, deque[str]]:
     heard: deque[str] = deque()
     settings = Settings(speech=SpeechSettings(spool="/nonexistent-phrase-bench"))
-    return EngineServices(settings=settings, speech=TypedSpeech(heard)), heard
+    speech = (GrammarSpeech if grammar_only else TypedSpeech)(heard)
+    return EngineServices(settings=settings, speech=speech), heard
 
 
 async def decide(
@@ -129,11 +148,11 @@ async def decide(
     return target.node if target.action == "node" else target.action
 
 
-def run(menu: Menu, phrases: Iterable[Phrase]) -> list[Outcome]:
+def run(menu: Menu, phrases: Iterable[Phrase], grammar_only: bool = False) -> list[Outcome]:
     """Every phrase at every place it names an expectation for."""
 
     async def all_of_them() -> list[Outcome]:
-        services, heard = _services()
+        services, heard = _services(grammar_only)
         return [
             Outcome(phrase, place, await decide(menu, services, heard, place, phrase))
             for phrase in phrases
