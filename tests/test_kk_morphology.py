@@ -54,6 +54,15 @@ def test_roots_that_look_inflected_are_kept(word):
     assert kk_stem(word) == word
 
 
+def test_case_endings_follow_the_letter_before_them():
+    # -ты is the accusative only after a voiceless consonant: паспорт-ы is "its passport".
+    assert kk_stem("паспорты") == "паспорт"
+    assert kk_stem("паспортты") == "паспорт"
+    assert kk_stem("мәзірді") == "мәзір"
+    with pytest.raises(ValueError, match="neither a letter"):
+        parse_rules({"rules": [{"name": "x", "endings": ["а"], "after": "voiced"}]})
+
+
 def test_endings_come_off_outside_in_only():
     # тірке-у: after the verbal noun the -ке left is part of the root, not a dative.
     assert kk_stem("тіркеу") == "тірке"
@@ -82,12 +91,16 @@ def test_rules_read_from_data():
             "rules": [
                 {"name": "dative", "endings": ["ға", "ге"], "min_stem": 3, "slot": 1},
                 {"name": "poss", "endings": ["м"], "after": ["а"], "min_stem": 3, "slot": 2},
+                {"name": "acc", "endings": ["ты"], "after": "voiceless", "slot": 1},
             ],
+            "letters": {"voiceless": "кқпст"},
             "keep": ["басқа"],
             "light": ["ал"],
         }
     )
-    assert [r.name for r in rules.rules] == ["dative", "poss"]
+    assert [r.name for r in rules.rules] == ["dative", "poss", "acc"]
+    assert rules.rules[0].after is None  # no after: any letter
+    assert rules.rules[2].fits("құжатты", "ты") and not rules.rules[2].fits("паспорты", "ты")
     assert rules.by_length[0][0] in ("ға", "ге")  # longest endings are tried first
     assert rules.rules[1].fits("анам", "м")
     assert not rules.rules[1].fits("әкем", "м")  # after "е", not one of the listed letters

@@ -34,23 +34,14 @@ class Rule:
     name: str
     what: str
     endings: tuple[str, ...]
-    after: str | frozenset[str] = "any"  # any | vowel | consonant | a set of letters
+    after: frozenset[str] | None = None  # letters the stem may end in; None: any
     min_stem: int = 3
     slot: int = 1  # 1 case, 2 possessive, 3 plural, 4 verb: endings come off in this order
     examples: tuple[tuple[str, str], ...] = ()
 
     def fits(self, word: str, ending: str) -> bool:
         stem = word[: -len(ending)]
-        if len(stem) < self.min_stem:
-            return False
-        last = stem[-1]
-        if self.after == "any":
-            return True
-        if self.after == "vowel":
-            return last in VOWELS
-        if self.after == "consonant":
-            return last not in VOWELS
-        return last in self.after
+        return len(stem) >= self.min_stem and (self.after is None or stem[-1] in self.after)
 
 
 @attrs.frozen
@@ -66,17 +57,35 @@ class Rules:
         object.__setattr__(self, "by_length", tuple(sorted(pairs, key=lambda p: len(p[0]), reverse=True)))
 
 
+def _letters(after: str | list[str], classes: dict[str, str]) -> frozenset[str] | None:
+    """`after:` as a set of letters: class names (vowel, consonant, ...) and single letters."""
+    names = [after] if isinstance(after, str) else after
+    if "any" in names:
+        return None
+    letters: set[str] = set()
+    for name in names:
+        if name == "consonant":
+            letters.update(classes.get("voiceless", "") + classes.get("voiced", ""))
+        elif name in classes:
+            letters.update(classes[name])
+        elif len(name) == 1:
+            letters.add(name)
+        else:
+            raise ValueError(f"after: {name!r} is neither a letter nor one of {', '.join(classes)}")
+    return frozenset(letters)
+
+
 def parse_rules(data: dict[str, Any]) -> Rules:
     """Rules from the mapping kk_rules.yaml holds (see that file for the fields)."""
+    classes = {"vowel": "".join(sorted(VOWELS)), **(data.get("letters") or {})}
     rules = []
     for item in data["rules"]:
-        after = item.get("after", "any")
         rules.append(
             Rule(
                 name=item["name"],
                 what=item.get("what", ""),
                 endings=tuple(item["endings"]),
-                after=after if isinstance(after, str) else frozenset(after),
+                after=_letters(item.get("after", "any"), classes),
                 min_stem=int(item.get("min_stem", 3)),
                 slot=int(item.get("slot", 1)),
                 examples=tuple((str(w), str(s)) for w, s in (item.get("examples") or {}).items()),
