@@ -66,11 +66,18 @@ FUZZY_SHORT_FLOOR = 0.85
 PREFIX_MIN = 5  # shared stem prefix length for noun/verb pairs of one root
 PREFIX_SCORE = 0.9
 
+# Words for a person, in the forms callers say them most: at a menu the restricted grammar holds
+# these forms, and a form it lacks cannot be heard there at all.
 PERSON_PHRASES: dict[str, tuple[str, ...]] = {
-    "kk": ("оператор", "маман", "адам", "тірі адам", "кеңесші", "қызметкер", "менеджер"),
+    "kk": (
+        "оператор", "маман", "адам", "тірі адам", "кеңесші", "қызметкер", "менеджер",
+        "операторға", "операторды", "оператормен", "маманға", "маманды", "маманмен", "адамға",
+        "адаммен", "кеңесшімен", "қызметкермен",
+    ),
     "ru": (
         "оператор", "специалист", "человек", "живой человек", "консультант", "сотрудник",
-        "менеджер", "диспетчер",
+        "менеджер", "диспетчер", "оператора", "оператором", "оператору", "специалиста",
+        "специалистом", "человека", "человеком", "консультанта", "сотрудника", "сотрудником",
     ),
 }  # fmt: skip
 # Verbs of talking, calling and connecting: with a person word they ask for the operator.
