@@ -133,7 +133,8 @@ async def decide(
 ) -> str:
     """What the engine does with `phrase` said at `node_id`, in one fresh call."""
     node = menu.nodes[node_id]
-    assert isinstance(node, MenuNode), f"{node_id} is not a node that listens"
+    if not isinstance(node, MenuNode):
+        raise ValueError(f"node {node_id!r} does not listen for options (a menu or question node does)")
     session = CallSession(_ListeningChannel(), menu, services)  # type: ignore[arg-type]
     session.language = phrase.language
     heard.append(phrase.text)
