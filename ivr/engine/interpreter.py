@@ -485,9 +485,10 @@ class CallSession:
         """Record the answer (digits still win) and decide what was said."""
         question = isinstance(node, QuestionNode)
         matcher = self.services.matcher(self.menu, node)
-        heard = await self._record(
-            node, escape, None if question else grammar_phrases(matcher, self.language)
-        )
+        # The grammar holds the menu-wide phrases too: they are decided on below, so must be hearable.
+        menu_wide = [p for g in self.menu.global_keys.values() for p in g.phrases.get(self.language)]
+        grammar = grammar_phrases(matcher, self.language, menu_wide=menu_wide if node.global_keys else ())
+        heard = await self._record(node, escape, None if question else grammar)
         if isinstance(heard, str):
             return await self._key_choice(node, heard)
         if heard is None:

@@ -3,7 +3,8 @@
 Unreachable nodes are warnings, not errors: an admin often prepares a branch (an outage notice, a
 new service) before linking it in, and rejecting the whole file on hot reload for that would keep
 an older, wrong menu running. Every other check here is an error, except phrases unknown to a speech
-model (the option still works by key; the model may be swapped later) and duplicated phrases.
+model (the option still works by key; the model may be swapped later) and duplicated phrases, also
+those that differ only in word forms the matcher reduces ("запись" / "записи").
 """
 
 from __future__ import annotations
@@ -257,11 +258,15 @@ def _same_as_global(menu: m.Menu, item: m.Option | m.LanguageChoice, action: m.G
 
 
 def _check_phrases(menu: m.Menu, problems: Problems) -> None:
+    from ivr.speech.matcher import phrase_key  # only menus that take speech need the matcher
+
     for node in menu.nodes.values():
         if not isinstance(node, m.InputNode) or not node.input.speech:
             continue
         items = getattr(node, "options", ()) or getattr(node, "choices", ())
         owners: dict[tuple[str, str], int] = {}
+        # The same phrase once word forms are reduced: the matcher cannot tell the options apart by it.
+        reduced: dict[tuple[str, tuple[str, ...]], tuple[int, str]] = {}
         for number, item in enumerate(items, start=1):
             duplicate_of_global = item.key is not None and menu.global_key_for(item.key) is not None
             missing = [lang for lang in LANGUAGES if not item.phrases.get(lang)]
@@ -282,6 +287,16 @@ def _check_phrases(menu: m.Menu, problems: Problems) -> None:
                             item.pos,
                             f'node "{node.id}": the {lang} phrase "{phrase}" is listed for option {other} and '
                             f"option {number}; the first one wins",
+                        )
+                        continue
+                    key = phrase_key(phrase, lang)
+                    first, first_phrase = reduced.setdefault((lang, key), (number, phrase))
+                    if first != number:
+                        problems.warning(
+                            item.pos,
+                            f'node "{node.id}": the {lang} phrase "{phrase}" of option {number} is "{first_phrase}" '
+                            f"of option {first} in another form ({' '.join(key)}); speech cannot tell the "
+                            "two options apart by it, so keep it in one of them",
                         )
         if isinstance(node, m.LanguageNode) and not any(choice.phrases for choice in node.choices):
             problems.warning(node.pos, f'node "{node.id}" takes speech but its choices list no phrases')

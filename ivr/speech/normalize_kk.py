@@ -1,68 +1,144 @@
 """A suffix-stripping normaliser for Kazakh, which Snowball does not cover.
 
-Kazakh is agglutinative: "құжаттарымды" is құжат + тар (plural) + ым (my) + ды (accusative).
-Matching a caller's words against a menu's base forms needs those endings off. The stripper
-removes known endings from the end of the word, longest first, repeatedly, while the stem stays
-long enough; one-letter endings only come off where the grammar puts them (a possessive -м/-ң
-after a vowel, the accusative -н after the possessive -ы/-і, a dative -а/-е or a possessive
--ы/-і after a consonant) so that words such as "маман" or "адам" keep their last letter.
-Voiced stem-final consonants return to their dictionary form (кітабы -> кітаб -> кітап).
+Kazakh is agglutinative: "құжаттарымды" is құжат + тар (plural) + ым (my) + ды (accusative), and a
+caller's verbs pile up the same way: "қосыңызшы" (connect, please), "жазылғым келеді" (I want to
+sign up), "кіре алмаймын" (I cannot get in). Matching a caller's words against a menu's base forms
+needs those endings off. The endings are data, kk_rules.yaml beside this file, one rule per
+grammatical form with its examples, so a linguist can review them without reading code.
+
+The stripper removes the longest ending that fits, repeatedly, from the outside in (case, then
+possessive, then plural, then one verb ending), while the stem stays long enough;
+one-letter endings only come off where the grammar puts them (a possessive -м/-ң after a vowel, the
+accusative -н after the possessive -ы/-і) so that words such as "маман" or "адам" keep their last
+letter. Voiced stem-final consonants return to their dictionary form (кітабы -> кітаб -> кітап).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import attrs
+import yaml
+
 VOWELS = frozenset("аәеёиоөуұүыіэюя")
-
-PLURAL = ("лар", "лер", "дар", "дер", "тар", "тер")
-POSSESSIVE = (
-    "ымыз", "іміз", "мыз", "міз",  # our
-    "ыңыз", "іңіз", "ңыз", "ңіз",  # your (polite)
-    "ың", "ің", "ым", "ім", "сы", "сі",
-)  # fmt: skip
-CASES = (
-    "нан", "нен", "дан", "ден", "тан", "тен",  # ablative
-    "нда", "нде",  # locative after a possessive
-    "ның", "нің", "дың", "дің", "тың", "тің",  # genitive
-    "мен", "бен", "пен",  # instrumental
-    "ға", "ге", "қа", "ке", "на", "не",  # dative
-    "ны", "ні", "ды", "ді", "ты", "ті",  # accusative
-    "да", "де", "та", "те",  # locative
-)  # fmt: skip
-# Longest first, so "дан" is tried before "да" and "ыңыз" before "ың".
-MULTI_LETTER_SUFFIXES = tuple(sorted(set(PLURAL + POSSESSIVE + CASES), key=len, reverse=True))
-AFTER_VOWEL = ("м", "ң")  # possessive my/your after a vowel: әке-м, әке-ң
-AFTER_CONSONANT = ("ы", "і", "а", "е")  # possessive his/her, dative after possessive 1st/2nd
-AFTER_POSSESSIVE = ("н",)  # accusative after -ы/-і: үй-і-н
-
-MIN_STEM = 3  # letters left after stripping a multi-letter ending
-MIN_STEM_SINGLE = 4  # letters left after a one-letter ending (which is far more often part of the root)
 DEVOICE = {"б": "п", "г": "к", "ғ": "қ"}
+RULES_FILE = "kk_rules.yaml"
 
 
-def _strip_once(word: str) -> str | None:
-    for suffix in MULTI_LETTER_SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= MIN_STEM:
-            return word[: -len(suffix)]
-    if len(word) - 1 < MIN_STEM_SINGLE:
+@attrs.frozen
+class Rule:
+    """One grammatical form: its endings, what must precede them and how much stem must remain."""
+
+    name: str
+    what: str
+    endings: tuple[str, ...]
+    after: frozenset[str] | None = None  # letters the stem may end in; None: any
+    min_stem: int = 3
+    slot: int = 1  # 1 case, 2 possessive, 3 plural, 4 verb: endings come off in this order
+    examples: tuple[tuple[str, str], ...] = ()
+
+    def fits(self, word: str, ending: str) -> bool:
+        stem = word[: -len(ending)]
+        return len(stem) >= self.min_stem and (self.after is None or stem[-1] in self.after)
+
+
+@attrs.frozen
+class Rules:
+    rules: tuple[Rule, ...]
+    keep: frozenset[str]  # roots that only look inflected
+    light: frozenset[str]  # stems of helper verbs, ignored like fillers
+    # (ending, rule) longest ending first, so "дан" is tried before "да" and "ыңызшы" before "ың".
+    by_length: tuple[tuple[str, Rule], ...] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        pairs = [(ending, rule) for rule in self.rules for ending in rule.endings]
+        object.__setattr__(self, "by_length", tuple(sorted(pairs, key=lambda p: len(p[0]), reverse=True)))
+
+
+def _letters(after: str | list[str], classes: dict[str, str]) -> frozenset[str] | None:
+    """`after:` as a set of letters: class names (vowel, consonant, ...) and single letters."""
+    names = [after] if isinstance(after, str) else after
+    if "any" in names:
         return None
-    stem, last = word[:-1], word[-1]
-    before = stem[-1]
-    if last in AFTER_VOWEL and before in VOWELS:
-        return stem
-    if last in AFTER_CONSONANT and before not in VOWELS:
-        return stem
-    if last in AFTER_POSSESSIVE and before in ("ы", "і"):
-        return stem
+    letters: set[str] = set()
+    for name in names:
+        if name == "consonant":
+            letters.update(classes.get("voiceless", "") + classes.get("voiced", ""))
+        elif name in classes:
+            letters.update(classes[name])
+        elif len(name) == 1:
+            letters.add(name)
+        else:
+            raise ValueError(f"after: {name!r} is neither a letter nor one of {', '.join(classes)}")
+    return frozenset(letters)
+
+
+def parse_rules(data: dict[str, Any]) -> Rules:
+    """Rules from the mapping kk_rules.yaml holds (see that file for the fields)."""
+    classes = {"vowel": "".join(sorted(VOWELS)), **(data.get("letters") or {})}
+    rules = []
+    for item in data["rules"]:
+        rules.append(
+            Rule(
+                name=item["name"],
+                what=item.get("what", ""),
+                endings=tuple(item["endings"]),
+                after=_letters(item.get("after", "any"), classes),
+                min_stem=int(item.get("min_stem", 3)),
+                slot=int(item.get("slot", 1)),
+                examples=tuple((str(w), str(s)) for w, s in (item.get("examples") or {}).items()),
+            )
+        )
+    return Rules(tuple(rules), frozenset(data.get("keep", ())), frozenset(data.get("light", ())))
+
+
+@lru_cache(maxsize=1)
+def kk_rules() -> Rules:
+    """The rules shipped with the package, read once per process."""
+    text = resources.files("ivr.speech").joinpath(RULES_FILE).read_text(encoding="utf-8")
+    return parse_rules(yaml.safe_load(text))
+
+
+NOUN_SLOTS = 3  # case, possessive, plural: the endings a noun takes
+
+
+def _strip_once(word: str, rules: Rules, after_slot: int, last_slot: int) -> tuple[str, int] | None:
+    """The word without its outermost ending of a slot in (after_slot, last_slot], and that slot."""
+    if word in rules.keep:
+        return None
+    for ending, rule in rules.by_length:
+        if after_slot < rule.slot <= last_slot and word.endswith(ending) and rule.fits(word, ending):
+            return word[: -len(ending)], rule.slot
     return None
 
 
-def kk_stem(word: str) -> str:
-    """The stem of one lower-case Kazakh word: endings stripped, final consonant devoiced."""
-    word = word.lower()
-    stripped = False
-    while (shorter := _strip_once(word)) is not None:
-        word = shorter
-        stripped = True
-    if stripped and word[-1] in DEVOICE:
+def _stem(word: str, rules: Rules, last_slot: int) -> str:
+    slot = 0
+    while (shorter := _strip_once(word, rules, slot, last_slot)) is not None:
+        word, slot = shorter
+    if slot and word[-1] in DEVOICE:
         word = word[:-1] + DEVOICE[word[-1]]
     return word
+
+
+@lru_cache(maxsize=65536)
+def kk_stem(word: str) -> str:
+    """The stem of one Kazakh word: endings stripped, final consonant devoiced."""
+    return _stem(word.lower(), kk_rules(), max(rule.slot for rule in kk_rules().rules))
+
+
+@lru_cache(maxsize=65536)
+def kk_stems(word: str) -> frozenset[str]:
+    """The stem read as any word, and read as a noun: one spelling can be both ("куәлігім" is
+    "my licence", not a desiderative "-гім"; "тіркегім келеді" is "I want to register")."""
+    word = word.lower()
+    return frozenset((kk_stem(word), _stem(word, kk_rules(), NOUN_SLOTS)))
+
+
+def is_light(word: str) -> bool:
+    """A helper verb ("алмаймын", "келеді", "жатыр") that says how, not what."""
+    rules = kk_rules()
+    word = word.lower()
+    return word in rules.light or kk_stem(word) in rules.light
