@@ -34,7 +34,7 @@ def test_the_1414_menu_ends_every_call(menu_1414_paths) -> None:
 def test_every_node_of_1414_is_reached_in_both_languages(menu_1414_paths) -> None:
     menu, result = menu_1414_paths
     everywhere = {(node, lang) for node in menu.nodes if node != menu.start for lang in ("kk", "ru")}
-    assert result.reached == everywhere | {(menu.start, menu.default_language)}
+    assert result.reached >= everywhere | {(menu.start, menu.default_language)}
 
 
 def test_check_reports_a_planted_loop_with_each_nodes_position(capsys: pytest.CaptureFixture[str]) -> None:

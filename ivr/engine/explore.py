@@ -212,6 +212,7 @@ class ExplorerChannel(SimulatedChannel):
         durations: Callable[[str, str], float],
         catalogue: TextCatalogue,
         answers: dict[tuple[str, str, str], tuple[list[Typed], list[Typed]]],
+        menu_wide: dict[tuple[str, str], str],
     ) -> None:
         super().__init__(menu, _no_line, _no_write, speech_languages=LANGUAGES, catalogue=catalogue)
         self.oracle = oracle
@@ -224,6 +225,7 @@ class ExplorerChannel(SimulatedChannel):
         self.commands = 0
         self.node_seconds: dict[str, float] = {}  # where the call's time went
         self._answers = answers  # (asked, node, language) -> (unhelpful, useful) answers, shared by runs
+        self._menu_wide = menu_wide  # (menu-wide key, language) -> the node where it is tried
         self.reached: set[tuple[str, str]] = set()  # (node, language) visited
 
     def leaving(self) -> bool:
@@ -292,7 +294,16 @@ class ExplorerChannel(SimulatedChannel):
     def _useful(self, node: Node | None, expect: str, speech: bool) -> list[Typed]:
         if expect.startswith("keys, end"):
             return [Typed("keys", "7701234567#")]
-        useful = [Typed("keys", key) for key in self._valid_keys(node)]
+        menu_wide = {g.key for g in self.menu.global_keys.values() if g.key}
+        useful = [
+            Typed("keys", key)
+            for key in self._valid_keys(node)
+            # A menu-wide key is a usable answer that leads to no node the menus do not reach anyway
+            # (the operator, this node in the other language, this node again, the one before): it is
+            # tried at the first node that offers it, per language, not at every node.
+            if key not in menu_wide
+            or self._menu_wide.setdefault((key, self.call_language), self.node) == self.node
+        ]
         if speech and isinstance(node, MenuNode):  # options a caller can only say
             for option in node.options:
                 phrases = option.phrases.get(self.call_language)
@@ -415,6 +426,7 @@ class _World:
     moments: dict[str, bool]
     services: _ExplorerServices
     answers: dict[tuple[str, str, str], tuple[list[Typed], list[Typed]]] = attrs.field(factory=dict)
+    menu_wide: dict[tuple[str, str], str] = attrs.field(factory=dict)
 
     @classmethod
     def of(cls, menu: Menu) -> _World:
@@ -428,7 +440,7 @@ class _World:
 def _run(loop: asyncio.AbstractEventLoop, world: _World, prefix: Sequence[int]) -> tuple[_Oracle, Any]:
     menu = world.menu
     oracle = _Oracle(prefix)
-    channel = ExplorerChannel(menu, oracle, world.durations, world.catalogue, world.answers)
+    channel = ExplorerChannel(menu, oracle, world.durations, world.catalogue, world.answers, world.menu_wide)
     services = world.services
     services.speech = TypedSpeech(channel.heard, LANGUAGES)
     hours = _Hours(world.moments, oracle)

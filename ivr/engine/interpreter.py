@@ -44,7 +44,7 @@ from ivr.menus.model import (
     TopNode,
     TransferNode,
 )
-from ivr.speech.matcher import Match, grammar_phrases, is_operator_request
+from ivr.speech.matcher import Match, is_operator_request
 from ivr.speech.recognizer import Recognition
 from ivr.texts import LANGUAGES
 
@@ -485,10 +485,8 @@ class CallSession:
         """Record the answer (digits still win) and decide what was said."""
         question = isinstance(node, QuestionNode)
         matcher = self.services.matcher(self.menu, node)
-        # The grammar holds the menu-wide phrases too: they are decided on below, so must be hearable.
-        menu_wide = [p for g in self.menu.global_keys.values() for p in g.phrases.get(self.language)]
-        grammar = grammar_phrases(matcher, self.language, menu_wide=menu_wide if node.global_keys else ())
-        heard = await self._record(node, escape, None if question else grammar)
+        grammar = None if question else self.services.grammar(self.menu, node, self.language)
+        heard = await self._record(node, escape, grammar)
         if isinstance(heard, str):
             return await self._key_choice(node, heard)
         if heard is None:

@@ -14,7 +14,7 @@ import attrs
 from ivr.clock import SYSTEM_CLOCK, Clock
 from ivr.config import Settings
 from ivr.menus.model import LanguageNode, Menu, MenuNode
-from ivr.speech.matcher import IntentClassifier, Matcher
+from ivr.speech.matcher import IntentClassifier, Matcher, grammar_phrases
 from ivr.texts import LANGUAGES
 
 log = logging.getLogger("ivr.engine")
@@ -40,6 +40,20 @@ class EngineServices:
     def matcher(self, menu: Menu, node: MenuNode) -> Matcher[str]:
         """The node's options by index ("0", "1", ...), for restricted speech."""
         return self._cached(menu, ("matcher", node.id), lambda: Matcher(_option_phrases(node)))
+
+    def grammar(self, menu: Menu, node: MenuNode, language: str) -> tuple[str, ...]:
+        """The node's restricted grammar in `language`, built once per menu version. It holds the
+        menu-wide phrases too: they are decided on at the node, so they must be hearable there."""
+
+        def build() -> tuple[str, ...]:
+            menu_wide = (
+                [p for g in menu.global_keys.values() for p in g.phrases.get(language)]
+                if node.global_keys
+                else []
+            )
+            return tuple(grammar_phrases(self.matcher(menu, node), language, menu_wide=menu_wide))
+
+        return self._cached(menu, ("grammar", f"{node.id}/{language}"), build)
 
     def classifier(self, menu: Menu, node: MenuNode) -> IntentClassifier[str]:
         """The node's options as topics, for free-form speech (open questions)."""
