@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ivr.agi.channel import CallEnded, Channel
+from ivr.engine import media
 from ivr.engine.routing import ROUTED_VARIABLE, queue_call
 from ivr.engine.services import EngineServices
 from ivr.engine.system_texts import incident_sound
@@ -46,6 +47,7 @@ log = logging.getLogger("ivr.engine")
 # Nodes visited in a row without the caller saying anything: more means a loop the validator missed.
 MAX_STEPS_WITHOUT_INPUT = 64
 GENERAL_TOPIC = "general"  # topic of the greeting and menus: hearing it is not self-service
+NOT_STREAMED = object()  # _listen records the answer itself
 
 
 class MenuRuntimeError(Exception):
@@ -304,6 +306,13 @@ class CallSession:
         """Play the node's prompts and take one answer: a key, a phrase, nothing (None) or 'invalid'."""
         escape = self.services.escape_digits(self.menu, node, self._global_digits(node))
         dtmf = node.input.dtmf
+        if self._speech_ready(node):  # prompt and listening at once over AudioSocket, when it can
+            heard = await media.ask(self, node, prompts, escape if dtmf else self._global_digits(node))
+            if heard is not None:
+                choice = await self._listen(node, escape if dtmf else self._global_digits(node), heard.answer)
+                if choice is not None and heard.interrupted and choice.how == "dtmf":
+                    choice.how = "dtmf-barge-in"
+                return choice
         digit = await self._play(prompts, escape if dtmf else self._global_digits(node))
         if digit is not None:
             choice = await self._key_choice(node, digit)
@@ -396,12 +405,14 @@ class CallSession:
             set(words)
         )
 
-    async def _listen(self, node: MenuNode, escape: str) -> _Choice | None:
-        """Record the answer (digits still win) and decide what was said."""
+    async def _listen(self, node: MenuNode, escape: str, streamed: object = NOT_STREAMED) -> _Choice | None:
+        """Record the answer (digits still win), unless it was `streamed`, and decide what was said."""
         question = isinstance(node, QuestionNode)
         matcher = self.services.matcher(self.menu, node)
-        heard = await self._record(
-            node, escape, None if question else grammar_phrases(matcher, self.language)
+        heard = (
+            await self._record(node, escape, None if question else grammar_phrases(matcher, self.language))
+            if streamed is NOT_STREAMED
+            else streamed
         )
         if isinstance(heard, str):
             return await self._key_choice(node, heard)
