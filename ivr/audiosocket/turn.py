@@ -122,7 +122,7 @@ class Turn:
                 self._pre_roll.append(pcm)
                 return []
             self.onset_tick = self.ticks
-            self.onset_frame = self.frames_in - self.vad.onset_age
+            self.onset_frame = self.frames_in - self.vad.onset_age + 1  # 1-based, like frames_in
             if self.playing:
                 self.barged_in = True
                 self._stop_prompt()
