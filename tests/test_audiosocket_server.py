@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import uuid
+import wave
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from ivr.audiosocket.protocol import audio_message, dtmf_message, split_frames
 from ivr.audiosocket.server import AudioSocketConnection, AudioSocketServer
 from ivr.testing.fake_audiosocket import FakeAudioSocket, read_slin
 from ivr.testing.fake_caller import HangUp, Press, Say, Silence
+from ivr.testing.transcripts import transcripts_root
 
 
 class Collect:
@@ -160,3 +162,31 @@ async def test_two_seconds_without_a_frame_either_way_end_the_session(server: Au
 
 def test_audio_message_for_a_frame_the_fake_sends() -> None:
     assert audio_message(bytes(320))[:3] == b"\x10\x01\x40"
+
+
+async def test_the_fake_sends_speech_byte_for_byte_as_the_recorded_asterisk_did(
+    server: AudioSocketServer, tmp_path: Path
+) -> None:
+    """speech.in.bin: UUID, the phrase as 92 full frames and a 126-byte one, then silence frames."""
+    recorded = (transcripts_root() / "audiosocket" / "speech.in.bin").read_bytes()
+    with wave.open(str(transcripts_root() / "audiosocket" / "speech.received.wav")) as wav:
+        received = wav.readframes(wav.getnframes())
+    phrase = tmp_path / "as-speech.wav"
+    with wave.open(str(phrase), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(received[: 14783 * 2])  # what reached the socket of the 14805-sample file
+    call = uuid.UUID("3f2504e0-4f89-41d3-9a0c-0305e82c3303")
+    waiter = server.expect(call)
+    fake = FakeAudioSocket(str(call), Say(phrase, at=0))
+    running = asyncio.create_task(fake.run("127.0.0.1", server.port))
+    connection = await asyncio.wait_for(waiter, 5)
+    collect = Collect()
+    connection.attach(collect)
+    while len(collect.audio) < 120:
+        await asyncio.sleep(0.02)
+    connection.finish()
+    assert await running == 0
+    compared = 19 + 92 * 323 + 129 + 20 * 323  # UUID, the phrase, 20 silence frames
+    assert bytes(fake.wire[:compared]) == recorded[:compared]

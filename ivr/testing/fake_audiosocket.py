@@ -93,6 +93,7 @@ class FakeAudioSocket:
         self.tick = 0
         self.heard: list[Received] = []
         self.sent_frames = 0
+        self.wire = bytearray()  # every byte sent to the server, as the recordings' .in.bin files
         self.speech_ticks: list[int] = []  # ticks at which a voiced frame of the caller's WAV went out
         self.speak_from: int | None = None
         self.digit_sent_at: int | None = None
@@ -132,7 +133,7 @@ class FakeAudioSocket:
             self.result = -1
             return -1
         self._writer = writer
-        writer.write(uuid_message(self.uuid))
+        self._write(uuid_message(self.uuid))
         reading = asyncio.create_task(self._read(reader))
         try:
             await self._play()
@@ -206,7 +207,7 @@ class FakeAudioSocket:
     def _begin_tick(self, at: float | None) -> int | None:
         """The tick the action starts at: `at` seconds in, or a moment after the prompt ended."""
         if at is not None:
-            return round(at / TICK)
+            return max(1, round(at / TICK))  # tick 1 is the first frame after the UUID
         if self._prompt_end is None:
             # The server sends a frame every 20 ms while it plays (silent ones too): a gap ends the prompt.
             heard = self._last_server_frame
@@ -228,6 +229,7 @@ class FakeAudioSocket:
     def _write(self, data: bytes) -> None:
         if self._writer is not None and not self._writer.is_closing():
             self._writer.write(data)
+            self.wire += data
 
     def _end(self, result: int, how: str) -> None:
         if self.result is None:
