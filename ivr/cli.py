@@ -8,9 +8,15 @@ import importlib
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
 
 from ivr import __version__
 from ivr.config import SECRET_ENV, ConfigError, load_settings, override, parse_hostport
+
+if TYPE_CHECKING:
+    from ivr.testing.fake_caller import Action
 
 # Areas that add their own subcommands with register(subparsers).
 AREA_COMMANDS = ("ivr.menus.cli", "ivr.prompts.cli", "ivr.journal.cli", "ivr.engine.cli")
@@ -164,6 +170,15 @@ def _testcall_parser(sub: argparse._SubParsersAction) -> None:
         help="WAV file to speak at the next prompt",
     )
     p.add_argument(
+        "--at",
+        action="append",
+        dest="steps",
+        type=lambda v: ("at", v),
+        metavar="SECONDS",
+        help="over AudioSocket: the previous --say/--press/--hangup happens this many seconds into the "
+        "prompt (mid-prompt: barge-in) instead of after it",
+    )
+    p.add_argument(
         "--silence",
         action="append_const",
         dest="steps",
@@ -184,11 +199,27 @@ def _testcall_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_testcall)
 
 
+def _at(step: object, value: str) -> Action:
+    """`--at SECONDS` after a step: when it happens over AudioSocket."""
+    from ivr.testing.fake_caller import HangUp, Press, Say
+
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"--at {value!r}: seconds, e.g. 1.5") from None
+    if seconds < 0 or not isinstance(step, Press | Say | HangUp):
+        raise ConfigError("--at SECONDS follows a --say, --press or --hangup, and is not negative")
+    return attrs.evolve(step, at=seconds)
+
+
 def cmd_testcall(args: argparse.Namespace) -> int:
     from ivr.testing.fake_caller import FakeCall, HangUp, Press, Say, Silence
 
-    script = []
+    script: list[Action] = []
     for kind, value in args.steps or []:
+        if kind == "at":
+            script[-1:] = [_at(script[-1] if script else None, value)]
+            continue
         if kind == "press":
             if not value or any(ch not in "0123456789*#" for ch in value):
                 raise ConfigError(f"--press {value!r}: digits are 0-9, * and #")
@@ -221,6 +252,8 @@ def cmd_testcall(args: argparse.Namespace) -> int:
             print(f"testcall: the call did not end within {args.timeout:g} s", file=sys.stderr)
             return 4
         print(call.summary())
+        for number, session in enumerate(call.media, 1):
+            print(f"AudioSocket #{number}: {session.describe()}")
         print(f"language: {call.language}; queue: {call.queue or '-'}; prompts played: {len(call.prompts)}")
         return 0
 

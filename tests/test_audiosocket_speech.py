@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -237,3 +239,37 @@ async def test_without_the_audiosocket_module_the_engine_records_as_before(
     assert not engine.services.media.enabled  # off for a while, logged once
     again = await call(engine, Say(audio["greeting"]))
     assert "RECORD FILE" in again.commands and again.media == []
+
+
+async def test_testcall_speaks_a_file_over_the_prompt(engine: Engine, audio: dict) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ivr",
+        "testcall",
+        f"127.0.0.1:{engine.server.port}",
+        "--script",
+        "demo",
+        "--say",
+        str(audio["hospital"]),
+        "--at",
+        "0.6",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    text = out.decode()
+    assert process.returncode == 0, err.decode()
+    assert "EXEC AudioSocket" in text and "queue: ru-egov" in text
+    assert "AudioSocket #1: ended: server sent hangup" in text
+    assert re.search(r"spoke at frame 3\d, prompt frames after that [0-6];", text), text
+
+
+def test_testcall_at_needs_a_step_before_it() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ivr", "testcall", "127.0.0.1:1", "--at", "1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0 and "--at SECONDS follows" in result.stderr

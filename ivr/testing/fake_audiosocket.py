@@ -124,6 +124,24 @@ class FakeAudioSocket:
     def speech_end_tick(self) -> int | None:
         return self.speech_ticks[-1] if self.speech_ticks else None
 
+    def describe(self) -> str:
+        """One line for `ivr testcall`: how the session went, in 20 ms frames."""
+        parts = [
+            f"ended: {self.ended_by} (AudioSocket() = {self.result})",
+            f"prompt frames heard {self.prompt_frames}",
+        ]
+        if self.onset_tick is not None:
+            parts.append(
+                f"spoke at frame {self.onset_tick}, prompt frames after that {self.prompt_frames_after(self.onset_tick)}"
+            )
+        if self.speech_end_tick is not None and self.hangup_tick is not None:
+            parts.append(
+                f"answer decided {(self.hangup_tick - self.speech_end_tick) * 20} ms after the last word"
+            )
+        if self.digit_sent_at is not None:
+            parts.append(f"key sent at frame {self.digit_sent_at}")
+        return "; ".join(parts)
+
     # --- running ---------------------------------------------------------------------------------
     async def run(self, host: str, port: int) -> int:
         try:
