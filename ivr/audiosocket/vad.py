@@ -25,6 +25,7 @@ The decision, frame by frame, in words:
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from array import array
@@ -33,6 +34,7 @@ from operator import mul
 import attrs
 
 FRAME_MS = 20
+PRE_EMPHASIS = 0.9375
 SILENCE_DBFS = -96.0  # level given to digital silence (log of 0)
 
 
@@ -49,25 +51,43 @@ class VadSettings:
     calibration_frames: int = 10
 
 
-def frame_features(pcm: bytes) -> tuple[float, float]:
-    """(pre-emphasised level in dBFS, zero-crossing rate) of 16-bit little-endian mono samples."""
+def _samples(pcm: bytes) -> array:
     samples = array("h")
     samples.frombytes(pcm[: len(pcm) - len(pcm) % 2])
     if sys.byteorder != "little":
         samples.byteswap()
+    return samples
+
+
+def frame_level(samples: array) -> float:
+    """Pre-emphasised RMS level in dBFS. The sums run in C (map(mul)): sum((x1 - a*x0)^2) expands to
+    sum(x1^2) + a^2 sum(x0^2) - 2a sum(x1*x0)."""
     count = len(samples)
     if count < 2:
-        return SILENCE_DBFS, 0.0
-    following = samples[1:]
-    emphasised = [b - a * 0.9375 for a, b in zip(samples, following, strict=False)]
-    energy = sum(map(mul, emphasised, emphasised)) / (count - 1)
-    level = 10.0 * math.log10(energy / (32768.0 * 32768.0)) if energy > 0 else SILENCE_DBFS
-    crossings = sum(1 for a, b in zip(samples, following, strict=False) if (a < 0) != (b < 0))
-    return max(level, SILENCE_DBFS), crossings / (count - 1)
+        return SILENCE_DBFS
+    head, tail = samples[:-1], samples[1:]
+    energy = (
+        sum(map(mul, tail, tail))
+        + PRE_EMPHASIS * PRE_EMPHASIS * sum(map(mul, head, head))
+        - 2 * PRE_EMPHASIS * sum(map(mul, tail, head))
+    ) / (count - 1)
+    if energy <= 0:
+        return SILENCE_DBFS
+    return max(10.0 * math.log10(energy / (32768.0 * 32768.0)), SILENCE_DBFS)
 
 
-def pcm_level(pcm: bytes) -> float:
-    return frame_features(pcm)[0]
+def zero_crossing_rate(samples: array) -> float:
+    count = len(samples)
+    if count < 2:
+        return 0.0
+    crossings = sum(1 for a, b in itertools.pairwise(samples) if (a < 0) != (b < 0))
+    return crossings / (count - 1)
+
+
+def frame_features(pcm: bytes) -> tuple[float, float]:
+    """(pre-emphasised level in dBFS, zero-crossing rate) of 16-bit little-endian mono samples."""
+    samples = _samples(pcm)
+    return frame_level(samples), zero_crossing_rate(samples)
 
 
 class VoiceActivityDetector:
@@ -87,24 +107,31 @@ class VoiceActivityDetector:
         self.frames = 0
         self.last_voiced = -1  # index of the last voiced frame
 
-    def voiced(self, level: float, zcr: float, echo_reference: float | None = None) -> bool:
+    def bar(self, echo_reference: float | None = None) -> float:
+        """The level a frame must pass to be voice (if its ZCR is low enough)."""
         s = self.settings
-        if self.frames <= s.calibration_frames:
-            return False
+        if self.frames < s.calibration_frames:
+            return math.inf
         bar = max(self.floor + s.margin_db, s.min_level_dbfs)
         if echo_reference is not None:
             bar = max(bar, echo_reference - s.echo_loss_db)
-        return level > bar and zcr < s.max_zcr
+        return bar
+
+    def voiced(self, level: float, zcr: float, echo_reference: float | None = None) -> bool:
+        return level > self.bar(echo_reference) and zcr < self.settings.max_zcr
 
     def push(self, pcm: bytes, echo_reference: float | None = None) -> str | None:
         """One frame; `echo_reference` is the loudest prompt level (dBFS) that may be echoing now."""
-        level, zcr = frame_features(pcm)
+        samples = _samples(pcm)
+        level = frame_level(samples)
+        # The zero-crossing count is the costly half: only frames loud enough to be voice need it.
+        zcr = zero_crossing_rate(samples) if level > self.bar(echo_reference) else 0.0
         return self.push_features(level, zcr, echo_reference)
 
     def push_features(self, level: float, zcr: float, echo_reference: float | None = None) -> str | None:
         s = self.settings
-        self.frames += 1
         voiced = self.voiced(level, zcr, echo_reference)
+        self.frames += 1
         if voiced:
             self.last_voiced = self.frames - 1
         else:
