@@ -12,7 +12,7 @@ import pytest
 
 from ivr.audiosocket.protocol import audio_message, dtmf_message, split_frames
 from ivr.audiosocket.server import AudioSocketConnection, AudioSocketServer
-from ivr.testing.fake_audiosocket import FakeAudioSocket, read_slin
+from ivr.testing.fake_audiosocket import KEY_DOWN_TICKS, FakeAudioSocket, read_slin
 from ivr.testing.fake_caller import HangUp, Press, Say, Silence
 from ivr.testing.transcripts import transcripts_root
 
@@ -22,6 +22,7 @@ class Collect:
         self.audio: list[bytes] = []
         self.digits: list[str] = []
         self.closed = asyncio.Event()
+        self.frames_before_digit: int | None = None
 
     def on_audio(self, payload: bytes, rate: int) -> None:
         assert rate == 8000
@@ -29,6 +30,8 @@ class Collect:
 
     def on_dtmf(self, digit: str) -> None:
         self.digits.append(digit)
+        if self.frames_before_digit is None:
+            self.frames_before_digit = len(self.audio)
 
     def on_closed(self) -> None:
         self.closed.set()
@@ -81,11 +84,12 @@ async def test_the_callers_speech_arrives_frame_by_frame_with_the_short_tail(
 
 
 async def test_frames_before_the_call_picks_the_connection_up_are_kept(server: AudioSocketServer) -> None:
-    _fake, running, connection = await connect(server, Silence())
-    await asyncio.sleep(0.1)
+    fake, running, connection = await connect(server, Silence())
+    while fake.sent_frames < 5:
+        await asyncio.sleep(0.01)
     collect = Collect()
     connection.attach(collect)
-    assert len(collect.audio) >= 3
+    assert len(collect.audio) >= 4  # sent before anyone listened, delivered on attach
     connection.finish()
     assert await running == 0
 
@@ -99,8 +103,9 @@ async def test_a_digit_comes_after_a_hole_in_the_audio(server: AudioSocketServer
     connection.finish()
     await running
     assert collect.digits == ["5"]
-    # 5 ticks before the press, none while the key is down
-    assert fake.sent_frames <= fake.digit_sent_at - 5 + 2
+    # audio at ticks 1-4, none while the key is down (ticks 5-9), the digit at tick 10
+    assert fake.digit_sent_at == 5 + KEY_DOWN_TICKS
+    assert collect.frames_before_digit == 4
 
 
 async def test_a_caller_hangup_is_a_plain_close(server: AudioSocketServer) -> None:
