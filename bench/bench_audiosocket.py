@@ -99,7 +99,7 @@ async def _callers(
                 return
             word = rng.choice(sorted(audio))
             at = rng.uniform(*speak_at)
-            fake = FakeAudioSocket(call_uuid, Say(audio[word], at=at))
+            fake = FakeAudioSocket(call_uuid, Say(audio[word], at=at), max_ticks=750)  # 15 s at most
             started = time.monotonic()
             code = await fake.run("127.0.0.1", port)
             onset = fake.onset_tick

@@ -273,3 +273,26 @@ def test_testcall_at_needs_a_step_before_it() -> None:
         timeout=30,
     )
     assert result.returncode != 0 and "--at SECONDS follows" in result.stderr
+
+
+async def test_a_stream_finishes_when_its_last_batch_is_done_but_not_yet_collected(
+    speech: SpeechService, audio: dict
+) -> None:
+    """The decode job can be finished with its done-callback still queued when the answer ends;
+    finish() must yield to that callback rather than wait on a finished future in a loop."""
+    from ivr.testing.fake_audiosocket import read_slin
+
+    stream = speech.open_stream("ru", ["병원", "안녕하세요"])
+    try:
+        pcm = read_slin(audio["hospital"])
+        stream.feed(pcm)
+        await asyncio.wait([stream._job])
+        finished = asyncio.get_running_loop().create_future()
+        stream._job = finished
+        finished.add_done_callback(stream._job_done)
+        finished.set_result(None)  # done; _job_done is queued, not run
+        recognition = await asyncio.wait_for(stream.finish(), 30)
+        assert recognition.text == "병원"
+    finally:
+        stream.close()
+    assert speech.streams == 0

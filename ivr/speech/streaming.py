@@ -89,7 +89,13 @@ class SpeechStream:
     async def finish(self) -> Recognition:
         """Decode what is left and return what was said; raises when decoding failed."""
         while self._job is not None:
-            await asyncio.shield(self._job)
+            job = self._job
+            if job.done():
+                # Its done-callback (which may submit the next batch) is queued but has not run:
+                # awaiting a finished future does not yield, so yield once to let it run.
+                await asyncio.sleep(0)
+            else:
+                await asyncio.wait([job])
         if self._closed:
             raise StreamClosed("speech stream closed")
         if self._failed is not None:
