@@ -8,12 +8,17 @@ import importlib
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from ivr import __version__
 from ivr.clock import Clock
 from ivr.config import HTTP_TOKEN_ENV, SECRET_ENV, ConfigError, load_settings, override, parse_hostport
 from ivr.testing.fake_caller import QUEUE_OUTCOME_HELP, QUEUE_OUTCOMES
+
+if TYPE_CHECKING:
+    from ivr.testing.fake_caller import Action
 
 # Areas that add their own subcommands with register(subparsers).
 AREA_COMMANDS = ("ivr.menus.cli", "ivr.prompts.cli", "ivr.journal.cli", "ivr.engine.cli")
@@ -225,6 +230,15 @@ def _testcall_parser(sub: argparse._SubParsersAction) -> None:
         help="WAV file to speak at the next prompt",
     )
     p.add_argument(
+        "--at",
+        action="append",
+        dest="steps",
+        type=lambda v: ("at", v),
+        metavar="SECONDS",
+        help="over AudioSocket: the previous --say/--press/--hangup happens this many seconds into the "
+        "prompt (mid-prompt: barge-in) instead of after it",
+    )
+    p.add_argument(
         "--silence",
         action="append_const",
         dest="steps",
@@ -268,12 +282,28 @@ EXIT_CALL_NOT_ENDED = 4  # the engine kept the call past --timeout
 EXIT_BROKEN = 5  # the connection broke in the middle of the call
 
 
+def _at(step: object, value: str) -> Action:
+    """`--at SECONDS` after a step: when it happens over AudioSocket."""
+    from ivr.testing.fake_caller import HangUp, Press, Say
+
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"--at {value!r}: seconds, e.g. 1.5") from None
+    if seconds < 0 or not isinstance(step, Press | Say | HangUp):
+        raise ConfigError("--at SECONDS follows a --say, --press or --hangup, and is not negative")
+    return attrs.evolve(step, at=seconds)
+
+
 def cmd_testcall(args: argparse.Namespace) -> int:
     from ivr.testing.fake_caller import FakeCall, HangUp, Press, Say, Silence
     from ivr.testing.transcript import render, render_json, steps, unused_steps
 
-    script = []
+    script: list[Action] = []
     for kind, value in args.steps or []:
+        if kind == "at":
+            script[-1:] = [_at(script[-1] if script else None, value)]
+            continue
         if kind == "press":
             if not value or any(ch not in "0123456789*#" for ch in value):
                 raise ConfigError(f"--press {value!r}: digits are 0-9, * and #")
@@ -319,6 +349,9 @@ def cmd_testcall(args: argparse.Namespace) -> int:
             return EXIT_BROKEN
         ending = await _testcall_ending(call, settings)
         lines, notes = steps(call, _prompt_texts(settings, args.script)), unused_steps(call)
+        notes += [
+            f"AudioSocket #{number}: {session.describe()}" for number, session in enumerate(call.media, 1)
+        ]
         print(render_json(lines, ending, notes) if args.json else render(lines, ending, notes))
         return 0
 

@@ -81,10 +81,30 @@ class SpeechSettings:
     spool: str = "/var/spool/asterisk/ivr"
     workers: int = 2
     max_pending: int = 8  # decodes waiting beyond this degrade the call to DTMF
+    max_streams: int = 200  # answers decoded while spoken (AudioSocket); more are recorded instead
     max_record_seconds: int = 8
     silence_seconds: int = 2
     # Mean word confidence below which a speech match is not trusted (the caller is asked for a key).
     confidence: float = 0.8
+
+
+@attrs.frozen
+class AudioSocketSettings:
+    """The streaming media path (barge-in): Asterisk's AudioSocket connects to the engine per answer.
+
+    Off by default because Asterisk must load res_audiosocket + app_audiosocket (README: "Speech while
+    the prompt plays"); without them, or when no connection arrives, the engine records as before.
+    """
+
+    enabled: bool = False
+    bind: str = "127.0.0.1:9093"  # where the engine listens for Asterisk's AudioSocket connections
+    advertise: str = ""  # HOST:PORT Asterisk connects to, when not the bind address (NAT, 0.0.0.0)
+    connect_timeout: float = 3.0  # seconds for Asterisk's connection after EXEC AudioSocket
+    barge_in: bool = True  # speech interrupts the prompt; False: only keys do
+    end_silence_ms: int = 200  # silence that ends an answer
+    onset_ms: int = 60  # voice needed before it counts as speech
+    echo_loss_db: float = 12.0  # the prompt's echo is assumed at least this much quieter than the prompt
+    min_level_dbfs: float = -40.0  # quieter than this is never speech
 
 
 @attrs.frozen
@@ -119,6 +139,7 @@ class Settings:
     speech: SpeechSettings = SpeechSettings()
     prompts: PromptSettings = PromptSettings()
     http: HttpSettings = HttpSettings()
+    audiosocket: AudioSocketSettings = AudioSocketSettings()
 
 
 _SECTIONS = {
@@ -127,6 +148,7 @@ _SECTIONS = {
     "speech": SpeechSettings,
     "prompts": PromptSettings,
     "http": HttpSettings,
+    "audiosocket": AudioSocketSettings,
 }
 
 

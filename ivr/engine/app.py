@@ -195,6 +195,8 @@ class Engine:
             self._owned.add("ami")
         elif not settings.ami.enabled:
             log.info("AMI not configured: no queue figures, callbacks are stored but not dialled")
+        if self.services.media is None and settings.audiosocket.enabled:
+            await self._start_media()
         from ivr.engine.background import CallbackDialer, IncidentAudio
 
         audio = IncidentAudio(self.services.state, settings)
@@ -217,6 +219,18 @@ class Engine:
                 exc.strerror or exc,
             )
 
+    async def _start_media(self) -> None:
+        """The AudioSocket listener for streaming answers with barge-in (ivr.engine.media)."""
+        from ivr.audiosocket.server import AudioSocketServer
+        from ivr.engine.media import MediaPath
+
+        host, port = parse_hostport(self.settings.audiosocket.bind, 9093)
+        server = AudioSocketServer(host, port)
+        await server.start()
+        self.services.media = MediaPath(self.settings, server)
+        self.services.media.started()
+        self._owned.add("media")
+
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.agi.shutdown_grace if grace is None else grace
         if self.server is not None:
@@ -227,6 +241,8 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if "media" in self._owned:
+            await self.services.media.server.stop()
         if "ami" in self._owned:
             with contextlib.suppress(Exception):
                 await self.services.ami.close()

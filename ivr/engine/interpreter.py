@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ivr.agi.channel import DIGITS, CallEnded, Channel
+from ivr.engine import media
 from ivr.engine.routing import ROUTED_VARIABLE, queue_call
 from ivr.engine.services import EngineServices
 from ivr.engine.system_texts import incident_sound
@@ -53,6 +54,7 @@ log = logging.getLogger("ivr.engine")
 # Nodes visited in a row without the caller saying anything: more means a loop the validator missed.
 MAX_STEPS_WITHOUT_INPUT = 64
 GENERAL_TOPIC = "general"  # topic of the greeting and menus: hearing it is not self-service
+NOT_STREAMED = object()  # _listen records the answer itself
 
 
 def call_key(channel: Channel) -> str:
@@ -389,6 +391,13 @@ class CallSession:
         dtmf = node.input.dtmf
         # Every key stops the prompt and the recording: a wrong key is an invalid answer, not silence.
         escape = DIGITS if dtmf else self._global_digits(node)
+        if self._speech_ready(node):  # prompt and listening at once over AudioSocket, when it can
+            heard = await media.ask(self, node, prompts, escape)
+            if heard is not None:
+                choice = await self._listen(node, escape, heard.answer)
+                if choice is not None and heard.interrupted and choice.how == "dtmf":
+                    choice.how = "dtmf-barge-in"
+                return choice
         digit = await self._play(prompts, escape)
         if digit is not None:
             choice = await self._key_choice(node, digit)
@@ -481,12 +490,12 @@ class CallSession:
             set(words)
         )
 
-    async def _listen(self, node: MenuNode, escape: str) -> _Choice | None:
-        """Record the answer (digits still win) and decide what was said."""
+    async def _listen(self, node: MenuNode, escape: str, streamed: object = NOT_STREAMED) -> _Choice | None:
+        """Record the answer (digits still win), unless it was `streamed`, and decide what was said."""
         question = isinstance(node, QuestionNode)
         matcher = self.services.matcher(self.menu, node)
         grammar = None if question else self.services.grammar(self.menu, node, self.language)
-        heard = await self._record(node, escape, grammar)
+        heard = await self._record(node, escape, grammar) if streamed is NOT_STREAMED else streamed
         if isinstance(heard, str):
             return await self._key_choice(node, heard)
         if heard is None:

@@ -33,6 +33,7 @@ class EngineServices:
     elapsed: Callable[[], float] = time.monotonic
     # One Matcher per menu version and node, built on first use and shared by every call.
     incident_audio: Any = None  # ivr.engine.background.IncidentAudio
+    media: Any = None  # ivr.engine.media.MediaPath: AudioSocket streaming, when turned on
     _matchers: weakref.WeakKeyDictionary[Menu, dict[tuple[str, str], Any]] = attrs.field(
         factory=weakref.WeakKeyDictionary
     )

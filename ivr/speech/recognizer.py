@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -24,6 +25,9 @@ from ivr.config import SpeechSettings
 from ivr.speech.audio import read_wav, resample
 from ivr.speech.models import LoadedModel, ModelUnavailable, load_model, vosk_module
 from ivr.texts import LANGUAGES
+
+if TYPE_CHECKING:
+    from ivr.speech.streaming import SpeechStream
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +115,9 @@ class SpeechStats:
 class SpeechService:
     """Loads each configured model once and decodes recordings for every call on the engine."""
 
-    def __init__(self, models: dict[str, str], workers: int = 2, max_pending: int = 8) -> None:
+    def __init__(
+        self, models: dict[str, str], workers: int = 2, max_pending: int = 8, max_streams: int = 200
+    ) -> None:
         if workers < 1:
             raise ValueError(f"speech.workers must be at least 1, got {workers}")
         if max_pending < 0:
@@ -119,6 +125,8 @@ class SpeechService:
         self.model_paths = dict(models)
         self.workers = workers
         self.max_pending = max_pending
+        self.max_streams = max_streams
+        self.streams = 0  # answers being decoded as they are spoken (ivr.speech.streaming)
         self.stats = SpeechStats()
         self._models: dict[str, LoadedModel] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vosk")
@@ -129,7 +137,12 @@ class SpeechService:
 
     @classmethod
     def from_settings(cls, settings: SpeechSettings) -> SpeechService:
-        return cls(settings.models, workers=settings.workers, max_pending=settings.max_pending)
+        return cls(
+            settings.models,
+            workers=settings.workers,
+            max_pending=settings.max_pending,
+            max_streams=settings.max_streams,
+        )
 
     async def start(self) -> None:
         """Load every configured model in the pool; log one line per language left DTMF-only."""
@@ -199,6 +212,27 @@ class SpeechService:
             return None
         self.stats.decoded += 1
         return result
+
+    def open_stream(
+        self, language: str, phrases: Sequence[str] | None, rate: int = 8000
+    ) -> SpeechStream | None:
+        """A decoder fed while the caller speaks, sharing this pool; None when the language has no
+        model or `max_streams` answers are already being decoded (the caller then records as before)."""
+        from ivr.speech.streaming import SpeechStream
+
+        model = self._models.get(language)
+        if model is None:
+            self.stats.unavailable += 1
+            return None
+        if self.streams >= self.max_streams:
+            self.stats.rejected_overload += 1
+            log.warning("speech: %d streams already decoding; this answer is recorded instead", self.streams)
+            return None
+        self.streams += 1
+        return SpeechStream(model, phrases, self._pool, self._stream_closed, rate)
+
+    def _stream_closed(self) -> None:
+        self.streams -= 1
 
     def _release(self, _future: object) -> None:
         with self._lock:

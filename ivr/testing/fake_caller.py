@@ -16,6 +16,7 @@ import itertools
 import os
 import shutil
 import time
+import uuid as uuid_module
 import wave
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import attrs
 
 from ivr.agi.protocol import parse_command_line, split_app_args
+from ivr.testing.fake_audiosocket import FakeAudioSocket
 
 SAMPLE_RATE = 8000
 DEFAULT_PROMPT_SAMPLES = 16000  # 2 s, the length of the recording rig's beep2s
@@ -93,9 +95,12 @@ COMMANDS = sorted(ARITY, key=lambda c: -len(c.split()))
 # --- the scripted caller --------------------------------------------------------------------------
 @attrs.frozen
 class Press:
-    """Press these DTMF digits at the next prompt that listens."""
+    """Press these DTMF digits at the next prompt that listens.
+
+    `at`: over AudioSocket, seconds after the session starts (None: once the prompt has ended)."""
 
     digits: str
+    at: float | None = None
 
 
 @attrs.frozen
@@ -104,6 +109,8 @@ class Say:
 
     audio: str | Path
     # When the engine is only listening for digits, the words are lost (as with a real caller).
+    at: float | None = None  # over AudioSocket: seconds in (mid-prompt too); None: after the prompt
+    hangup_at: float | None = None  # over AudioSocket: hang up this many seconds in, even mid-word
 
 
 @attrs.frozen
@@ -118,7 +125,9 @@ class Silence:
 
 @attrs.frozen
 class HangUp:
-    """Hang up at the next prompt that listens."""
+    """Hang up at the next prompt that listens (over AudioSocket: `at` seconds in)."""
+
+    at: float | None = None
 
 
 Action = Press | Say | Silence | HangUp
@@ -228,6 +237,9 @@ class FakeCall:
     `record_dir`: where RECORD FILE's path points on this machine (the spool shared with the engine);
     None writes to the path as given.
     `reply_delay`: seconds a reply takes (people listening to a prompt); 0 answers at once.
+    `audiosocket`: EXEC AudioSocket connects to the engine and plays the next action over it
+    (ivr.testing.fake_audiosocket); False is an Asterisk without the module (EXEC returns -2).
+    `echo_db`, `line_noise`: what the line adds to the caller's audio over AudioSocket.
     """
 
     def __init__(
@@ -245,14 +257,19 @@ class FakeCall:
         args: Sequence[str] = (),
         other_channels: dict[str, int] | None = None,
         source_address: str | None = None,
+        audiosocket: bool = True,
+        echo_db: float | None = None,
+        line_noise: str | Path | None = None,
     ) -> None:
         self.script = list(script)
         self.source_address = source_address  # the fake Asterisk's own address (127.0.0.2 is a second one)
-        self.step_numbers = list(
-            range(1, len(self.script) + 1)
-        )  # each action's step number, for the transcript
+        self.step_numbers = list(range(1, len(self.script) + 1))  # each action's step number (transcript)
         self.steps_used: dict[int, list[str]] = {}  # exchange index -> the scripted steps it used
         self._last_step = 0
+        self.audiosocket = audiosocket
+        self.echo_db = echo_db
+        self.line_noise = line_noise
+        self.media: list[FakeAudioSocket] = []  # AudioSocket sessions, in order
         self.other_channels = dict(other_channels or {})
         self.agi_script = agi_script
         self.callerid = callerid
@@ -485,6 +502,8 @@ class FakeCall:
             self._record(command, args, [DEAD_CHANNEL])
             await self._send([DEAD_CHANNEL])
             return False
+        if command == "EXEC" and args and args[0].lower() == "audiosocket" and self.audiosocket:
+            return await self._exec_audiosocket(args)
         if command in LISTENING or (command == "STREAM FILE" and args[1:2] and args[1]):
             await self._delay()
             if self.script and isinstance(self.script[0], HangUp):
@@ -547,6 +566,32 @@ class FakeCall:
             return True
         await asyncio.sleep(HANGUP_NOTICE_DELAY)
         self._write(b"HANGUP\n")
+        return False
+
+    async def _exec_audiosocket(self, args: Sequence[str]) -> bool:
+        """EXEC AudioSocket <uuid>,<host:port>: the AGI session is silent until the session ends."""
+        data = args[1] if len(args) > 1 else ""
+        call_uuid, _, service = data.partition(",")
+        try:
+            uuid_module.UUID(call_uuid)
+            host, port_text = service.rsplit(":", 1)
+            port = int(port_text)
+        except ValueError:
+            # "Failed to parse UUID" / "No AudioSocket server provided": no connection at all.
+            self._record("EXEC", args, ["200 result=-1"])
+            await self._send(["200 result=-1"])
+            return False
+        action = self._next_action()
+        if isinstance(action, Press) and len(action.digits) > 1:
+            self._put_back(Press(action.digits[1:]))  # the rest is typed after AudioSocket
+        session = FakeAudioSocket(call_uuid, action, echo_db=self.echo_db, line_noise=self.line_noise)
+        self.media.append(session)
+        code = await session.run(host, port)
+        reply = [f"200 result={code}"]
+        self._record("EXEC", args, reply)
+        await self._send(reply)
+        if code == -1:  # the caller hung up, or an AudioSocket error hung the channel up
+            return await self._became_dead()
         return False
 
     # --- command handlers: (reply lines, "hangup" when the channel dies after the reply) ---------

