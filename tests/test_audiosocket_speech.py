@@ -260,7 +260,7 @@ async def test_testcall_speaks_a_file_over_the_prompt(engine: Engine, audio: dic
     out, err = await asyncio.wait_for(process.communicate(), 60)
     text = out.decode()
     assert process.returncode == 0, err.decode()
-    assert "EXEC AudioSocket" in text and "queue: ru-egov" in text
+    assert "EXEC AudioSocket" in text and "queue ru-egov (answered)" in text
     assert "AudioSocket #1: ended: server sent hangup" in text
     assert re.search(r"spoke at frame 3\d, prompt frames after that [0-6];", text), text
 
