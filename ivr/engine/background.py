@@ -30,6 +30,11 @@ class IncidentAudio:
         self.interval = interval
         self._ready: set[int] = set()
         self._failed: set[int] = set()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for new incidents now, not at the next tick: one was just added in this engine."""
+        self._wake.set()
 
     def is_ready(self, incident_id: int) -> bool:
         return incident_id in self._ready
@@ -42,7 +47,11 @@ class IncidentAudio:
                 raise
             except Exception as exc:
                 log.warning("incident audio: %s", exc)
-            await asyncio.sleep(self.interval)
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
 
     async def refresh(self) -> None:
         for incident in await self.state.incidents.active():

@@ -71,6 +71,8 @@ async def add_incident(request: web.Request) -> web.Response:
         form.get("duration"),
         ", ".join(topics) or "all",
     )
+    if services.incident_audio is not None:
+        services.incident_audio.wake()  # synthesised now, so the next caller hears it
     request.app[FEED_REFRESH]()
     return web.json_response({"id": incident_id}, status=201)
 
