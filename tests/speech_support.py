@@ -55,15 +55,19 @@ def demo_settings(tmp_path: Path, prompts_dir: Path, spool: Path | None = None, 
     return attrs.evolve(settings, **changes)
 
 
-@pytest.fixture(scope="module")
-def prompts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo menu's prompts and the engine's own, built once for the module."""
-    root = tmp_path_factory.mktemp("prompts")
-    library = MenuLibrary(MENUS)
+def build_menu_prompts(menus_dir: Path, root: Path) -> Path:
+    """The prompts of every menu in `menus_dir` and the engine's own, built into `root` (8 kHz only)."""
+    library = MenuLibrary(menus_dir)
     library.reload()
     report = build_prompts(engine_prompt_texts(library.menus().values()), root, Settings(), wideband=False)
     assert report.ok, report.summary()
     return root
+
+
+@pytest.fixture(scope="module")
+def prompts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo menu's prompts and the engine's own, built once for the module."""
+    return build_menu_prompts(MENUS, tmp_path_factory.mktemp("prompts"))
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,10 @@ import pytest
 from ivr.clock import FixedClock
 from ivr.config import AgiSettings, PromptSettings, Settings, SpeechSettings
 from ivr.contact.hours import resolve_timezone
-from ivr.engine.app import engine_prompt_texts
 from ivr.engine.services import EngineServices
 from ivr.journal.journal import OUTCOMES, CallRecord
-from ivr.menus.library import MenuLibrary
-from ivr.prompts.build import build_prompts
 from ivr.testing.fake_caller import DEFAULT_PROMPT_SAMPLES, FakeCall, HangUp, Press, Silence
+from tests.speech_support import build_menu_prompts
 
 MENUS = Path(__file__).parent / "engine_menus" / "kinds"
 TUESDAY_MORNING = dt.datetime(2026, 3, 3, 10, 0, tzinfo=resolve_timezone("Asia/Almaty"))
@@ -26,12 +24,7 @@ RUSSIAN = Press("2")  # the welcome's key for Russian
 # --- the engine under test ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def prompts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("prompts")
-    library = MenuLibrary(MENUS)
-    library.reload()
-    report = build_prompts(engine_prompt_texts(library.menus().values()), root, Settings(), wideband=False)
-    assert report.ok, report.summary()
-    return root
+    return build_menu_prompts(MENUS, tmp_path_factory.mktemp("prompts"))
 
 
 @pytest.fixture
