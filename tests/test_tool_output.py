@@ -63,3 +63,26 @@ async def test_a_menu_edit_logs_its_prompts_once_and_prints_nothing(
         "0 removed, 0 failed"
     ]
     assert "Audio saved" not in capfd.readouterr().out
+
+
+async def test_a_menu_warning_is_logged_once_at_start(engine_settings, tmp_path, caplog) -> None:
+    import shutil
+
+    import attrs
+
+    from ivr.engine.app import Engine
+
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "menus", site / "menus")
+    shutil.copytree(ROOT / "asterisk-conf", site / "asterisk-conf")
+    menu = site / "menus" / "1414.yaml"
+    menu.write_text(menu.read_text(encoding="utf-8") + "\n  spare:\n    kind: hangup\n", encoding="utf-8")
+    settings = attrs.evolve(engine_settings, menus_dir=str(site / "menus"))
+    engine = Engine(settings)
+    caplog.set_level("WARNING")
+    await engine.start()
+    try:
+        unreachable = [r for r in caplog.records if "spare" in r.getMessage()]
+        assert len(unreachable) == 1, [r.getMessage() for r in unreachable]
+    finally:
+        await engine.stop(1)

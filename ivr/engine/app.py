@@ -102,9 +102,7 @@ class Engine:
                 or f"  no menu files in {self.settings.menus_dir}/"
             )
             raise StartupError(f"no menu could be loaded:\n{problems}")
-        for name, problems in self.library.problems.items():
-            for problem in problems:
-                log.warning("menu %s: %s", name, problem)
+        # The library has logged each menu's warnings as it loaded them: once is enough.
         await self._check_prompts()
         self.services.hours = self.services.hours or hours_for(self.library.get(self.settings.default_menu))
         await self._start_optional_parts()
