@@ -31,6 +31,7 @@ from typing import Any
 import attrs
 
 from ivr.agi.channel import CallEnded, RecordResult
+from ivr.ami.client import QueueSummary
 from ivr.config import Settings
 from ivr.engine.interpreter import CallSession
 from ivr.engine.simulate import (
@@ -145,15 +146,6 @@ class _Hours:
         return self._moments[self._chosen]
 
 
-@attrs.frozen
-class _Summary:
-    available: int
-    logged_in: int
-    callers: int
-    hold_time: float
-    talk_time: float
-
-
 class _Ami:
     """AMI as the world may have it: down, an operator free, a long wait, nobody logged in."""
 
@@ -161,7 +153,7 @@ class _Ami:
         self._oracle = oracle
         self._channel = channel
 
-    async def queue_summary(self, queue: str) -> _Summary | None:
+    async def queue_summary(self, queue: str) -> QueueSummary | None:
         state = self._oracle.choose(
             ("ami", self._channel.node, self._channel.call_language, self._channel.leaving()),
             AMI_WORLD,
@@ -170,10 +162,22 @@ class _Ami:
         if state == "down":
             return None
         if state == "operator free":
-            return _Summary(2, 2, 0, 30.0, 180.0)
+            return QueueSummary(
+                queue, logged_in=2, available=2, callers=0, hold_time=30, talk_time=180, longest_hold_time=0
+            )
         if state == "long wait":
-            return _Summary(0, 2, 30, 600.0, 300.0)
-        return _Summary(0, 0, 0, 0.0, 0.0)
+            return QueueSummary(
+                queue,
+                logged_in=2,
+                available=0,
+                callers=30,
+                hold_time=600,
+                talk_time=300,
+                longest_hold_time=900,
+            )
+        return QueueSummary(
+            queue, logged_in=0, available=0, callers=0, hold_time=0, talk_time=0, longest_hold_time=0
+        )
 
 
 class _ScratchState:

@@ -36,7 +36,7 @@ from ivr.engine.system_texts import system_prompt_texts
 from ivr.menus.model import LanguageNode, Menu
 from ivr.prompts.catalog import asterisk_sound_texts
 from ivr.speech.recognizer import Recognition, Word
-from ivr.testing.fake_caller import JOIN_REFUSED, QUEUE_OUTCOMES
+from ivr.testing.fake_caller import QUEUE_OUTCOMES, queue_ending
 from ivr.texts import LANGUAGES
 
 # Reads one line after showing a prompt; None when input has ended (Ctrl-D, end of a script).
@@ -399,24 +399,19 @@ class SimulatedChannel:
         self.queue = queue
         self._write(f"→ queue {queue} (priority {priority}, timeout {wait} s)")
         outcome = self.queue_outcome
-        self.variables.pop("ABANDONED", None)
-        self.variables.pop("QUEUESTATUS", None)
+        ending = queue_ending(outcome)  # as the fake Asterisk ends it
+        ending.set_variables(self.variables)
         if outcome in _QUEUE_NOTES:
-            self.variables["QUEUESTATUS"] = JOIN_REFUSED.get(outcome, outcome.upper())
-            if outcome in ("timeout", "leaveempty"):
-                self.variables["ABANDONED"] = "TRUE"  # as a real Asterisk 22.10.1 sets it then
             self.note(f"{_QUEUE_NOTES[outcome]} (--queue-outcome {outcome})")
-            return 0
-        if outcome == "hangup":
+        elif ending.dead:
             self.note("the caller hangs up while waiting (--queue-outcome hangup)")
-            self.variables["ABANDONED"] = "TRUE"
             self.hung_up = True
             self.hangup_by = "caller"
-            return -1
-        # As on a real call: an operator answers, talks and hangs up; the caller's line stays up.
-        self.note("an operator answers; the call ends when they hang up")
-        self.hangup_by = "operator"
-        return -1
+        else:
+            # As on a real call: an operator answers, talks and hangs up; the caller's line stays up.
+            self.note("an operator answers; the call ends when they hang up")
+            self.hangup_by = "operator"
+        return ending.result
 
     async def channel_status(self) -> int:
         self._check_alive()

@@ -29,6 +29,7 @@ def _topics(form: Any) -> list[str]:
 
 
 async def _checked_form(request: web.Request) -> tuple[Any, web.Response | None]:
+    """The posted form, or the refusal: a cross-site request (403), no journal to keep incidents (503)."""
     access: Access = request.app[ACCESS]
     form = await request.post()
     who = request[WHO]
@@ -38,6 +39,10 @@ async def _checked_form(request: web.Request) -> tuple[Any, web.Response | None]
     if not ok:
         log.warning("403 %s %s from %s: %s", request.method, request.path, request.remote, why)
         return form, web.json_response({"error": why}, status=403)
+    if request.app[SERVICES].state is None:
+        return form, web.json_response(
+            {"error": "this engine has no journal to keep incidents in"}, status=503
+        )
     return form, None
 
 
@@ -46,8 +51,6 @@ async def add_incident(request: web.Request) -> web.Response:
     if refused is not None:
         return refused
     services = request.app[SERVICES]
-    if services.state is None:
-        return web.json_response({"error": "this engine has no journal to keep incidents in"}, status=503)
     kk, ru = str(form.get("kk", "")).strip(), str(form.get("ru", "")).strip()
     topics = _topics(form)
     known = request.app[TOPICS]
@@ -82,8 +85,6 @@ async def end_incident(request: web.Request) -> web.Response:
     if refused is not None:
         return refused
     services = request.app[SERVICES]
-    if services.state is None:
-        return web.json_response({"error": "this engine has no journal to keep incidents in"}, status=503)
     try:
         incident_id = int(request.match_info["id"])
     except ValueError:

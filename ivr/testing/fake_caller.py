@@ -147,6 +147,43 @@ QUEUE_OUTCOME_HELP = (
 
 
 @attrs.frozen
+class QueueEnding:
+    """How app_queue ends a Queue() (apps/app_queue.c queue_exec, and a real Asterisk 22.10.1:
+    tests/test_fake_caller_fidelity.py): the application's result, QUEUESTATUS (None: unset),
+    ABANDONED, and whether the caller's channel is dead afterwards."""
+
+    result: int
+    status: str | None
+    abandoned: bool
+    dead: bool
+
+    def set_variables(self, variables: dict[str, str]) -> None:
+        """The channel variables afterwards; queue_exec clears ABANDONED when Queue starts."""
+        variables.pop("ABANDONED", None)
+        variables.pop("QUEUESTATUS", None)
+        if self.status is not None:
+            variables["QUEUESTATUS"] = self.status
+        if self.abandoned:
+            variables["ABANDONED"] = "TRUE"
+
+
+def queue_ending(outcome: str) -> QueueEnding:
+    if outcome in JOIN_REFUSED:
+        # join_queue() failed: "Unable to join queue 'x'", set_queue_result(), return 0 at once.
+        return QueueEnding(0, JOIN_REFUSED[outcome], abandoned=False, dead=False)
+    if outcome in ("timeout", "leaveempty"):
+        # agi/exec-queue-timeout: 200 result=0 and the status; 22.10.1 also set ABANDONED=TRUE then,
+        # with the caller still on the line.
+        return QueueEnding(0, outcome.upper(), abandoned=True, dead=False)
+    if outcome == "hangup":
+        # The caller gives up while waiting: record_abandoned() sets ABANDONED=TRUE, the reason stays
+        # unknown (QUEUESTATUS unset), Queue returns -1 and the channel is dead.
+        return QueueEnding(-1, None, abandoned=True, dead=True)
+    # agi/exec-queue-answered: the agent answered and later hung up -> -1, nothing set, caller still on.
+    return QueueEnding(-1, None, abandoned=False, dead=False)
+
+
+@attrs.frozen
 class Exchange:
     """One command the engine sent and the reply lines Asterisk (the fake) gave."""
 
@@ -280,7 +317,6 @@ class FakeCall:
             if outcome not in QUEUE_OUTCOMES:
                 raise ValueError(f"queue outcome {outcome!r}: expected one of {', '.join(QUEUE_OUTCOMES)}")
         self.queue_outcome = queue_outcome
-        self.queued: list[str] = []  # every queue the engine put the caller in, in order
         self.reply_delay = reply_delay
         self.exit_on_hangup = exit_on_hangup
         self.args = tuple(args)
@@ -321,6 +357,11 @@ class FakeCall:
             for e in self.exchanges
             if e.command == "EXEC" and e.args
         ]
+
+    @property
+    def queued(self) -> list[str]:
+        """Every queue the engine put the caller in, in order."""
+        return [args[0] for app, args in self.applications if app.lower() == "queue" and args]
 
     @property
     def queue(self) -> str | None:
@@ -771,36 +812,17 @@ class FakeCall:
 
     def _queue(self, data: Sequence[str]) -> tuple[list[str], str | None]:
         """EXEC Queue as app_queue.c (22.10.1) ends it, by `queue_outcome` for this queue."""
-        queue = data[0] if data else ""
-        self.queued.append(queue)
-        outcome = self.outcome_for(queue)
-        # queue_exec clears ABANDONED on entry; QUEUESTATUS is set only when a reason is known.
-        self.variables.pop("ABANDONED", None)
-        if outcome in JOIN_REFUSED:
-            # join_queue() failed: "Unable to join queue 'x'", set_queue_result(), return 0 at once.
-            self.variables["QUEUESTATUS"] = JOIN_REFUSED[outcome]
+        outcome = self.outcome_for(data[0] if data else "")
+        if outcome == "answered" and "c" in (data[1] if len(data) > 1 else ""):
+            self.variables["QUEUESTATUS"] = "CONTINUE"  # agi/exec-queue-answered-c
+            self.variables.pop("ABANDONED", None)
             return ["200 result=0"], None
-        if outcome in ("timeout", "leaveempty"):
-            # agi/exec-queue-timeout: nobody answered in time -> 200 result=0, QUEUESTATUS=TIMEOUT; a real
-            # Asterisk 22.10.1 also set ABANDONED=TRUE then, the caller still on the line.
-            self.variables["QUEUESTATUS"] = outcome.upper()
-            self.variables["ABANDONED"] = "TRUE"
-            return ["200 result=0"], None
-        if outcome == "hangup":
-            # The caller gives up while waiting: record_abandoned() sets ABANDONED=TRUE, the reason
-            # stays unknown (QUEUESTATUS not set), Queue returns -1 and the channel is dead.
-            self.variables.pop("QUEUESTATUS", None)
-            self.variables["ABANDONED"] = "TRUE"
+        ending = queue_ending(outcome)
+        ending.set_variables(self.variables)
+        if ending.dead:
             self.hangup_by = "caller"
-            return ["200 result=-1"], "hangup"
-        options = data[1] if len(data) > 1 else ""
-        if "c" in options:  # agi/exec-queue-answered-c
-            self.variables["QUEUESTATUS"] = "CONTINUE"
-            return ["200 result=0"], None
-        # agi/exec-queue-answered: the agent answered and later hung up -> result=-1, QUEUESTATUS unset,
-        # the caller's channel still alive.
-        self.variables.pop("QUEUESTATUS", None)
-        return ["200 result=-1"], None
+            return [f"200 result={ending.result}"], "hangup"
+        return [f"200 result={ending.result}"], None
 
     def outcome_for(self, queue: str) -> str:
         if isinstance(self.queue_outcome, str):
@@ -835,9 +857,7 @@ class FakeCall:
             # EXEC is allowed on a dead channel, but media apps end at once: app_queue's wait for its
             # turn fails (ast_waitfor -1) and records the caller as abandoned; Playback's wait fails.
             if app == "queue":
-                self.queued.append(data[0] if data else "")
-                self.variables.pop("QUEUESTATUS", None)
-                self.variables["ABANDONED"] = "TRUE"
+                queue_ending("hangup").set_variables(self.variables)
             return ["200 result=-1"], None
         if app == "queue":
             return self._queue(data)
