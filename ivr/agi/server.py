@@ -44,13 +44,13 @@ class ServerStats:
 
 
 class _AgiConnection(asyncio.Protocol):
-    __slots__ = ("_env_timer", "_parser", "_peer", "_server", "_transport", "channel", "task")
+    __slots__ = ("_parser", "_peer", "_server", "_transport", "channel", "connected_at", "task")
 
     def __init__(self, server: AgiServer) -> None:
         self._server = server
         self._parser = AgiParser(server.max_line)
         self._transport: asyncio.Transport | None = None
-        self._env_timer: asyncio.TimerHandle | None = None
+        self.connected_at = 0.0  # the watchdog drops it if no environment block came in time
         self._peer = "?"
         self.channel: Channel | None = None
         self.task: asyncio.Task[None] | None = None
@@ -61,9 +61,19 @@ class _AgiConnection(asyncio.Protocol):
         self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self._server._connections.add(self)
         self._server.stats.connections += 1
-        self._env_timer = self._server._loop.call_later(self._server.env_timeout, self._env_timed_out)
+        self.connected_at = self._server._loop.time()
 
     def data_received(self, data: bytes) -> None:
+        channel = self.channel
+        if channel is not None:
+            try:
+                reply = self._parser.receive_reply(data)
+            except ProtocolError as exc:
+                self.drop(f"protocol error: {exc}")
+                return
+            if reply is not None:
+                channel.feed_reply(reply)
+                return
         self._feed(data)
 
     def eof_received(self) -> bool:
@@ -71,7 +81,6 @@ class _AgiConnection(asyncio.Protocol):
         return False  # let the transport close
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_env_timer()
         self._server._connections.discard(self)
         if self.channel is not None:
             self.channel.connection_lost()
@@ -100,24 +109,22 @@ class _AgiConnection(asyncio.Protocol):
     def drop(self, reason: str) -> None:
         self._server.stats.dropped += 1
         log.warning("dropping AGI connection from %s: %s", self._peer, reason)
-        self._cancel_env_timer()
         if self._transport is not None:
             self._transport.abort()
         if self.channel is not None:
             self.channel.connection_lost()
 
-    def _env_timed_out(self) -> None:
-        self._env_timer = None
-        if self.channel is None:
-            self.drop(f"no complete AGI environment within {self._server.env_timeout:g} s")
-
-    def _cancel_env_timer(self) -> None:
-        if self._env_timer is not None:
-            self._env_timer.cancel()
-            self._env_timer = None
+    def expire(self, now: float) -> None:
+        """Called by the server's watchdog: enforce the environment and command timeouts."""
+        channel = self.channel
+        if channel is None:
+            if now >= self.connected_at + self._server.env_timeout and self._transport is not None:
+                if not self._transport.is_closing():
+                    self.drop(f"no complete AGI environment within {self._server.env_timeout:g} s")
+        elif channel.busy:
+            channel.expire(now)
 
     def _start_call(self, event: Environment) -> None:
-        self._cancel_env_timer()
         assert self._transport is not None
         self.channel = Channel(
             event.env,
@@ -204,15 +211,15 @@ class AgiServer:
         self._watchdog = self._loop.create_task(self._watch_deadlines())
         return self.port
 
-    async def _watch_deadlines(self, interval: float = 0.5) -> None:
-        """Every command has a timeout; one sweep over the calls enforces them all."""
+    async def _watch_deadlines(self) -> None:
+        """Every command and every environment block has a timeout; one sweep over the connections
+        enforces them all (rather than a timer per command and per connection)."""
+        interval = min(0.5, self.env_timeout / 4, self.command_timeout / 4)
         while True:
             await asyncio.sleep(interval)
             now = self._loop.time()
             for connection in list(self._connections):
-                channel = connection.channel
-                if channel is not None and channel.busy:
-                    channel.expire(now)
+                connection.expire(now)
 
     @property
     def active_calls(self) -> int:
