@@ -75,6 +75,75 @@ def test_environment_block_in_asterisk_order_with_empty_values() -> None:
     assert env.args == ()
 
 
+def events_by_fast_path(chunks: list[bytes]) -> list[object]:
+    """As the server reads: each chunk offered to receive_reply first, the general path otherwise."""
+    parser = AgiParser()
+    events: list[object] = []
+    for chunk in chunks:
+        reply = parser.receive_reply(chunk)
+        if reply is not None:
+            events.append(reply)
+            continue
+        parser.receive_data(chunk)
+        while (event := parser.next_event()) is not NEED_DATA:
+            events.append(event)
+    return events
+
+
+@pytest.mark.parametrize("name", AGI_SCENARIOS)
+def test_the_fast_reply_path_reads_every_transcript_as_the_general_parser(name: str) -> None:
+    transcript = load_transcript("agi", name)
+    recorded = [c.data for c in transcript.chunks if c.direction == "IN"]
+    whole = transcript.received
+    lines = [line + b"\n" for line in whole.split(b"\n")[:-1]]
+    assert events_by_fast_path(recorded) == events_of(recorded)
+    assert events_by_fast_path(lines) == events_of(lines)
+    assert events_by_fast_path([whole[i : i + 1] for i in range(len(whole))]) == events_of(recorded)
+
+
+def test_the_fast_reply_path_leaves_everything_unusual_to_the_general_parser() -> None:
+    parser = AgiParser()
+    assert parser.receive_reply(b"200 result=0\n") is None  # no environment yet
+    parser.receive_data(b"agi_network: yes\n\n")
+    assert isinstance(parser.next_event(), Environment)
+    for unusual in (
+        b"HANGUP\n",
+        b"520-Invalid command syntax.\n",
+        b"\n",
+        b"200 res",
+        b"200 result=0\n200 result=1\n",
+    ):
+        assert parser.receive_reply(unusual) is None
+    assert parser.receive_reply(b"200 result=1 (kk)\n") == parse_reply_line("200 result=1 (kk)")
+    parser.receive_data(b"200 resu")  # half a line buffered: the next chunk belongs to it
+    assert parser.receive_reply(b"lt=0\n") is None
+    parser.receive_data(b"lt=0\n")
+    assert parser.next_event() == parse_reply_line("200 result=0")
+    assert parser.next_event() is NEED_DATA
+    with pytest.raises(ProtocolError):
+        parser.receive_reply(b"999 not an agi reply (\n")
+
+
+def test_unusual_environment_lines_read_as_line_by_line() -> None:
+    block = (
+        "agi_network: yes\nagi_accountcode:\nagi_callerid: 7701\nagi_calleridname: Ерлан: бухгалтерия\n"
+        "agi_rdnis: a:b: c\nagi_odd:key: value\n\n"
+    )
+    env = events_of([block.encode()])[0].env
+    assert env.values == {
+        "network": "yes",
+        "accountcode": "",
+        "callerid": "7701",
+        "calleridname": "Ерлан: бухгалтерия",
+        "rdnis": "a:b: c",
+        "odd:key": "value",
+    }
+    latin = events_of([b"agi_network: yes\nagi_calleridname: Jos\xe9\n\n"])[0].env
+    assert latin.calleridname == "José"
+    with pytest.raises(ProtocolError):
+        events_of([b"agi_network: yes\nnot agi\n\n"])
+
+
 def test_environment_arguments_are_collected_in_order() -> None:
     events = events_of([b"agi_network: yes\nagi_network_script: 1414\nagi_arg_1: ru\nagi_arg_2: a b\n\n"])
     assert events[0].env.args == ("ru", "a b")
@@ -220,6 +289,17 @@ def test_application_arguments_cannot_split_into_more_arguments(value: str) -> N
     words = parse_command_line(line[:-1])
     assert words[:2] == ["EXEC", "Queue"] and len(words) == 3
     assert split_app_args(words[2]) == ["ru-general", value, "", "10"]
+
+
+def test_formatted_commands_are_remembered_by_their_text() -> None:
+    # 1, 1.0 and True are equal as keys: each must still be written as itself.
+    assert format_command("SET VARIABLE", "X", 1) == b"SET VARIABLE X 1\n"
+    assert format_command("SET VARIABLE", "X", True) == b"SET VARIABLE X True\n"
+    assert format_command("SET VARIABLE", "X", 1.0) == b"SET VARIABLE X 1.0\n"
+    assert format_command("STREAM FILE", "ivr/a b", "") is format_command("STREAM FILE", "ivr/a b", "")
+    for _ in range(2):  # refused every time, not remembered as if it had been written
+        with pytest.raises(UnsafeValue):
+            format_command("SET VARIABLE", "X", "1\nHANGUP")
 
 
 def test_command_words_cannot_come_from_data() -> None:

@@ -105,7 +105,7 @@ class Channel:
 
     # --- transport side --------------------------------------------------------------------------
     def feed_reply(self, reply: Reply) -> None:
-        if reply.provisional:
+        if reply.code < 200:  # "100 result=0 Trying...": the real reply is still to come
             return
         pending, self._pending = self._pending, None
         if pending is not None and not pending.done():

@@ -257,7 +257,11 @@ class AgiParser:
             or len(data) > self._max_line
         ):
             return None
-        return parse_reply_line(_decode(data[:-1]))
+        try:
+            line = data[:-1].decode("utf-8")
+        except UnicodeDecodeError:
+            line = data[:-1].decode("latin-1")
+        return parse_reply_line(line[:-1] if line[-1:] == "\r" else line)
 
     def next_event(self) -> Event | _NeedData:
         if not self._env_done:
