@@ -121,7 +121,7 @@ def test_the_fast_reply_path_leaves_everything_unusual_to_the_general_parser() -
     assert parser.next_event() == parse_reply_line("200 result=0")
     assert parser.next_event() is NEED_DATA
     with pytest.raises(ProtocolError):
-        parser.receive_reply(b"999 not an agi reply (\n")
+        parser.receive_reply(b"abc garbage\n")
 
 
 def test_unusual_environment_lines_read_as_line_by_line() -> None:
