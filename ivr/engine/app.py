@@ -12,8 +12,9 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -21,7 +22,7 @@ from ivr.agi.channel import Channel
 from ivr.agi.server import AgiServer, Handler
 from ivr.config import Settings, parse_hostport
 from ivr.contact.hours import OpeningHours
-from ivr.engine.interpreter import run_call
+from ivr.engine.interpreter import CallSession
 from ivr.engine.services import EngineServices
 from ivr.engine.system_texts import system_prompt_texts
 from ivr.menus.library import MenuLibrary
@@ -87,8 +88,12 @@ class Engine:
         if menu is None:
             return None
 
-        async def handle(channel: Channel) -> None:
-            await run_call(channel, menu, self.services)  # the call keeps this menu version
+        services = self.services
+
+        def handle(channel: Channel) -> Coroutine[Any, Any, None]:
+            # The call keeps this menu version. Returning the session's coroutine rather than awaiting
+            # it in another one: every AGI reply resumes each frame of the await chain.
+            return CallSession(channel, menu, services).run()
 
         return handle
 

@@ -585,9 +585,3 @@ class CallSession:
             self.services.journal_event(self.call_id, "incident", data={"id": incident.id})
             await self._play_sound("ivr/incident-intro", "")
             await self._play_sound(incident_sound(incident.id), "")
-
-
-async def run_call(channel: Channel, menu: Menu, services: EngineServices) -> CallSession:
-    session = CallSession(channel, menu, services)
-    await session.run()
-    return session
