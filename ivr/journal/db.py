@@ -411,7 +411,8 @@ class Database:
 
     @property
     def pending_writes(self) -> int:
-        """Journal statements submitted and not yet committed (the backlog /metrics reports)."""
+        """Writes submitted and not yet committed, a journal shipment counting as one (the backlog
+        /metrics reports; events a call still holds are not in it)."""
         return max(0, self._last_ticket - self._committed)
 
     async def _wait_for(self, ticket: int) -> None:

@@ -1,22 +1,28 @@
 """The call journal: each call's path, held in memory while the call runs, written at the points
 that matter.
 
-A call's start is handed to the writer at once (the wallboard counts calls in progress from it). Its
-events are appended to a list on the call, which costs the event loop a tuple per event, and handed to
-the writer as one batch at the call's durability points:
+A call's start is handed over at once (the wallboard counts the calls in progress from it, and its
+15-minute bars from their starts). Its events are appended to a list on the call, a tuple each, and
+handed over together at the call's durability points:
 
-- the call's end (the events and the outcome go in the same batch);
+- the call's end (its events and its outcome go in the same transaction);
 - entering an operator queue (`queue` event), where a caller may wait for minutes;
-- a callback request (`callback` event; the request itself is already durable: CallbackStore.request
+- a callback request (`callback` event; the request itself is durable before that: CallbackStore.request
   commits it before the caller hears the confirmation);
-- every HOLD_MAX events, so a long call never holds many;
+- every HOLD_MAX (32) events, so a long call never holds many;
 - whenever someone awaits what `event()` returned, and on `flush()` and `State.close()`.
 
-The writer thread commits what it is handed within its batch window (50 ms), encoding the events' data
-as JSON there, not on the event loop. So a `kill -9` of the engine loses exactly: the events of calls in
-progress recorded since their last durability point, and what was handed over in the last batch window
-and not yet committed. Nothing acknowledged is lost (a write whose result was awaited, callback
-requests, incidents), and what survives of a call is always a prefix of its events.
+What is handed over leaves the event loop every SHIP_EVERY (20 ms) as one Rows per kind (starts, events,
+ends) rather than one submit per write; the writer thread commits it within its batch window (50 ms),
+encoding the events' JSON and the local day and hour there (ivr/journal/writes.py).
+
+So a `kill -9` of the engine loses exactly:
+- of each call in progress, the events recorded since its last durability point (its start stays: the
+  call is counted unfinished, as before);
+- what was recorded in the last ~0.1 s before it (shipment, batch window, commit): call starts, ends
+  with their events, events handed over.
+Nothing acknowledged is ever lost: a journal write whose result was awaited, callback requests,
+incidents. What survives of a call is always a prefix of its events.
 
 `data` dicts are kept as given until the writer encodes them: do not change one after recording it.
 
@@ -27,6 +33,7 @@ and only it increments the hourly rollup the statistics read.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Generator
@@ -65,9 +72,12 @@ ERROR = "error"
 # Events after which the call's events so far are handed to the writer (see the module docstring).
 DURABLE_KINDS = frozenset({"queue", "callback"})
 HOLD_MAX = 32  # events a call holds at most before handing them over
+SHIP_EVERY = 0.02  # seconds between shipments of what was handed over to the writer
 
-# Kinds checked once: the check is a string scan, and the engine uses a dozen kinds all day.
-_checked_kinds: set[str] = set()
+# How event() handles a kind, decided once per kind (the engine uses a dozen all day): one dict
+# lookup per event instead of a string scan and two set tests.
+_PLAIN, _LANGUAGE, _DURABLE = "plain", "language", "durable"
+_kinds: dict[str, str] = {LANGUAGE: _LANGUAGE, **dict.fromkeys(DURABLE_KINDS, _DURABLE)}
 
 
 @attrs.frozen
@@ -94,21 +104,34 @@ class CallRecord:
 
 
 class _OpenCall:
-    """A call this journal is recording: its next seq and the events not yet handed to the writer.
+    """A call this journal is recording: its next seq and the events not yet handed over.
 
     `event()` returns it: awaiting it makes the call's events so far durable."""
 
-    __slots__ = ("ack", "call_id", "held", "journal", "seq")
+    __slots__ = ("call_id", "held", "journal", "seq")
 
     def __init__(self, journal: Journal, call_id: str) -> None:
         self.journal = journal
         self.call_id = call_id
         self.seq = 1
         self.held: list[tuple[Any, ...]] = []
-        self.ack: Awaitable[Any] | None = None  # of the last write handed over
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return self.journal._durable(self).__await__()
+        if self.held:
+            self.journal._hand_over(self)
+        return self.journal._shipped().__await__()
+
+
+class _Everything:
+    """What call_started and call_ended return: awaiting it makes the journal's writes so far durable."""
+
+    __slots__ = ("journal",)
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.journal._shipped().__await__()
 
 
 class Journal:
@@ -124,6 +147,13 @@ class Journal:
         self._tz = zone(timezone)
         self._engine_id = engine_id
         self._open: dict[str, _OpenCall] = {}
+        # Rows handed over and not yet shipped to the writer, which happens SHIP_EVERY seconds.
+        self._starts: list[tuple[Any, ...]] = []
+        self._events: list[list[tuple[Any, ...]]] = []  # each call's held events, as handed over
+        self._ends: list[tuple[Any, ...]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_ack: Awaitable[Any] | None = None  # of the last shipment: tickets commit in order
+        self._everything = _Everything(self)
 
     def call_started(
         self,
@@ -135,10 +165,12 @@ class Journal:
     ) -> Awaitable[Any]:
         _check_id(call_id)
         start = to_epoch(started_at, "started_at")
-        call = self._open.get(call_id) or self._opened(call_id)
-        row = (call_id, start, caller or "", language or "", menu, self._engine_id, self._tz)
-        call.ack = self._db.submit(Rows(insert_calls, [row], phase=0))
-        return call.ack
+        if call_id not in self._open:
+            self._open[call_id] = _OpenCall(self, call_id)
+        self._starts.append((call_id, start, caller or "", language or "", menu, self._engine_id, self._tz))
+        if self._timer is None:
+            self._arm()
+        return self._everything
 
     def event(
         self,
@@ -154,17 +186,17 @@ class Journal:
         call = self._open.get(call_id)
         if call is None:
             _check_id(call_id)
-            call = self._opened(call_id)  # a call started before this journal, or recorded again
-        if kind not in _checked_kinds:
-            _check_kind(kind)
-        if kind == LANGUAGE and not (data and data.get("language")):
+            call = self._open[call_id] = _OpenCall(self, call_id)  # started before this journal
+        handling = _kinds.get(kind)
+        if handling is None:
+            handling = _check_kind(kind)
+        if handling is _LANGUAGE and not (data and data.get("language")):
             raise ValueError("a 'language' event needs data={'language': ...}")
         seq = call.seq
         call.seq = seq + 1
-        moment = self._now() if at is None else to_epoch(at, "at")
         held = call.held
-        held.append((call_id, seq, moment, kind, node or "", data))
-        if kind in DURABLE_KINDS or len(held) >= HOLD_MAX:
+        held.append((call_id, seq, self._now() if at is None else to_epoch(at, "at"), kind, node or "", data))
+        if handling is _DURABLE or len(held) >= HOLD_MAX:
             self._hand_over(call)
         return call
 
@@ -177,37 +209,60 @@ class Journal:
         ended = self._now() if at is None else to_epoch(at, "at")
         call = self._open.pop(call_id, None)
         if call is not None and call.held:
-            self._hand_over(call)
-        row = (call_id, ended, outcome, topic, self._engine_id, self._tz)
-        ack = self._db.submit(Rows(end_calls, [row], phase=2))
-        if call is not None:
-            call.ack = ack
-        return ack
+            self._events.append(call.held)
+            call.held = []
+        self._ends.append((call_id, ended, outcome, topic, self._engine_id, self._tz))
+        if self._timer is None:
+            self._arm()
+        return self._everything
 
     def submit_held(self) -> None:
-        """Hand every call's held events to the writer (before a shutdown, or to read them back)."""
+        """Hand everything recorded so far to the writer (before a shutdown, or to read it back)."""
         for call in self._open.values():
             if call.held:
-                self._hand_over(call)
+                self._events.append(call.held)
+                call.held = []
+        self._ship()
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is committed."""
         self.submit_held()
         await self._db.flush()
 
-    def _opened(self, call_id: str) -> _OpenCall:
-        call = self._open[call_id] = _OpenCall(self, call_id)
-        return call
-
     def _hand_over(self, call: _OpenCall) -> None:
-        held, call.held = call.held, []
-        call.ack = self._db.submit(Rows(insert_events, held))
+        self._events.append(call.held)
+        call.held = []
+        if self._timer is None:
+            self._arm()
 
-    async def _durable(self, call: _OpenCall) -> None:
-        if call.held:
-            self._hand_over(call)
-        if call.ack is not None:
-            await call.ack
+    def _arm(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a script): nothing to wait for
+            self._ship()
+            return
+        self._timer = loop.call_later(SHIP_EVERY, self._ship)
+
+    def _ship(self) -> None:
+        """Hand the starts, events and ends gathered since the last shipment to the writer, one Rows
+        each: one submit per SHIP_EVERY rather than one per start, hand-over and end."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._starts:
+            self._last_ack = self._db.submit(Rows(insert_calls, self._starts, phase=0))
+            self._starts = []
+        if self._events:
+            self._last_ack = self._db.submit(Rows(insert_events, self._events, phase=1))
+            self._events = []
+        if self._ends:
+            self._last_ack = self._db.submit(Rows(end_calls, self._ends, phase=2))
+            self._ends = []
+
+    async def _shipped(self) -> None:
+        self._ship()
+        if self._last_ack is not None:
+            await self._last_ack
 
     async def call(self, call_id: str) -> CallRecord | None:
         """The call with this key, or, given Asterisk's bare uniqueid, the latest call with that uniqueid
@@ -242,8 +297,9 @@ def _check_id(call_id: str) -> None:
         raise ValueError(f"call_id must be a non-empty string, not {call_id!r}")
 
 
-def _check_kind(kind: str) -> None:
+def _check_kind(kind: str) -> str:
     if not kind or not isinstance(kind, str) or not kind.replace("_", "").isalnum():
         raise ValueError(f"event kind {kind!r} must be a short identifier such as 'node' or 'dtmf'")
-    if len(_checked_kinds) < 1000:
-        _checked_kinds.add(kind)
+    if len(_kinds) < 1000:
+        _kinds[kind] = _PLAIN
+    return _PLAIN

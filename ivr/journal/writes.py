@@ -47,7 +47,7 @@ def insert_calls(tx: Tx, rows: list[tuple[Any, ...]]) -> None:
         tx.executemany(_INSERT_CALL, params)
 
 
-# -- events: (call_id, seq, at, kind, node, data dict or None) -------------------------------------------
+# -- events: lists of (call_id, seq, at, kind, node, data dict or None), each a call's in seq order ------
 
 _INSERT_EVENT = (
     "INSERT INTO call_events (call_id, seq, at, kind, node, data) VALUES (?, ?, ?, ?, ?, ?) "
@@ -61,7 +61,8 @@ _INSERT_EVENTS_STAGED = (
 _SET_LANGUAGE = "UPDATE calls SET language = ? WHERE call_id = ?"
 
 
-def insert_events(tx: Tx, rows: list[tuple[Any, ...]]) -> None:
+def insert_events(tx: Tx, calls: list[list[tuple[Any, ...]]]) -> None:
+    rows = [row for held in calls for row in held]
     params = [
         (call_id, seq, at, kind, node, _ENCODE(data) if data else "{}")
         for call_id, seq, at, kind, node, data in rows
