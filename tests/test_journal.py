@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ivr.config import Settings
-from ivr.journal import OUTCOMES, Journal, open_state
+from ivr.journal import HOLD_MAX, OUTCOMES, Journal, open_state
 from tests.pg import backend_fixture  # noqa: F401  (the `backend` fixture: SQLite and PostgreSQL)
 
 EVENTS_PER_CALL = 8
@@ -165,3 +165,63 @@ async def test_a_crash_mid_call_keeps_every_acknowledged_event(backend, tmp_path
         range(1, acknowledged + 1, 2)
     )
     assert {e.kind for e in record.events} <= {"node", "dtmf"}
+
+
+HOLDING_ENGINE = """
+import asyncio, sys, time
+from ivr.config import Settings
+from ivr.journal import HOLD_MAX, open_state
+
+async def main():
+    state = await open_state(Settings(state_dir=sys.argv[1], database_url=sys.argv[2]))
+    journal = state.journal
+    journal.call_started("queued-call", time.time(), "+77010000004", "kk", "1414")
+    journal.event("queued-call", "node", "welcome")
+    journal.event("queued-call", "dtmf", "main", {"digits": "0"})
+    journal.event("queued-call", "queue", "operator", {"queue": "kk-general"})  # a durability point
+    journal.event("queued-call", "queue_result", "operator", {"status": "TIMEOUT"})  # held
+    journal.call_started("long-call", time.time(), "+77010000005", "kk", "1414")
+    for n in range(HOLD_MAX + 5):  # the first HOLD_MAX go on their own
+        journal.event("long-call", "dtmf", "main", {"digits": str(n % 10)})
+    started = journal.call_started("browsing-call", time.time(), "+77010000006", "ru", "1414")
+    journal.event("browsing-call", "node", "welcome")  # held: no durability point yet
+    await state.callbacks.request("+77010000004", "kk", "kk-general", call_id="queued-call")
+    await started  # everything handed over so far is committed; the held events are not
+    print("ready", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_crash_loses_only_the_events_held_since_each_calls_last_durability_point(backend, tmp_path):
+    script = tmp_path / "engine.py"
+    script.write_text(HOLDING_ENGINE)
+    child = subprocess.Popen(
+        [sys.executable, str(script), backend["state_dir"], backend["database_url"]],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+
+    state = await open_state(Settings(**backend))
+    try:
+        queued = await state.journal.call("queued-call")
+        long = await state.journal.call("long-call")
+        browsing = await state.journal.call("browsing-call")
+        callbacks = await state.callbacks.list()
+        in_progress = await state.db.read(
+            lambda tx: tx.one("SELECT COUNT(*) FROM calls WHERE outcome IS NULL")[0]
+        )
+    finally:
+        await state.close()
+    # Up to entering the queue, not the queue's result recorded after it.
+    assert [e.kind for e in queued.events] == ["node", "dtmf", "queue"]
+    assert [e.seq for e in long.events] == list(range(1, HOLD_MAX + 1))
+    assert browsing.events == ()  # its start is there (the board counts it in the IVR), its path is not
+    assert in_progress == 3
+    assert [(c.call_id, c.state) for c in callbacks] == [("queued-call", "pending")]

@@ -3,10 +3,12 @@
 from ivr.journal.callbacks import Callback, CallbackStore, LeaseLost
 from ivr.journal.db import Database, Dialect, StateError, Target
 from ivr.journal.incidents import Incident, IncidentStore
-from ivr.journal.journal import OUTCOMES, CallEvent, CallRecord, Journal
+from ivr.journal.journal import DURABLE_KINDS, HOLD_MAX, OUTCOMES, CallEvent, CallRecord, Journal
 from ivr.journal.state import State, open_state
 
 __all__ = [
+    "DURABLE_KINDS",
+    "HOLD_MAX",
     "OUTCOMES",
     "CallEvent",
     "CallRecord",

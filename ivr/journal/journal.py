@@ -1,26 +1,50 @@
-"""The call journal: each call's path, written as it happens.
+"""The call journal: each call's path, held in memory while the call runs, written at the points
+that matter.
 
-Every method returns a future that completes once the write is committed; the call path may ignore
-it (fire-and-forget) because the writer thread commits it within its batch window anyway. Events
-carry (call_id, seq) keys and are inserted with ON CONFLICT DO NOTHING, so a write repeated after a
-reconnect never duplicates a row. Call end is idempotent too: only the first outcome of a call
-counts, and only it increments the hourly rollup the statistics read.
+A call's start is handed over at once (the wallboard counts the calls in progress from it, and its
+15-minute bars from their starts). Its events are appended to a list on the call, a tuple each, and
+handed over together at the call's durability points:
+
+- the call's end (its events and its outcome go in the same transaction);
+- entering an operator queue (`queue` event), where a caller may wait for minutes;
+- a callback request (`callback` event; the request itself is durable before that: CallbackStore.request
+  commits it before the caller hears the confirmation);
+- every HOLD_MAX (32) events, so a long call never holds many;
+- whenever someone awaits what `event()` returned, and on `flush()` and `State.close()`.
+
+What is handed over leaves the event loop every SHIP_EVERY (20 ms) as one Rows per kind (starts, events,
+ends) rather than one submit per write; the writer thread commits it within its batch window (50 ms),
+encoding the events' JSON and the local day and hour there (ivr/journal/writes.py).
+
+So a `kill -9` of the engine loses exactly:
+- of each call in progress, the events recorded since its last durability point (its start stays: the
+  call is counted unfinished, as before);
+- what was recorded in the last ~0.1 s before it (shipment, batch window, commit): call starts, ends
+  with their events, events handed over.
+Nothing acknowledged is ever lost: a journal write whose result was awaited, callback requests,
+incidents. What survives of a call is always a prefix of its events.
+
+`data` dicts are kept as given until the writer encodes them: do not change one after recording it.
+
+Events carry (call_id, seq) keys and are inserted with ON CONFLICT DO NOTHING, so a write repeated after
+a reconnect never duplicates a row. Call end is idempotent too: only the first outcome of a call counts,
+and only it increments the hourly rollup the statistics read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 import attrs
 
-from ivr.journal.db import Database, Dialect, Tx, Write
-from ivr.journal.timeutil import Moment, local_day_hour, to_epoch, zone
+from ivr.journal.db import Database, Rows, Tx
+from ivr.journal.timeutil import Moment, to_epoch, zone
+from ivr.journal.writes import end_calls, insert_calls, insert_events
 
-# One encoder for every event: json.dumps with options builds a new one per call (on the call path).
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 # How a call ended (docs: README "Call outcomes"):
 #   self_served  heard an answer and ended in the IVR      queued       handed to an operator queue and answered
 #   callback     a callback request was stored             transferred  sent on to another number
@@ -45,28 +69,15 @@ DTMF = "dtmf"
 SPEECH = "speech"
 LANGUAGE = "language"
 ERROR = "error"
+# Events after which the call's events so far are handed to the writer (see the module docstring).
+DURABLE_KINDS = frozenset({"queue", "callback"})
+HOLD_MAX = 32  # events a call holds at most before handing them over
+SHIP_EVERY = 0.02  # seconds between shipments of what was handed over to the writer
 
-_INSERT_CALL = (
-    "INSERT INTO calls (call_id, started_at, caller, language, menu, engine_id, day, hour) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING"
-)
-_INSERT_EVENT = (
-    "INSERT INTO call_events (call_id, seq, at, kind, node, data) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (call_id, seq) DO NOTHING"
-)
-_SET_LANGUAGE = "UPDATE calls SET language = ? WHERE call_id = ?"
-_END = "UPDATE calls SET ended_at = ?, outcome = ?, topic = ? WHERE call_id = ? AND outcome IS NULL"
-_END_AND_ROLLUP_PG = (
-    "WITH ended AS (UPDATE calls SET ended_at = ?, outcome = ?, topic = ? WHERE call_id = ? AND outcome IS NULL "
-    "RETURNING day, hour, language) "
-    "INSERT INTO call_rollup (day, hour, language, topic, outcome, calls) SELECT day, hour, language, ?, ?, 1 "
-    "FROM ended ON CONFLICT (day, hour, language, topic, outcome) DO UPDATE SET calls = call_rollup.calls + 1"
-)
-_ROLLUP_ONE = (
-    "INSERT INTO call_rollup (day, hour, language, topic, outcome, calls) "
-    "SELECT day, hour, language, ?, ?, 1 FROM calls WHERE call_id = ? "
-    "ON CONFLICT (day, hour, language, topic, outcome) DO UPDATE SET calls = call_rollup.calls + 1"
-)
+# How event() handles a kind, decided once per kind (the engine uses a dozen all day): one dict
+# lookup per event instead of a string scan and two set tests.
+_PLAIN, _LANGUAGE, _DURABLE = "plain", "language", "durable"
+_kinds: dict[str, str] = {LANGUAGE: _LANGUAGE, **dict.fromkeys(DURABLE_KINDS, _DURABLE)}
 
 
 @attrs.frozen
@@ -92,6 +103,37 @@ class CallRecord:
     events: tuple[CallEvent, ...]
 
 
+class _OpenCall:
+    """A call this journal is recording: its next seq and the events not yet handed over.
+
+    `event()` returns it: awaiting it makes the call's events so far durable."""
+
+    __slots__ = ("call_id", "held", "journal", "seq")
+
+    def __init__(self, journal: Journal, call_id: str) -> None:
+        self.journal = journal
+        self.call_id = call_id
+        self.seq = 1
+        self.held: list[tuple[Any, ...]] = []
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if self.held:
+            self.journal._hand_over(self)
+        return self.journal._shipped().__await__()
+
+
+class _Everything:
+    """What call_started and call_ended return: awaiting it makes the journal's writes so far durable."""
+
+    __slots__ = ("journal",)
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.journal._shipped().__await__()
+
+
 class Journal:
     def __init__(
         self,
@@ -104,7 +146,14 @@ class Journal:
         self._now = now  # epoch seconds from the engine's clock (pinned in tests)
         self._tz = zone(timezone)
         self._engine_id = engine_id
-        self._next_seq: dict[str, int] = {}
+        self._open: dict[str, _OpenCall] = {}
+        # Rows handed over and not yet shipped to the writer, which happens SHIP_EVERY seconds.
+        self._starts: list[tuple[Any, ...]] = []
+        self._events: list[list[tuple[Any, ...]]] = []  # each call's held events, as handed over
+        self._ends: list[tuple[Any, ...]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_ack: Awaitable[Any] | None = None  # of the last shipment: tickets commit in order
+        self._everything = _Everything(self)
 
     def call_started(
         self,
@@ -116,10 +165,12 @@ class Journal:
     ) -> Awaitable[Any]:
         _check_id(call_id)
         start = to_epoch(started_at, "started_at")
-        day, hour = local_day_hour(start, self._tz)
-        self._next_seq.setdefault(call_id, 1)
-        params = (call_id, start, caller or "", language or "", menu, self._engine_id, day, hour)
-        return self._db.submit(Write(_INSERT_CALL, params, phase=0))
+        if call_id not in self._open:
+            self._open[call_id] = _OpenCall(self, call_id)
+        self._starts.append((call_id, start, caller or "", language or "", menu, self._engine_id, self._tz))
+        if self._timer is None:
+            self._arm()
+        return self._everything
 
     def event(
         self,
@@ -130,21 +181,24 @@ class Journal:
         at: Moment | None = None,
     ) -> Awaitable[Any]:
         """Record one step: a node visited, an input (dtmf digits; speech text + confidence), a
-        language change (kind 'language', data {'language': 'kk'}), an error."""
-        _check_id(call_id)
-        if not kind or not kind.replace("_", "").isalnum():
-            raise ValueError(f"event kind {kind!r} must be a short identifier such as 'node' or 'dtmf'")
-        seq = self._next_seq.get(call_id, 1)
-        self._next_seq[call_id] = seq + 1
-        moment = self._now() if at is None else to_epoch(at, "at")
-        payload = _ENCODE(data) if data else "{}"
-        future = self._db.submit(Write(_INSERT_EVENT, (call_id, seq, moment, kind, node or "", payload)))
-        if kind == LANGUAGE:
-            language = (data or {}).get("language")
-            if not language:
-                raise ValueError("a 'language' event needs data={'language': ...}")
-            future = self._db.submit(Write(_SET_LANGUAGE, (language, call_id), phase=1))
-        return future
+        language change (kind 'language', data {'language': 'kk'}), an error. Held in memory until the
+        call's next durability point; awaiting the result makes it durable now."""
+        call = self._open.get(call_id)
+        if call is None:
+            _check_id(call_id)
+            call = self._open[call_id] = _OpenCall(self, call_id)  # started before this journal
+        handling = _kinds.get(kind)
+        if handling is None:
+            handling = _check_kind(kind)
+        if handling is _LANGUAGE and not (data and data.get("language")):
+            raise ValueError("a 'language' event needs data={'language': ...}")
+        seq = call.seq
+        call.seq = seq + 1
+        held = call.held
+        held.append((call_id, seq, self._now() if at is None else to_epoch(at, "at"), kind, node or "", data))
+        if handling is _DURABLE or len(held) >= HOLD_MAX:
+            self._hand_over(call)
+        return call
 
     def call_ended(
         self, call_id: str, outcome: str, topic: str | None = None, at: Moment | None = None
@@ -153,34 +207,62 @@ class Journal:
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
         ended = self._now() if at is None else to_epoch(at, "at")
-        self._next_seq.pop(call_id, None)
-        day, hour = local_day_hour(ended, self._tz)
-        engine_id = self._engine_id
+        call = self._open.pop(call_id, None)
+        if call is not None and call.held:
+            self._events.append(call.held)
+            call.held = []
+        self._ends.append((call_id, ended, outcome, topic, self._engine_id, self._tz))
+        if self._timer is None:
+            self._arm()
+        return self._everything
 
-        def end(tx: Tx) -> bool:
-            if tx.dialect is Dialect.POSTGRESQL:
-                # One round trip: the rollup row is counted only if this end was the first.
-                tx.execute(_END_AND_ROLLUP_PG, (ended, outcome, topic, call_id, topic or "", outcome))
-                if tx.rowcount == 1:
-                    return True
-            else:
-                tx.execute(_END, (ended, outcome, topic, call_id))
-            if tx.rowcount == 0:
-                if tx.one("SELECT 1 FROM calls WHERE call_id = ?", (call_id,)) is not None:
-                    return False  # ended before: the first outcome stands
-                # No start recorded (the engine lost it): keep the call, started when it ended.
-                tx.execute(
-                    "INSERT INTO calls (call_id, started_at, engine_id, ended_at, outcome, topic, day, hour) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (call_id, ended, engine_id, ended, outcome, topic, day, hour),
-                )
-            tx.execute(_ROLLUP_ONE, (topic or "", outcome, call_id))
-            return True
-
-        return self._db.submit(end)
+    def submit_held(self) -> None:
+        """Hand everything recorded so far to the writer (before a shutdown, or to read it back)."""
+        for call in self._open.values():
+            if call.held:
+                self._events.append(call.held)
+                call.held = []
+        self._ship()
 
     async def flush(self) -> None:
+        """Wait until everything recorded so far is committed."""
+        self.submit_held()
         await self._db.flush()
+
+    def _hand_over(self, call: _OpenCall) -> None:
+        self._events.append(call.held)
+        call.held = []
+        if self._timer is None:
+            self._arm()
+
+    def _arm(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a script): nothing to wait for
+            self._ship()
+            return
+        self._timer = loop.call_later(SHIP_EVERY, self._ship)
+
+    def _ship(self) -> None:
+        """Hand the starts, events and ends gathered since the last shipment to the writer, one Rows
+        each: one submit per SHIP_EVERY rather than one per start, hand-over and end."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._starts:
+            self._last_ack = self._db.submit(Rows(insert_calls, self._starts, phase=0))
+            self._starts = []
+        if self._events:
+            self._last_ack = self._db.submit(Rows(insert_events, self._events, phase=1))
+            self._events = []
+        if self._ends:
+            self._last_ack = self._db.submit(Rows(end_calls, self._ends, phase=2))
+            self._ends = []
+
+    async def _shipped(self) -> None:
+        self._ship()
+        if self._last_ack is not None:
+            await self._last_ack
 
     async def call(self, call_id: str) -> CallRecord | None:
         """The call with this key, or, given Asterisk's bare uniqueid, the latest call with that uniqueid
@@ -213,3 +295,11 @@ class Journal:
 def _check_id(call_id: str) -> None:
     if not call_id or not isinstance(call_id, str):
         raise ValueError(f"call_id must be a non-empty string, not {call_id!r}")
+
+
+def _check_kind(kind: str) -> str:
+    if not kind or not isinstance(kind, str) or not kind.replace("_", "").isalnum():
+        raise ValueError(f"event kind {kind!r} must be a short identifier such as 'node' or 'dtmf'")
+    if len(_kinds) < 1000:
+        _kinds[kind] = _PLAIN
+    return _PLAIN

@@ -30,7 +30,8 @@ class State:
     timezone: str
 
     async def close(self) -> None:
-        """Commit everything still queued and close the connections."""
+        """Commit everything still queued or held by the journal and close the connections."""
+        self.journal.submit_held()
         await self.db.close()
 
 
