@@ -178,27 +178,18 @@ class _Reader:
             self.problems.error(at, f"cannot read {path}: {exc}; menus must be UTF-8 text files")
             return None
         try:
-            data = parse_yaml(text, str(path))
+            document = parse_yaml(text, str(path))
         except YamlSyntaxError as exc:
             self.problems.error(exc.position, exc.message, exc.line_text)
             return None
         self.lines[str(path)] = text.splitlines()
-        self._report_duplicates(data)
-        return data
-
-    def _report_duplicates(self, data: Any) -> None:
-        if isinstance(data, LocDict):
-            for key, pos, first in data.duplicates:
-                self.problems.error(
-                    pos,
-                    f'key "{key}" appears twice in this mapping (first on line {first.line}); YAML would '
-                    "keep only this one: remove or rename one of them",
-                )
-            for value in data.values():
-                self._report_duplicates(value)
-        elif isinstance(data, LocList):
-            for value in data:
-                self._report_duplicates(value)
+        for duplicate in document.duplicates:
+            self.problems.error(
+                duplicate.pos,
+                f'key "{duplicate.key}" appears twice in this mapping (first on line {duplicate.first.line}); '
+                "YAML would keep only this one: remove or rename one of them",
+            )
+        return document.data
 
     def read(self) -> m.Menu | None:
         top = self._read_yaml(self.path, Position(self.file, 1, 1))
