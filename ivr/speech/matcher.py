@@ -31,8 +31,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import attrs
 from rapidfuzz import fuzz
 
-from ivr.speech.normalize_kk import is_light, kk_stem, kk_stems
-from ivr.speech.normalize_ru import fold, ru_keys, ru_lemma, ru_stem
+from ivr.speech.normalize_kk import is_light, kk_rules, kk_stem, kk_stems
+from ivr.speech.normalize_ru import fold, morph_analyzer, ru_keys, ru_lemma, ru_stem
 
 Target = TypeVar("Target")
 
@@ -392,6 +392,13 @@ class IntentClassifier(Generic[Target]):
         return Match(
             leader.phrase.target, round(leader.score, 3), leader.phrase.text, leader.score < self.accept
         )
+
+
+def load_matching_dictionaries() -> None:
+    """Load what matching words needs (the Kazakh ending rules, a YAML file; pymorphy3's Russian
+    dictionaries) now, at start and off the event loop, rather than when the first caller speaks."""
+    kk_rules()
+    morph_analyzer()
 
 
 def phrase_key(text: str, language: str) -> tuple[str, ...]:

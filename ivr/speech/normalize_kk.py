@@ -62,7 +62,7 @@ class Rules:
         by_last: dict[str, list[tuple[str, Rule]]] = {}
         for ending, rule in by_length:
             if ending:
-                    by_last.setdefault(ending[-1], []).append((ending, rule))
+                by_last.setdefault(ending[-1], []).append((ending, rule))
         object.__setattr__(self, "by_last_letter", {k: tuple(v) for k, v in by_last.items()})
 
 
