@@ -609,7 +609,7 @@ class _Reader:
             retries = self._number(data, "retries", integer=True, minimum=1, why="at least 1")
             if retries is not None:
                 changes["retries"] = int(retries)
-        return attrs.evolve(base, **changes)
+        return attrs.evolve(base, **changes) if changes else base  # most nodes change nothing
 
     def _limits(self, value: Any, pos: Position | None) -> m.Limits:
         pos = pos or Position(self.file, 1, 1)
@@ -763,7 +763,9 @@ class _Reader:
     ) -> dict[str, Any]:
         settings = self._input_settings(raw, defaults.input)
         keys = [item.key for item in fields.get("options", fields.get("choices", ())) if item.key]
-        settings = attrs.evolve(settings, max_digits=max([1, *map(len, keys)]))
+        max_digits = max([1, *map(len, keys)])
+        if max_digits != settings.max_digits:
+            settings = attrs.evolve(settings, max_digits=max_digits)
         result: dict[str, Any] = {"input": settings}
         for role in ("short", "invalid", "silence"):
             if role in raw:
