@@ -104,6 +104,8 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
 
 
 class _EveryCharacter:
+    """The first characters resolvers apply to, when one applies to any (none of PyYAML's does)."""
+
     def __contains__(self, item: object) -> bool:
         return True
 
