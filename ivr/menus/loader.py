@@ -897,7 +897,6 @@ def _as_mapping(values: dict[str, Any], pos: Position) -> LocDict:
     result.pos = pos
     result.key_pos = dict.fromkeys(values, pos)
     result.value_pos = dict.fromkeys(values, pos)
-    result.duplicates = []
     return result
 
 

@@ -59,6 +59,8 @@ class YamlSyntaxError(ValueError):
 class LocDict(dict):
     """A dict with `pos` (the mapping itself), `key_pos[key]` and `value_pos[key]`."""
 
+    __slots__ = ("key_pos", "pos", "value_pos")
+
     pos: Position
     key_pos: dict[Any, Position]
     value_pos: dict[Any, Position]
@@ -66,6 +68,8 @@ class LocDict(dict):
 
 class LocList(list):
     """A list with `pos` and `item_pos[i]`."""
+
+    __slots__ = ("item_pos", "pos")
 
     pos: Position
     item_pos: list[Position]
