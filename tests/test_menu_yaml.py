@@ -97,5 +97,18 @@ def test_duplicates_inside_a_repeated_key_are_all_reported() -> None:
     assert sorted((d.key, d.pos.line) for d in document.duplicates) == [("a", 3), ("k", 2)]
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "a: " + "[" * 900 + "x" + "]" * 900 + "\n",
+        "".join("  " * level + f"k{level}:\n" for level in range(900)) + "  " * 900 + "x\n",
+    ],
+)
+def test_a_file_nested_too_deep_is_an_error_not_a_crash(source: str) -> None:
+    with pytest.raises(YamlSyntaxError) as caught:
+        parse_yaml(source, "m.yaml")
+    assert "nested more than 200 levels deep" in caught.value.message
+
+
 def test_an_empty_file_is_none() -> None:
     assert parse_yaml("# only a comment\n", "m.yaml").data is None

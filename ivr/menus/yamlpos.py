@@ -32,6 +32,9 @@ _NULL = "tag:yaml.org,2002:null"
 _MERGE = "tag:yaml.org,2002:merge"
 _VALUE = "tag:yaml.org,2002:value"  # the `=` key, read as text (as PyYAML's SafeLoader does)
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 5-10x faster
+# Three Python frames per level of nesting: deeper files get an error, not a RecursionError (a menu
+# nests 5-10 levels; libyaml itself stops at 1,000).
+MAX_DEPTH = 200
 _new_tuple = tuple.__new__  # Position(...) by hand: its generated __new__ is a Python call, 100,000 times
 
 
@@ -135,6 +138,7 @@ class _Builder:
         if None in self.resolved_first:  # a resolver for any first character: no shortcut
             self.resolved_first = _EVERY_CHARACTER
         self.plain_tags: dict[str, str] = {}  # plain word -> its tag: keys and ids repeat all over a menu
+        self.depth = 0  # mappings and lists open
 
     def document(self) -> Any:
         self.next_event()  # stream start
@@ -190,10 +194,15 @@ class _Builder:
             self.set_anchor(anchor, event)
         if kind is ScalarEvent:
             value = self.scalar(event)
-        elif kind is MappingStartEvent:
-            value = self.mapping(event)
         else:
-            value = self.sequence(event)
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise YamlSyntaxError(
+                    self.position(event),
+                    f"nested more than {MAX_DEPTH} levels deep: check the brackets and the indentation",
+                )
+            value = self.mapping(event) if kind is MappingStartEvent else self.sequence(event)
+            self.depth -= 1
         if anchor is not None:
             self.anchors[anchor] = value
         return value
