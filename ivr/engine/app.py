@@ -28,6 +28,7 @@ from ivr.engine.system_texts import system_prompt_texts
 from ivr.menus.library import MenuLibrary
 from ivr.menus.model import Menu
 from ivr.menus.validator import ValidatorOptions
+from ivr.speech.matcher import load_matching_dictionaries
 from ivr.texts import LANGUAGES, PromptText
 
 log = logging.getLogger("ivr")
@@ -190,6 +191,8 @@ class Engine:
             self._owned.add("speech")
         if any(self.services.speech.available(language) for language in LANGUAGES):
             self._prepare_spool(settings.speech.spool)
+            # Else the first caller who speaks would load them, on the event loop, mid-call.
+            await asyncio.to_thread(load_matching_dictionaries)
         if self.services.ami is None and settings.ami.enabled:
             from ivr.ami.client import AmiClient
 
@@ -271,5 +274,14 @@ class Engine:
             await self.stop()
 
     def _reload(self) -> None:
-        changed = self.library.reload()
+        """SIGHUP: reload the menus off the event loop (calls in progress keep their version)."""
+        self._tasks = [task for task in self._tasks if not task.done()]
+        self._tasks.append(asyncio.get_running_loop().create_task(self._reload_menus(), name="menu-reload"))
+
+    async def _reload_menus(self) -> None:
+        try:
+            changed = await self.library.reload_off_loop()
+        except Exception:
+            log.exception("SIGHUP: menu reload failed; keeping the menus in service")
+            return
         log.info("SIGHUP: menus reloaded%s", f" ({', '.join(changed)} changed)" if changed else "")

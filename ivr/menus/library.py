@@ -73,8 +73,14 @@ class MenuLibrary:
     # -- loading ---------------------------------------------------------------------------------
 
     def reload(self) -> list[str]:
-        """Re-read every menu file now (SIGHUP); returns the names whose menu changed."""
+        """Re-read every menu file now; returns the names whose menu changed."""
         return self._deliver(self._scan(force=True))
+
+    async def reload_off_loop(self) -> list[str]:
+        """reload() for a running engine (SIGHUP): the files are read and checked in a worker thread,
+        so calls on the event loop never wait for YAML (the 1414 menu: ~0.1 s; a 2,000-node one:
+        ~0.5 s); each finished menu is swapped in whole, and the callbacks run on the loop."""
+        return self._deliver(await asyncio.to_thread(self._scan, True))
 
     def poll(self) -> list[str]:
         """Re-read only menu files that changed (or whose included fragments changed) since last time."""

