@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import attrs
 
@@ -47,15 +48,15 @@ class CommandTimeout(CallEnded):
     """No reply within the command's timeout: the AGI stream is out of step and cannot be reused."""
 
 
-@attrs.frozen
-class StreamResult:
+# The two results of every prompt are NamedTuples, not attrs classes: built on every STREAM FILE and
+# GET DATA, a frozen attrs instance costs twice the instructions (callgrind: 5,400 against 2,500).
+class StreamResult(NamedTuple):
     digit: str | None  # the escape digit that stopped playback
     endpos: int  # sample offset reached
     failed: bool = False  # result=-1: file missing/unplayable, or the caller hung up (next command tells)
 
 
-@attrs.frozen
-class DigitsResult:
+class DigitsResult(NamedTuple):
     digits: str
     timed_out: bool  # True when input ended by timeout rather than max digits or '#'
 
@@ -186,9 +187,14 @@ class Channel:
     async def stream_file(
         self, name: str, escape_digits: str = "", offset: int | None = None, timeout: float = MEDIA_TIMEOUT
     ) -> StreamResult:
-        args: tuple[object, ...] = (name, escape_digits) if offset is None else (name, escape_digits, offset)
-        reply = await self.command("STREAM FILE", *args, timeout=timeout)
-        endpos = reply.endpos or 0
+        if offset is None:
+            reply = await self.command("STREAM FILE", name, escape_digits, timeout=timeout)
+        else:
+            reply = await self.command("STREAM FILE", name, escape_digits, str(offset), timeout=timeout)
+        text = reply.extras.get("endpos")
+        endpos = int(text) if text is not None and text.isdigit() else reply.endpos or 0
+        if reply.result == "0":  # played to its end: the usual reply, no number to read
+            return StreamResult(None, endpos)
         if reply.value == -1:
             # Same reply for a missing file and a caller hang-up; a dead channel answers the probe
             # with 511 (-> CallHangup), a live one proves the file was the problem.
@@ -200,12 +206,14 @@ class Channel:
         self, prompt: str, timeout_ms: int, max_digits: int, timeout: float = MEDIA_TIMEOUT
     ) -> DigitsResult:
         """Play `prompt` and collect up to `max_digits`; '#' ends input early and is not returned."""
-        reply = await self.command("GET DATA", prompt, timeout_ms, max_digits, timeout=timeout)
+        reply = await self.command("GET DATA", prompt, str(timeout_ms), str(max_digits), timeout=timeout)
         self._check_hangup(reply, "GET DATA")
         return DigitsResult(reply.result, reply.timed_out)
 
     async def wait_for_digit(self, timeout_ms: int) -> str | None:
-        reply = await self.command("WAIT FOR DIGIT", timeout_ms, timeout=timeout_ms / 1000 + CONTROL_TIMEOUT)
+        reply = await self.command(
+            "WAIT FOR DIGIT", str(timeout_ms), timeout=timeout_ms / 1000 + CONTROL_TIMEOUT
+        )
         self._check_hangup(reply, "WAIT FOR DIGIT")
         return _digit(reply.value)
 
@@ -273,7 +281,7 @@ class Channel:
         return reply.value if reply.value is not None else -1
 
     async def verbose(self, message: str, level: int = 1) -> None:
-        await self.command("VERBOSE", message, level)
+        await self.command("VERBOSE", message, str(level))
 
     async def noop(self) -> None:
         await self.command("NOOP")
