@@ -164,7 +164,6 @@ Event = Environment | Reply | HangupNotice | Closed
 
 _REPLY_RE = re.compile(r"^(\d{3})(?:[ -](.*))?$")
 _KEY_VALUE_RE = re.compile(r"(\w+)=(\S*)")
-_ENV_LINE_RE = re.compile(r"^agi_([^ :\n]+):(?: (.*))?$", re.MULTILINE)  # what _env_pair accepts
 _USAGE_START = "520-"
 _USAGE_END = "520 "
 
@@ -314,23 +313,25 @@ class AgiParser:
                 raise ProtocolError("connection closed before the end of the AGI environment block")
             return NEED_DATA
         block = buffer[start:end]
-        raw_lines = block.split(b"\n")
-        if len(raw_lines) > MAX_ENV_LINES:
+        if block.count(b"\n") >= MAX_ENV_LINES:
             raise ProtocolError("AGI environment block too long")
-        if len(block) > self._max_line and any(len(raw) > self._max_line for raw in raw_lines):
+        if len(block) > self._max_line and any(len(raw) > self._max_line for raw in block.split(b"\n")):
             raise ProtocolError(f"line longer than {self._max_line} bytes")
         try:  # one decode for the block (a caller ID name in latin-1 makes it line by line)
-            text = block.decode("utf-8")
+            text = block.decode()
         except UnicodeDecodeError:
-            text = "\n".join([_decode(raw) for raw in raw_lines])
-        # The usual block: every line matched by one regular expression pass (~22 lines a call);
-        # anything else goes line by line, which also names the offending line.
-        matches = _ENV_LINE_RE.findall(text) if "\r" not in text else []
-        if len(matches) == len(raw_lines):
-            values = dict(matches)
-        else:
+            text = "\n".join([_decode(raw) for raw in block.split(b"\n")])
+        lines = text.split("\n")
+        # The usual block, read in one comprehension (~22 lines a call; a regular expression pass costs
+        # twice the instructions); anything else goes line by line, which also names the offending line.
+        values = {
+            key[4:]: value
+            for key, sep, value in [line.partition(": ") for line in lines]
+            if sep and key[:4] == "agi_" and " " not in key
+        }
+        if len(values) != len(lines) or "\r" in text:
             values = {}
-            for line in text.split("\n"):
+            for line in lines:
                 key, value = _env_pair(line[:-1] if line.endswith("\r") else line)
                 values[key] = value
         self._pos = end + 2
