@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr.audiosocket.server import AudioSocketServer
 from ivr.clock import FixedClock
 from ivr.config import AudioSocketSettings
 from ivr.engine.app import Engine
@@ -202,6 +203,36 @@ async def test_without_the_audiosocket_module_the_engine_records_as_before(
     assert not engine.services.media.enabled  # off for a while, logged once
     again = await call(engine, Say(audio["greeting"]))
     assert "RECORD FILE" in again.commands and again.media == []
+
+
+async def test_an_advertised_address_that_is_not_the_engine_is_found_at_start_and_answers_are_recorded(
+    tmp_path: Path, prompts_dir: Path, speech: SpeechService, audio: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = AudioSocketServer("127.0.0.1", 0)  # e.g. another engine behind the advertised address
+    await other.start()
+    settings = demo_settings(
+        tmp_path,
+        prompts_dir,
+        audiosocket=AudioSocketSettings(
+            enabled=True, bind="127.0.0.1:0", advertise=f"127.0.0.1:{other.port}"
+        ),
+    )
+    (tmp_path / "spool").mkdir()
+    services = EngineServices(
+        settings=settings, speech=speech, hours=FixedHours(True), clock=FixedClock(OPEN_HOURS)
+    )
+    eng = Engine(settings, services)
+    await eng.start()
+    try:
+        assert not eng.services.media.enabled
+        assert f"connect to 127.0.0.1:{other.port} ([audiosocket] advertise)" in caplog.text
+        fake = await call(eng, Say(audio["hospital"]))
+        # No EXEC AudioSocket that would leave the caller in silence: the answer is recorded at once.
+        assert "RECORD FILE" in fake.commands and fake.media == []
+        assert fake.queue == "ru-egov"
+    finally:
+        await eng.stop(2)
+        await other.stop()
 
 
 async def test_testcall_speaks_a_file_over_the_prompt(engine: Engine, audio: dict) -> None:
