@@ -358,7 +358,18 @@ class _Driver:
 
     def on_audio(self, payload: bytes, rate: int) -> None:
         if rate != RATE:
-            self.other_rates += 1  # only the channel-driver form sends other rates; not used here
+            # Only the channel-driver form (Dial(AudioSocket/...c(slin16))) sends other rates; EXEC
+            # AudioSocket, which the engine asks for, always sends 8 kHz. Say so once per session
+            # rather than let the turn time out as if the caller had been silent.
+            if not self.other_rates:
+                log.warning(
+                    "AudioSocket %s sends %d Hz audio: the engine takes 8 kHz slin, as EXEC AudioSocket "
+                    "sends it; this answer is not heard (is a Dial(AudioSocket/...) channel pointed at "
+                    "the engine?)",
+                    self.connection.uuid,
+                    rate,
+                )
+            self.other_rates += 1
             return
         for frame in self.turn.audio(payload):
             self.stream.feed(frame)

@@ -73,7 +73,11 @@ class SpeechStream:
     def _submit(self) -> None:
         data = bytes(self._pending)
         self._pending.clear()
-        job = self._loop.run_in_executor(self._pool, self._accept, data)
+        try:
+            job = self._loop.run_in_executor(self._pool, self._accept, data)
+        except RuntimeError as exc:  # the service was closed (engine stopping) while the caller spoke
+            self._failed = exc
+            return
         self._job = job
         job.add_done_callback(self._job_done)
 
