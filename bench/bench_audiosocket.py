@@ -10,14 +10,17 @@ the FastAGI EXEC around each session is left out (bench_agi.py measures that pat
 
 Per level of concurrency, over `--runs` runs (min / median / max):
   decision p50/p99  time from the caller's last voiced frame to the engine's hangup message, which the
-                    engine sends once the answer is decoded (fake's clock, on the same host)
+                    engine sends once the answer is decoded (fake's clock, on the same host); of it,
+                    the engine's wait from the VAD's end of speech (200 ms after the last voiced
+                    frame) to the decoded answer (engine's clock)
   barge-in          prompt audio that still reached the caller after their first voiced frame (ms)
   right             answers decoded as the word said
   late ticks        20 ms clock ticks that ran > 10 ms late (real time kept: < 1 %)
-  cpu/call-s        engine CPU seconds per second of call audio
+  cpu/call-s        engine CPU seconds per second of call audio, split into the decoder threads (Kaldi)
+                    and the event loop (protocol, VAD, turn, pacing); Kaldi's CPU per answer
   MB/stream         engine RSS growth per concurrent stream
 
-    .venv/bin/python bench/bench_audiosocket.py [--streams 25 50 100] [--runs 3] [--seconds 12]
+    .venv/bin/python bench/bench_audiosocket.py [--streams 25 50 100] [--runs 3] [--seconds 12] [--niceness 10]
 """
 
 from __future__ import annotations
@@ -131,6 +134,7 @@ class Engine:
         self.frames = split_frames(pcm.samples)
         self.levels = [frame_features(f)[0] for f in self.frames]
         self.heard: dict[str, str] = {}
+        self.waits: list[float] = []  # engine side: the VAD's end of speech -> the answer decoded
         self.streams_peak = 0
         self.rss_peak = 0.0
 
@@ -148,7 +152,9 @@ class Engine:
             result = await driver.done
             server.clock.remove(key)
             if result.kind == "speech":
+                ended = server.loop.time()
                 recognition = await stream.finish()
+                self.waits.append(server.loop.time() - ended)
                 self.heard[str(connection.uuid)] = recognition.text
             self.rss_peak = max(self.rss_peak, rss_mb())
             connection.finish()
@@ -177,6 +183,7 @@ async def run_level(
         future.add_done_callback(picked)
     base_rss = rss_mb()
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    loop_before = time.thread_time()  # this thread runs the event loop; the rest is the decoder pool
     receiving, sending = multiprocessing.Pipe(duplex=False)
     process = multiprocessing.get_context("spawn").Process(
         target=callers, args=(port, streams, seconds, audio, uuids, speak_at, sending)
@@ -189,6 +196,7 @@ async def run_level(
         raise RuntimeError(results)
     await loop.run_in_executor(None, process.join)
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    loop_cpu = time.thread_time() - loop_before
     await server.stop()
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     call_seconds = sum(r["seconds"] for r in results)
@@ -201,11 +209,15 @@ async def run_level(
         "speech_share": sum(r["spoken"] for r in results) / call_seconds if call_seconds else 0.0,
         "decision_p50": pct(decisions, 50),
         "decision_p99": pct(decisions, 99),
+        "decode_p50": pct(sorted(engine.waits), 50),
+        "decode_p99": pct(sorted(engine.waits), 99),
         "barge_p50": pct(barge, 50),
         "barge_p99": pct(barge, 99),
         "right": right / len(results) if results else 0.0,
         "late": clock.late_ticks / clock.ticks if clock.ticks else 0.0,
         "cpu_per_call_s": cpu / call_seconds if call_seconds else float("nan"),
+        "loop_per_call_s": loop_cpu / call_seconds if call_seconds else float("nan"),
+        "kaldi_per_answer": (cpu - loop_cpu) / len(engine.heard) if engine.heard else float("nan"),
         "mb_per_stream": (engine.rss_peak - base_rss) / max(engine.streams_peak, 1),
         "peak_streams": engine.streams_peak,
         "errors": sum(1 for r in results if r["code"] != 0),
@@ -225,6 +237,17 @@ def spread(values: list[float], scale: float = 1.0, fmt: str = "{:.0f}") -> str:
     return "/".join(fmt.format(x) for x in (min(finite), statistics.median(finite), max(finite)))
 
 
+def in_real_time(rows: list[dict]) -> bool:
+    """The level is served in real time when, in the median run, the 20 ms clock kept pace (< 1 % late
+    ticks), the answer came within 300 ms of the last word (p50) and every answer was right."""
+    return (
+        statistics.median(r["late"] for r in rows) < 0.01
+        and statistics.median(r["decision_p50"] for r in rows) <= 0.300
+        and statistics.median(r["right"] for r in rows) == 1.0
+        and sum(r["errors"] for r in rows) == 0
+    )
+
+
 def report(streams: int, rows: list[dict]) -> None:
     def col(key: str) -> list[float]:
         return [r[key] for r in rows]
@@ -238,11 +261,18 @@ def report(streams: int, rows: list[dict]) -> None:
         f"  decision after end of speech  p50 {spread(col('decision_p50'), 1000)} ms   p99 {spread(col('decision_p99'), 1000)} ms"
     )
     print(
+        f"    of which decoding (engine)  p50 {spread(col('decode_p50'), 1000)} ms   p99 {spread(col('decode_p99'), 1000)} ms"
+    )
+    print(
         f"  barge-in (prompt after onset) p50 {spread(col('barge_p50'))} ms   p99 {spread(col('barge_p99'))} ms"
     )
     print(f"  answers decoded right         {spread(col('right'), 100)} %")
     print(f"  20 ms ticks > 10 ms late      {spread(col('late'), 100, '{:.2f}')} %")
-    print(f"  engine CPU per call-second    {spread(col('cpu_per_call_s'), 1000, '{:.1f}')} ms")
+    print(
+        f"  engine CPU per call-second    {spread(col('cpu_per_call_s'), 1000, '{:.1f}')} ms, of which "
+        f"event loop {spread(col('loop_per_call_s'), 1000, '{:.1f}')} ms"
+    )
+    print(f"  decoder CPU per answer        {spread(col('kaldi_per_answer'), 1000)} ms")
     print(f"  engine memory per stream      {spread(col('mb_per_stream'), 1, '{:.2f}')} MB", flush=True)
 
 
@@ -261,6 +291,9 @@ def main() -> None:
         default=[1.0, 4.0],
         metavar=("MIN", "MAX"),
         help="the caller starts speaking this far into the prompt (uniform); 0.4 0.6 is the worst case",
+    )
+    parser.add_argument(
+        "--niceness", type=int, default=10, help="decoder threads' niceness over the event loop's (0: equal)"
     )
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
@@ -289,14 +322,23 @@ def main() -> None:
         print("figures: min/median/max over the runs")
 
         async def all_levels() -> None:
-            speech = SpeechService({"ru": str(model)}, workers=args.cores, max_streams=10_000)
+            speech = SpeechService(
+                {"ru": str(model)}, workers=args.cores, max_streams=10_000, niceness=args.niceness
+            )
             await speech.start()
+            kept = []
             for streams in args.streams:
                 rows = []
                 for _ in range(args.runs):
                     rows.append(await run_level(speech, prompt, audio, streams, args.seconds, speak_at))
                 report(streams, rows)
+                if in_real_time(rows):
+                    kept.append(streams)
             speech.close()
+            print(
+                f"concurrent streams in real time (median run: <1 % late ticks, decision p50 <= 300 ms, "
+                f"all right): {max(kept) if kept else 'none'} of {args.streams}"
+            )
 
         asyncio.run(all_levels())
 

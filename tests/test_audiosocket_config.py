@@ -49,3 +49,57 @@ async def test_the_media_path_tells_asterisk_a_reachable_address_and_maps_the_de
         assert media.enabled
     finally:
         await server.stop()
+
+
+def media_path(server: AudioSocketServer, advertise: str = "") -> MediaPath:
+    settings = Settings(
+        audiosocket=AudioSocketSettings(bind="127.0.0.1:0", advertise=advertise, connect_timeout=0.2)
+    )
+    return MediaPath(settings, server)
+
+
+async def test_the_probe_sent_to_the_advertised_address_reaches_the_engines_own_listener() -> None:
+    server = AudioSocketServer("127.0.0.1", 0)
+    await server.start()
+    try:
+        media = media_path(server)
+        assert await media.self_test()
+        assert media.enabled and server.waiting == 0
+    finally:
+        await server.stop()
+
+
+async def test_a_listener_that_accepts_but_is_not_the_engine_turns_the_media_path_off(caplog) -> None:
+    server = AudioSocketServer("127.0.0.1", 0)
+    await server.start()
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # a load balancer with nothing behind it: accepts, never answers
+        await reader.read()
+
+    stranger = await asyncio.start_server(silent, "127.0.0.1", 0)
+    address = f"127.0.0.1:{stranger.sockets[0].getsockname()[1]}"
+    try:
+        media = media_path(server, advertise=address)
+        assert not await media.self_test()
+        assert accepted and not media.enabled and server.waiting == 0
+        assert f"connect to {address} ([audiosocket] advertise)" in caplog.text
+        assert "did not reach this engine" in caplog.text and "RECORD FILE" in caplog.text
+    finally:
+        stranger.close()
+        await server.stop()
+
+
+async def test_another_engines_listener_is_told_apart_at_once(caplog) -> None:
+    ours, theirs = AudioSocketServer("127.0.0.1", 0), AudioSocketServer("127.0.0.1", 0)
+    await ours.start()
+    await theirs.start()
+    try:
+        media = media_path(ours, advertise=f"127.0.0.1:{theirs.port}")
+        assert not await media.self_test()  # theirs hangs up on a UUID it does not expect
+        assert not media.enabled
+        assert "answered the probe itself" in caplog.text
+    finally:
+        await theirs.stop()
+        await ours.stop()

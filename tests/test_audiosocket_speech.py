@@ -10,14 +10,19 @@ import asyncio
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from ivr.audiosocket.protocol import audio_message, uuid_message
+from ivr.audiosocket.server import AudioSocketServer
+from ivr.audiosocket.turn import Turn
 from ivr.clock import FixedClock
 from ivr.config import AudioSocketSettings
 from ivr.engine.app import Engine
+from ivr.engine.media import _Driver
 from ivr.engine.services import EngineServices
 from ivr.engine.simulate import FixedHours
 from ivr.speech.recognizer import SpeechService
@@ -204,6 +209,36 @@ async def test_without_the_audiosocket_module_the_engine_records_as_before(
     assert "RECORD FILE" in again.commands and again.media == []
 
 
+async def test_an_advertised_address_that_is_not_the_engine_is_found_at_start_and_answers_are_recorded(
+    tmp_path: Path, prompts_dir: Path, speech: SpeechService, audio: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = AudioSocketServer("127.0.0.1", 0)  # e.g. another engine behind the advertised address
+    await other.start()
+    settings = demo_settings(
+        tmp_path,
+        prompts_dir,
+        audiosocket=AudioSocketSettings(
+            enabled=True, bind="127.0.0.1:0", advertise=f"127.0.0.1:{other.port}"
+        ),
+    )
+    (tmp_path / "spool").mkdir()
+    services = EngineServices(
+        settings=settings, speech=speech, hours=FixedHours(True), clock=FixedClock(OPEN_HOURS)
+    )
+    eng = Engine(settings, services)
+    await eng.start()
+    try:
+        assert not eng.services.media.enabled
+        assert f"connect to 127.0.0.1:{other.port} ([audiosocket] advertise)" in caplog.text
+        fake = await call(eng, Say(audio["hospital"]))
+        # No EXEC AudioSocket that would leave the caller in silence: the answer is recorded at once.
+        assert "RECORD FILE" in fake.commands and fake.media == []
+        assert fake.queue == "ru-egov"
+    finally:
+        await eng.stop(2)
+        await other.stop()
+
+
 async def test_testcall_speaks_a_file_over_the_prompt(engine: Engine, audio: dict) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -259,3 +294,30 @@ async def test_a_stream_finishes_when_its_last_batch_is_done_but_not_yet_collect
     finally:
         stream.close()
     assert speech.streams == 0
+
+
+async def test_wideband_audio_of_the_channel_driver_form_is_reported_not_taken_for_silence(
+    speech: SpeechService, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = AudioSocketServer("127.0.0.1", 0)
+    await server.start()
+    call_uuid = uuid.uuid4()
+    arrived = server.expect(call_uuid)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        # What Dial(AudioSocket/...c(slin16)) sends: 640-byte frames of kind 0x12 (shared transcripts).
+        writer.write(uuid_message(call_uuid) + audio_message(bytes(640), 16000) * 3)
+        connection = await arrived
+        stream = speech.open_stream("ru", ["병원"])
+        assert stream is not None
+        driver = _Driver(connection, Turn([], "1"), stream)
+        connection.attach(driver)
+        writer.write(audio_message(bytes(640), 16000) * 2)
+        writer.write_eof()  # the caller hangs up: every frame before it has been delivered
+        assert (await driver.done).kind == "hangup"
+        assert driver.other_rates == 5 and driver.turn.frames_in == 0
+        assert caplog.text.count("sends 16000 Hz audio") == 1
+        stream.close()
+    finally:
+        writer.close()
+        await server.stop()

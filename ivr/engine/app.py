@@ -234,8 +234,9 @@ class Engine:
         server = AudioSocketServer(host, port)
         await server.start()
         self.services.media = MediaPath(self.settings, server)
-        self.services.media.started()
         self._owned.add("media")
+        if await self.services.media.self_test():
+            self.services.media.started()
 
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.agi.shutdown_grace if grace is None else grace

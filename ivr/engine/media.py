@@ -13,12 +13,20 @@ RECORD FILE as before: the media path is off, the prompt has no audio file the e
 speech pool has no stream free, Asterisk has no AudioSocket application (EXEC returns -2), or no
 connection arrives (`connect_timeout`). The last two turn the path off for `RETRY_AFTER` seconds,
 logged once each way, so a misconfigured Asterisk costs one caller one delay, not every caller.
+
+At start the engine checks its own advertised address (`MediaPath.self_test`): it connects there as
+Asterisk would and sends a probe UUID, which must arrive at its own listener. Something else listening
+there (a wrong `[audiosocket] advertise`, a load balancer, another engine) would accept Asterisk's
+connection and leave every caller in a silent `EXEC AudioSocket` for ~13 s; then the path stays off
+(RECORD FILE) until the engine is restarted, with one error in the log saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -28,7 +36,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ivr.agi.channel import CallHangup
-from ivr.audiosocket.protocol import split_frames
+from ivr.audiosocket.protocol import split_frames, uuid_message
 from ivr.audiosocket.server import AudioSocketConnection, AudioSocketServer
 from ivr.audiosocket.turn import Turn, TurnResult, TurnSettings
 from ivr.audiosocket.vad import FRAME_MS, VadSettings, VoiceActivityDetector, frame_features
@@ -146,6 +154,57 @@ class MediaPath:
 
     def started(self) -> None:
         self._announce("on", f"Asterisk is asked to connect to {self.advertise}")
+
+    async def self_test(self) -> bool:
+        """Connect to the advertised address as Asterisk does and check that the probe's UUID reaches
+        this engine's listener; if not, log why and keep the media path off. True: it arrived."""
+        timeout = self.settings.audiosocket.connect_timeout
+        probe = uuid.uuid4()
+        arrived = self.server.expect(probe)
+        writer: asyncio.StreamWriter | None = None
+        try:
+            host, port = parse_hostport(self.advertise, 9093)
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+            except (OSError, TimeoutError) as exc:
+                return self._failed(f"cannot connect to it ({exc or 'timed out'})")
+            writer.write(uuid_message(probe))
+            # Another AudioSocket server hangs up on a UUID it does not know: that answer is enough.
+            answered = asyncio.ensure_future(reader.read(1))
+            done, _ = await asyncio.wait(
+                {arrived, answered}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            answered.cancel()
+            if arrived in done and not arrived.cancelled():
+                arrived.result().finish()
+                return True
+            if answered in done:
+                return self._failed(
+                    "whatever listens there answered the probe itself, so it is not this engine"
+                )
+            return self._failed(
+                f"a connection there was accepted, but the probe did not reach this engine in {timeout:g} s"
+            )
+        finally:
+            self.server.forget(probe)
+            if writer is not None:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+
+    def _failed(self, why: str) -> bool:
+        self._off_until = math.inf
+        self._announced = "off"
+        bind = self.settings.audiosocket.bind
+        log.error(
+            "media path off: Asterisk would be told to connect to %s ([audiosocket] advertise), but %s "
+            "(this engine listens on %s); answers are recorded with RECORD FILE until the address is "
+            "fixed and the engine restarted",
+            self.advertise,
+            why,
+            bind,
+        )
+        return False
 
     def _announce(self, state: str, detail: str) -> None:
         if self._announced != state:
@@ -299,7 +358,18 @@ class _Driver:
 
     def on_audio(self, payload: bytes, rate: int) -> None:
         if rate != RATE:
-            self.other_rates += 1  # only the channel-driver form sends other rates; not used here
+            # Only the channel-driver form (Dial(AudioSocket/...c(slin16))) sends other rates; EXEC
+            # AudioSocket, which the engine asks for, always sends 8 kHz. Say so once per session
+            # rather than let the turn time out as if the caller had been silent.
+            if not self.other_rates:
+                log.warning(
+                    "AudioSocket %s sends %d Hz audio: the engine takes 8 kHz slin, as EXEC AudioSocket "
+                    "sends it; this answer is not heard (is a Dial(AudioSocket/...) channel pointed at "
+                    "the engine?)",
+                    self.connection.uuid,
+                    rate,
+                )
+            self.other_rates += 1
             return
         for frame in self.turn.audio(payload):
             self.stream.feed(frame)

@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,7 @@ import attrs
 from ivr.config import SpeechSettings
 from ivr.speech.audio import read_wav, resample
 from ivr.speech.models import LoadedModel, ModelUnavailable, load_model, vosk_module
+from ivr.speech.pool import DecodePool
 from ivr.texts import LANGUAGES
 
 if TYPE_CHECKING:
@@ -116,7 +116,12 @@ class SpeechService:
     """Loads each configured model once and decodes recordings for every call on the engine."""
 
     def __init__(
-        self, models: dict[str, str], workers: int = 2, max_pending: int = 8, max_streams: int = 200
+        self,
+        models: dict[str, str],
+        workers: int = 2,
+        max_pending: int = 8,
+        max_streams: int = 200,
+        niceness: int = 10,
     ) -> None:
         if workers < 1:
             raise ValueError(f"speech.workers must be at least 1, got {workers}")
@@ -129,7 +134,7 @@ class SpeechService:
         self.streams = 0  # answers being decoded as they are spoken (ivr.speech.streaming)
         self.stats = SpeechStats()
         self._models: dict[str, LoadedModel] = {}
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vosk")
+        self._pool = DecodePool(workers, niceness=niceness)
         # Decodes submitted and not finished; released by the worker, so a caller who hangs up
         # mid-decode does not free a slot that is still busy.
         self._in_flight = 0
@@ -199,7 +204,8 @@ class SpeechService:
             return None
         chosen = None if phrases is None else tuple(phrases)
         try:
-            future = self._pool.submit(decode_file, model, wav_path, chosen)
+            # The caller has finished speaking and waits: before batches of answers still spoken.
+            future = self._pool.submit_urgent(decode_file, model, wav_path, chosen)
         except RuntimeError:  # the pool was shut down by close()
             self._release(None)
             return None

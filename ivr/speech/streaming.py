@@ -4,7 +4,9 @@ One SpeechStream per answer. The event loop hands it telephone frames as they ar
 (`batch_bytes`, 100 ms: fewer, larger calls into Kaldi cost less than one per 20 ms frame) and keeps
 at most one decode job per stream in the pool at a time, so frames reach Kaldi in order without a lock.
 When the caller stops, `finish()` decodes the last batch and asks for the final result: only that last
-batch lies between the end of speech and the decision.
+batch lies between the end of speech and the decision. That final job is urgent (ivr.speech.pool):
+it goes before other streams' batches, and takes back its own batch if that is still queued, so an
+answer waits for its own audio only, even when the pool is behind.
 
 The 8 kHz frames go to Kaldi as they are, with the recogniser told their rate: Kaldi's online feature
 pipeline resamples them to the model's rate in C++ with its windowed-sinc resampler, keeping the filter
@@ -19,10 +21,11 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Future
 from typing import Any
 
 from ivr.speech.models import LoadedModel, vosk_module
+from ivr.speech.pool import DecodePool
 from ivr.speech.recognizer import Recognition, Word, build_grammar
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ class SpeechStream:
         self,
         model: LoadedModel,
         phrases: Sequence[str] | None,
-        pool: Executor,
+        pool: DecodePool,
         on_close: Callable[[], None],
         rate: int = 8000,
         batch_bytes: int = BATCH_BYTES,
@@ -54,6 +57,8 @@ class SpeechStream:
         self._recognizer: Any = None
         self._pending = bytearray()
         self._job: asyncio.Future[None] | None = None
+        self._queued: tuple[Future[None], bytes] | None = None  # the pool's side of _job, and its audio
+        self._finishing = False
         self._closed = False
         self._failed: BaseException | None = None
         self.bytes_fed = 0
@@ -73,21 +78,39 @@ class SpeechStream:
     def _submit(self) -> None:
         data = bytes(self._pending)
         self._pending.clear()
-        job = self._loop.run_in_executor(self._pool, self._accept, data)
+        try:
+            queued = self._pool.submit(self._accept, data)
+        except RuntimeError as exc:  # the service was closed (engine stopping) while the caller spoke
+            self._failed = exc
+            return
+        self._queued = (queued, data)
+        job = asyncio.wrap_future(queued, loop=self._loop)
         self._job = job
         job.add_done_callback(self._job_done)
 
     def _job_done(self, job: asyncio.Future[None]) -> None:
         if self._job is job:
             self._job = None
+            self._queued = None
         if not job.cancelled() and job.exception() is not None:
             self._failed = job.exception()
             return
-        if not self._closed and self._failed is None and len(self._pending) >= self.batch_bytes:
+        if (
+            not self._closed
+            and not self._finishing
+            and self._failed is None
+            and len(self._pending) >= self.batch_bytes
+        ):
             self._submit()
 
     async def finish(self) -> Recognition:
         """Decode what is left and return what was said; raises when decoding failed."""
+        self._finishing = True
+        queued = self._queued
+        if queued is not None and queued[0].cancel():
+            # Still waiting behind other streams: its audio goes into the urgent final job instead.
+            self._pending[:0] = queued[1]
+            self._job = self._queued = None
         while self._job is not None:
             job = self._job
             if job.done():
@@ -103,7 +126,7 @@ class SpeechStream:
         started = time.perf_counter()
         rest = bytes(self._pending)
         self._pending.clear()
-        result = await self._loop.run_in_executor(self._pool, self._final, rest)
+        result = await asyncio.wrap_future(self._pool.submit_urgent(self._final, rest), loop=self._loop)
         result_wait = time.perf_counter() - started
         log.debug("stream final result after %.3f s", result_wait)
         return result
