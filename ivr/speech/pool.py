@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
+
+from ivr.niceness import lower_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class DecodePool(Executor):
                 thread.join()
 
     def _work(self) -> None:
-        self._lower_priority()
+        lower_this_thread(self.niceness)
         while True:
             _, _, job = self._queue.get()
             if job is None:
@@ -90,13 +91,3 @@ class DecodePool(Executor):
                 future.set_exception(exc)
             else:
                 future.set_result(result)
-
-    def _lower_priority(self) -> None:
-        """On Linux each thread has its own nice value (setpriority on its thread id)."""
-        if not self.niceness or not hasattr(os, "setpriority"):
-            return
-        tid = threading.get_native_id()
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self.niceness)
-        except OSError as exc:
-            log.debug("speech: decoder thread priority unchanged: %s", exc)
