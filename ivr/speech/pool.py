@@ -15,7 +15,6 @@ rather than breaking up every prompt being played.
 from __future__ import annotations
 
 import itertools
-import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -23,8 +22,6 @@ from concurrent.futures import Executor, Future
 from typing import Any
 
 from ivr.niceness import lower_this_thread
-
-log = logging.getLogger(__name__)
 
 URGENT = 0
 NORMAL = 1
