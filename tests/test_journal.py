@@ -69,7 +69,7 @@ async def test_a_run_handed_over_twice_is_stored_once(backend):
     state = await open_state(Settings(**backend))
     try:
         state.journal.call_started("c1", time.time(), "+77010000001", "kk", "1414")
-        run = [("c1", seq, 1.7e9 + seq, "dtmf", "main", {"digits": str(seq)}) for seq in (1, 2, 3)]
+        run = ("c1", [(seq, 1.7e9 + seq, "dtmf", "main", {"digits": str(seq)}) for seq in (1, 2, 3)])
         await state.db.submit(Rows(insert_events, [run]))
         await state.db.submit(Rows(insert_events, [run, run]))  # a batch retried, twice in one batch
         rows = await state.db.read(lambda tx: tx.all("SELECT call_id, first_seq FROM call_event_runs"))
@@ -102,10 +102,13 @@ async def test_events_stored_one_row_each_before_runs_are_still_read_in_seq_orde
             )
         )
         # The engine was upgraded mid-call: its next events went as a run.
-        run = [
-            ("old", 3, 1.7e9 + 2, "speech", "main", {"text": "кезек", "confidence": 0.9}),
-            ("old", 4, 1.7e9 + 3, "node", "queue_menu", None),
-        ]
+        run = (
+            "old",
+            [
+                (3, 1.7e9 + 2, "speech", "main", {"text": "кезек", "confidence": 0.9}),
+                (4, 1.7e9 + 3, "node", "queue_menu", None),
+            ],
+        )
         await state.db.submit(Rows(insert_events, [run]))
         record = await journal.call("old")
     finally:

@@ -151,7 +151,7 @@ class Journal:
         self._open: dict[str, _OpenCall] = {}
         # Rows handed over and not yet shipped to the writer, which happens SHIP_EVERY seconds.
         self._starts: list[tuple[Any, ...]] = []
-        self._events: list[list[tuple[Any, ...]]] = []  # each call's held events, as handed over
+        self._events: list[tuple[str, list[tuple[Any, ...]]]] = []  # (call_id, its held events) per hand-over
         self._ends: list[tuple[Any, ...]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._last_ack: Awaitable[Any] | None = None  # of the last shipment: tickets commit in order
@@ -197,7 +197,7 @@ class Journal:
         seq = call.seq
         call.seq = seq + 1
         held = call.held
-        held.append((call_id, seq, self._now() if at is None else to_epoch(at, "at"), kind, node or "", data))
+        held.append((seq, self._now() if at is None else to_epoch(at, "at"), kind, node or "", data))
         if handling is _DURABLE or len(held) >= HOLD_MAX:
             self._hand_over(call)
         return call
@@ -211,7 +211,7 @@ class Journal:
         ended = self._now() if at is None else to_epoch(at, "at")
         call = self._open.pop(call_id, None)
         if call is not None and call.held:
-            self._events.append(call.held)
+            self._events.append((call_id, call.held))
             call.held = []
         self._ends.append((call_id, ended, outcome, topic, self._engine_id, self._tz))
         if self._timer is None:
@@ -222,7 +222,7 @@ class Journal:
         """Hand everything recorded so far to the writer (before a shutdown, or to read it back)."""
         for call in self._open.values():
             if call.held:
-                self._events.append(call.held)
+                self._events.append((call.call_id, call.held))
                 call.held = []
         self._ship()
 
@@ -232,7 +232,7 @@ class Journal:
         await self._db.flush()
 
     def _hand_over(self, call: _OpenCall) -> None:
-        self._events.append(call.held)
+        self._events.append((call.call_id, call.held))
         call.held = []
         if self._timer is None:
             self._arm()

@@ -16,8 +16,12 @@ from typing import Any
 from ivr.journal.db import Dialect, Tx
 from ivr.journal.timeutil import local_day_hour
 
-# One encoder for every event: json.dumps with options builds a new one per call.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+# One encoder for every run: json.dumps with options builds a new one per call. A run's tuples encode as
+# arrays. No circular check (a dict of ids per container): event data is plain values, and a circular
+# one would still fail, with RecursionError.
+_ENCODE = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), default=str, check_circular=False
+).encode
 LANGUAGE = "language"
 
 # -- call starts: (call_id, started_at, caller, language, menu, engine_id, zone) ------------------------
@@ -48,9 +52,9 @@ def insert_calls(tx: Tx, rows: list[tuple[Any, ...]]) -> None:
         tx.executemany(_INSERT_CALL, params)
 
 
-# -- events: lists of (call_id, seq, at, kind, node, data dict or None), each a call's run in seq order ----
-# One row per run (what a call handed over at once), its events one JSON array: SQLite's cost is per
-# row, so a call's dozen events cost one row's. A run written again has the same (call_id, first_seq).
+# -- events: (call_id, run) per hand-over, a run a list of (seq, at, kind, node, data dict or None) in seq
+# order. One row per run, its events one JSON array: SQLite's cost is per row, so a call's dozen events
+# cost one row's. A run written again has the same (call_id, first_seq) and is dropped.
 
 _INSERT_RUN = (
     "INSERT INTO call_event_runs (call_id, first_seq, events) VALUES (?, ?, ?) "
@@ -64,8 +68,8 @@ _INSERT_RUNS_STAGED = (
 _SET_LANGUAGE = "UPDATE calls SET language = ? WHERE call_id = ?"
 
 
-def insert_events(tx: Tx, runs: list[list[tuple[Any, ...]]]) -> None:
-    params = [run_row(run) for run in runs]
+def insert_events(tx: Tx, runs: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+    params = [(call_id, run[0][0], _ENCODE(run)) for call_id, run in runs]
     if tx.dialect is Dialect.POSTGRESQL:
         tx.stage("journal_runs_in", _RUNS_IN, params)
         tx.execute(_INSERT_RUNS_STAGED)
@@ -74,23 +78,16 @@ def insert_events(tx: Tx, runs: list[list[tuple[Any, ...]]]) -> None:
     # Runs come in seq order, so a call's last choice is the one kept.
     languages = [
         (data["language"], call_id)
-        for run in runs
-        for call_id, _, _, kind, _, data in run
+        for call_id, run in runs
+        for _, _, kind, _, data in run
         if kind == LANGUAGE
     ]
     if languages:
         tx.executemany(_SET_LANGUAGE, languages)
 
 
-def run_row(run: list[tuple[Any, ...]]) -> tuple[str, int, str]:
-    """(call_id, first_seq, events) of one run: its events [seq, at, kind, node, data or null] encoded
-    in one go (one encoder call per run, not per event)."""
-    call_id, first_seq = run[0][:2]
-    return call_id, first_seq, _ENCODE([event[1:] for event in run])
-
-
 def run_events(events: str) -> list[tuple[int, float, str, str, dict[str, Any]]]:
-    """The events of a stored run as (seq, at, kind, node, data): the reader's side of run_row."""
+    """The events of a stored run as (seq, at, kind, node, data): the reader's side of insert_events."""
     return [(seq, at, kind, node, data or {}) for seq, at, kind, node, data in json.loads(events)]
 
 
