@@ -27,10 +27,10 @@ incidents. What survives of a call is always a prefix of its events.
 
 `data` dicts are kept as given until the writer encodes them: do not change one after recording it.
 
-Events carry (call_id, seq) keys and a run is keyed by its call and first seq, inserted with ON CONFLICT
-DO NOTHING, so a write repeated after a reconnect never duplicates a row; the reader keeps one event per
-seq. Call end is idempotent too: only the first outcome of a call counts,
-and only it increments the hourly rollup the statistics read.
+Events carry (call_id, seq) keys; a run is keyed by its call and first seq and inserted with ON CONFLICT
+DO NOTHING, so a write repeated after a reconnect never duplicates a row, and the reader keeps one event
+per seq. Call end is idempotent too: only the first outcome of a call counts, and only it increments the
+hourly rollup the statistics read.
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ class CallRecord:
 
 
 class _OpenCall:
-    """A call this journal is recording: its next seq and the events not yet handed over.
+    """A call this journal is recording: its next seq and the events not yet handed over, each
+    (seq, at, kind, node, data): the call's id is the run's, not repeated in each event.
 
     `event()` returns it: awaiting it makes the call's events so far durable."""
 
