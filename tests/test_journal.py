@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 import pytest
 
 from ivr.config import Settings
-from ivr.journal import HOLD_MAX, OUTCOMES, Journal, open_state
+from ivr.journal import HOLD_MAX, OUTCOMES, Journal, State, open_state
 from ivr.journal.db import Rows, Tx, Write
+from ivr.journal.schema import MIGRATIONS
 from ivr.journal.writes import insert_events
 from tests.pg import backend_fixture  # noqa: F401  (the `backend` fixture: SQLite and PostgreSQL)
 
@@ -84,23 +85,32 @@ async def test_a_run_handed_over_twice_is_stored_once(backend):
     ]
 
 
-async def test_events_stored_one_row_each_before_runs_are_still_read_in_seq_order(backend):
-    state = await open_state(Settings(**backend))
+async def schema_version(state: State) -> int:
+    return await state.db.read(lambda tx: tx.one("SELECT MAX(version) FROM schema_version")[0])
+
+
+_OLD_EVENT = "INSERT INTO call_events (call_id, seq, at, kind, node, data) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+async def test_events_stored_one_row_each_before_the_upgrade_are_still_read_in_seq_order(
+    backend, monkeypatch
+):
+    # A state database at schema v1 (one row per event), as the previous release left it.
+    with monkeypatch.context() as before_runs:
+        before_runs.setattr("ivr.journal.db.MIGRATIONS", MIGRATIONS[:1])
+        state = await open_state(Settings(**backend))
+        try:
+            state.journal.call_started("old", time.time(), "+77010000001", "kk", "1414")
+            await state.db.submit(Write(_OLD_EVENT, ("old", 1, 1.7e9, "node", "welcome", "{}")))
+            await state.db.submit(
+                Write(_OLD_EVENT, ("old", 2, 1.7e9 + 1, "dtmf", "welcome", '{"digits":"2"}'))
+            )
+            assert await schema_version(state) == 1
+        finally:
+            await state.close()
+    state = await open_state(Settings(**backend))  # migrates to runs
     try:
         journal = state.journal
-        journal.call_started("old", time.time(), "+77010000001", "kk", "1414")
-        await state.db.submit(
-            Write(
-                "INSERT INTO call_events (call_id, seq, at, kind, node, data) VALUES (?, ?, ?, ?, ?, ?)",
-                ("old", 1, 1.7e9, "node", "welcome", "{}"),
-            )
-        )
-        await state.db.submit(
-            Write(
-                "INSERT INTO call_events (call_id, seq, at, kind, node, data) VALUES (?, ?, ?, ?, ?, ?)",
-                ("old", 2, 1.7e9 + 1, "dtmf", "welcome", '{"digits":"2"}'),
-            )
-        )
         # The engine was upgraded mid-call: its next events went as a run.
         run = (
             "old",
@@ -111,6 +121,7 @@ async def test_events_stored_one_row_each_before_runs_are_still_read_in_seq_orde
         )
         await state.db.submit(Rows(insert_events, [run]))
         record = await journal.call("old")
+        assert await schema_version(state) == len(MIGRATIONS)
     finally:
         await state.close()
     assert [(e.seq, e.kind, e.node, e.data) for e in record.events] == [
