@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,10 @@ from datetime import UTC, datetime
 import pytest
 
 from ivr.config import Settings
-from ivr.journal import HOLD_MAX, OUTCOMES, Journal, open_state
+from ivr.journal import HOLD_MAX, OUTCOMES, Journal, State, open_state
+from ivr.journal.db import Rows, Tx, Write
+from ivr.journal.schema import MIGRATIONS
+from ivr.journal.writes import insert_events
 from tests.pg import backend_fixture  # noqa: F401  (the `backend` fixture: SQLite and PostgreSQL)
 
 EVENTS_PER_CALL = 8
@@ -35,11 +39,11 @@ async def test_thousand_concurrent_calls_lose_and_duplicate_nothing(backend):
     state = await open_state(Settings(**backend), engine_id="engine-a")
     try:
         await asyncio.gather(*(one_call(state.journal, n) for n in range(1000)))
-        calls, events, per_call, rollup, ru = await state.db.read(
+        calls, runs, per_call, rollup, ru = await state.db.read(
             lambda tx: (
                 tx.one("SELECT COUNT(*) FROM calls WHERE outcome IS NOT NULL")[0],
-                tx.one("SELECT COUNT(*) FROM call_events")[0],
-                tx.all("SELECT call_id, COUNT(*), MIN(seq), MAX(seq) FROM call_events GROUP BY call_id"),
+                tx.one("SELECT COUNT(*) FROM call_event_runs")[0],
+                stored_seqs(tx),
                 tx.one("SELECT SUM(calls) FROM call_rollup")[0],
                 tx.one("SELECT COUNT(*) FROM calls WHERE language = 'ru'")[0],
             )
@@ -47,13 +51,85 @@ async def test_thousand_concurrent_calls_lose_and_duplicate_nothing(backend):
     finally:
         await state.close()
     assert calls == 1000
-    assert events == 1000 * EVENTS_PER_CALL
+    assert runs == 1000  # each call's events were handed over once, at its end: one row
     assert len(per_call) == 1000
-    assert all(
-        (count, low, high) == (EVENTS_PER_CALL, 1, EVENTS_PER_CALL) for _, count, low, high in per_call
-    )
+    assert all(seqs == list(range(1, EVENTS_PER_CALL + 1)) for seqs in per_call.values())
     assert rollup == 1000
     assert ru == len([n for n in range(1000) if n % 3 == 0])
+
+
+def stored_seqs(tx: Tx) -> dict[str, list[int]]:
+    """Each call's event seqs as stored: its runs in order, each run's events in order."""
+    seqs: dict[str, list[int]] = {}
+    for call_id, events in tx.all("SELECT call_id, events FROM call_event_runs ORDER BY call_id, first_seq"):
+        seqs.setdefault(call_id, []).extend(event[0] for event in json.loads(events))
+    return seqs
+
+
+async def test_a_run_handed_over_twice_is_stored_once(backend):
+    state = await open_state(Settings(**backend))
+    try:
+        state.journal.call_started("c1", time.time(), "+77010000001", "kk", "1414")
+        run = ("c1", [(seq, 1.7e9 + seq, "dtmf", "main", {"digits": str(seq)}) for seq in (1, 2, 3)])
+        await state.db.submit(Rows(insert_events, [run]))
+        await state.db.submit(Rows(insert_events, [run, run]))  # a batch retried, twice in one batch
+        rows = await state.db.read(lambda tx: tx.all("SELECT call_id, first_seq FROM call_event_runs"))
+        record = await state.journal.call("c1")
+    finally:
+        await state.close()
+    assert rows == [("c1", 1)]
+    assert [(e.seq, e.at, e.data) for e in record.events] == [
+        (1, 1.7e9 + 1, {"digits": "1"}),
+        (2, 1.7e9 + 2, {"digits": "2"}),
+        (3, 1.7e9 + 3, {"digits": "3"}),
+    ]
+
+
+async def schema_version(state: State) -> int:
+    return await state.db.read(lambda tx: tx.one("SELECT MAX(version) FROM schema_version")[0])
+
+
+_OLD_EVENT = "INSERT INTO call_events (call_id, seq, at, kind, node, data) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+async def test_events_stored_one_row_each_before_the_upgrade_are_still_read_in_seq_order(
+    backend, monkeypatch
+):
+    # A state database at schema v1 (one row per event), as the previous release left it.
+    with monkeypatch.context() as before_runs:
+        before_runs.setattr("ivr.journal.db.MIGRATIONS", MIGRATIONS[:1])
+        state = await open_state(Settings(**backend))
+        try:
+            state.journal.call_started("old", time.time(), "+77010000001", "kk", "1414")
+            await state.db.submit(Write(_OLD_EVENT, ("old", 1, 1.7e9, "node", "welcome", "{}")))
+            await state.db.submit(
+                Write(_OLD_EVENT, ("old", 2, 1.7e9 + 1, "dtmf", "welcome", '{"digits":"2"}'))
+            )
+            assert await schema_version(state) == 1
+        finally:
+            await state.close()
+    state = await open_state(Settings(**backend))  # migrates to runs
+    try:
+        journal = state.journal
+        # The engine was upgraded mid-call: its next events went as a run.
+        run = (
+            "old",
+            [
+                (3, 1.7e9 + 2, "speech", "main", {"text": "кезек", "confidence": 0.9}),
+                (4, 1.7e9 + 3, "node", "queue_menu", None),
+            ],
+        )
+        await state.db.submit(Rows(insert_events, [run]))
+        record = await journal.call("old")
+        assert await schema_version(state) == len(MIGRATIONS)
+    finally:
+        await state.close()
+    assert [(e.seq, e.kind, e.node, e.data) for e in record.events] == [
+        (1, "node", "welcome", {}),
+        (2, "dtmf", "welcome", {"digits": "2"}),
+        (3, "speech", "main", {"text": "кезек", "confidence": 0.9}),
+        (4, "node", "queue_menu", {}),
+    ]
 
 
 async def test_a_repeated_write_is_neither_duplicated_nor_counted_twice(backend):

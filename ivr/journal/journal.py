@@ -14,7 +14,8 @@ handed over together at the call's durability points:
 
 What is handed over leaves the event loop every SHIP_EVERY (20 ms) as one Rows per kind (starts, events,
 ends) rather than one submit per write; the writer thread commits it within its batch window (50 ms),
-encoding the events' JSON and the local day and hour there (ivr/journal/writes.py).
+encoding the events' JSON and the local day and hour there (ivr/journal/writes.py). Each hand-over is
+stored as one row (a "run": `call_event_runs`, its events one JSON array), not one row per event.
 
 So a `kill -9` of the engine loses exactly:
 - of each call in progress, the events recorded since its last durability point (its start stays: the
@@ -26,9 +27,10 @@ incidents. What survives of a call is always a prefix of its events.
 
 `data` dicts are kept as given until the writer encodes them: do not change one after recording it.
 
-Events carry (call_id, seq) keys and are inserted with ON CONFLICT DO NOTHING, so a write repeated after
-a reconnect never duplicates a row. Call end is idempotent too: only the first outcome of a call counts,
-and only it increments the hourly rollup the statistics read.
+Events carry (call_id, seq) keys; a run is keyed by its call and first seq and inserted with ON CONFLICT
+DO NOTHING, so a write repeated after a reconnect never duplicates a row, and the reader keeps one event
+per seq. Call end is idempotent too: only the first outcome of a call counts, and only it increments the
+hourly rollup the statistics read.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import attrs
 
 from ivr.journal.db import Database, Rows, Tx
 from ivr.journal.timeutil import Moment, to_epoch, zone
-from ivr.journal.writes import end_calls, insert_calls, insert_events
+from ivr.journal.writes import end_calls, insert_calls, insert_events, run_events
 
 # How a call ended (docs: README "Call outcomes"):
 #   self_served  heard an answer and ended in the IVR      queued       handed to an operator queue and answered
@@ -104,7 +106,8 @@ class CallRecord:
 
 
 class _OpenCall:
-    """A call this journal is recording: its next seq and the events not yet handed over.
+    """A call this journal is recording: its next seq and the events not yet handed over, each
+    (seq, at, kind, node, data): the call's id is the run's, not repeated in each event.
 
     `event()` returns it: awaiting it makes the call's events so far durable."""
 
@@ -149,7 +152,7 @@ class Journal:
         self._open: dict[str, _OpenCall] = {}
         # Rows handed over and not yet shipped to the writer, which happens SHIP_EVERY seconds.
         self._starts: list[tuple[Any, ...]] = []
-        self._events: list[list[tuple[Any, ...]]] = []  # each call's held events, as handed over
+        self._events: list[tuple[str, list[tuple[Any, ...]]]] = []  # (call_id, its held events) per hand-over
         self._ends: list[tuple[Any, ...]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._last_ack: Awaitable[Any] | None = None  # of the last shipment: tickets commit in order
@@ -195,7 +198,7 @@ class Journal:
         seq = call.seq
         call.seq = seq + 1
         held = call.held
-        held.append((call_id, seq, self._now() if at is None else to_epoch(at, "at"), kind, node or "", data))
+        held.append((seq, self._now() if at is None else to_epoch(at, "at"), kind, node or "", data))
         if handling is _DURABLE or len(held) >= HOLD_MAX:
             self._hand_over(call)
         return call
@@ -209,7 +212,7 @@ class Journal:
         ended = self._now() if at is None else to_epoch(at, "at")
         call = self._open.pop(call_id, None)
         if call is not None and call.held:
-            self._events.append(call.held)
+            self._events.append((call_id, call.held))
             call.held = []
         self._ends.append((call_id, ended, outcome, topic, self._engine_id, self._tz))
         if self._timer is None:
@@ -220,7 +223,7 @@ class Journal:
         """Hand everything recorded so far to the writer (before a shutdown, or to read it back)."""
         for call in self._open.values():
             if call.held:
-                self._events.append(call.held)
+                self._events.append((call.call_id, call.held))
                 call.held = []
         self._ship()
 
@@ -230,7 +233,7 @@ class Journal:
         await self._db.flush()
 
     def _hand_over(self, call: _OpenCall) -> None:
-        self._events.append(call.held)
+        self._events.append((call.call_id, call.held))
         call.held = []
         if self._timer is None:
             self._arm()
@@ -280,16 +283,27 @@ class Journal:
                 )
             if row is None:
                 return None
-            events = tuple(
-                CallEvent(seq, at, kind, node, json.loads(data))
-                for seq, at, kind, node, data in tx.all(
-                    "SELECT seq, at, kind, node, data FROM call_events WHERE call_id = ? ORDER BY seq",
-                    (row[0],),
-                )
+            events = _merged(
+                tx.all("SELECT seq, at, kind, node, data FROM call_events WHERE call_id = ?", (row[0],)),
+                tx.all("SELECT events FROM call_event_runs WHERE call_id = ? ORDER BY first_seq", (row[0],)),
             )
             return CallRecord(*row, events=events)
 
         return await self._db.read(fetch)
+
+
+def _merged(rows: list[tuple[Any, ...]], runs: list[tuple[str]]) -> tuple[CallEvent, ...]:
+    """A call's events in seq order from both tables: one row per event (schema v1, written before
+    runs) and one row per run. A seq stored twice (two journals wrote the same call) keeps the first
+    found, as ON CONFLICT DO NOTHING kept the first written."""
+    by_seq: dict[int, CallEvent] = {}
+    for seq, at, kind, node, data in rows:
+        by_seq.setdefault(seq, CallEvent(seq, at, kind, node, json.loads(data)))
+    for (events,) in runs:
+        for seq, at, kind, node, data in run_events(events):
+            if seq not in by_seq:
+                by_seq[seq] = CallEvent(seq, at, kind, node, data)
+    return tuple(by_seq[seq] for seq in sorted(by_seq))
 
 
 def _check_id(call_id: str) -> None:

@@ -5,6 +5,10 @@ Times are epoch seconds (DOUBLE PRECISION). `calls.day`/`calls.hour` are the loc
 the call's start (the centre's time zone), fixed at start so that statistics group on plain columns.
 `call_rollup` counts ended calls per local hour x language x topic x outcome, updated at call end,
 so a year's report reads a few hundred thousand rollup rows instead of millions of calls.
+
+A call's events are stored one row per hand-over ("run", v2: `call_event_runs`), its events a JSON
+array [[seq, at, kind, node, data or null], ...] in seq order; `call_events` (v1, one row per event)
+is no longer written but stays readable: Journal.call merges both by seq.
 """
 
 from __future__ import annotations
@@ -93,4 +97,18 @@ def _v1(dialect: Dialect) -> list[str]:
     ]
 
 
-MIGRATIONS: list[Callable[[Dialect], list[str]]] = [_v1]
+def _v2(dialect: Dialect) -> list[str]:
+    # One row per run of events handed over together instead of one per event: SQLite's cost is per
+    # row (~4 us), so a call's 12 events cost one row's instead of twelve. first_seq keys the run, so
+    # a run written again (a retried batch) is dropped by ON CONFLICT like an event was.
+    return [
+        """CREATE TABLE call_event_runs (
+            call_id TEXT NOT NULL,
+            first_seq INTEGER NOT NULL,
+            events TEXT NOT NULL,
+            PRIMARY KEY (call_id, first_seq)
+        )""",
+    ]
+
+
+MIGRATIONS: list[Callable[[Dialect], list[str]]] = [_v1, _v2]
