@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -208,14 +209,19 @@ asyncio.run(main())
 """
 
 
-async def test_a_crash_mid_call_keeps_every_acknowledged_event(backend, tmp_path):
+def start_engine_script(text: str, backend: dict[str, str], tmp_path: Path) -> subprocess.Popen[str]:
+    """An engine of a few lines in its own process, on the test's database, for `kill -9`."""
     script = tmp_path / "engine.py"
-    script.write_text(CRASHING_ENGINE)
-    child = subprocess.Popen(
+    script.write_text(text)
+    return subprocess.Popen(
         [sys.executable, str(script), backend["state_dir"], backend["database_url"]],
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+async def test_a_crash_mid_call_keeps_every_acknowledged_event(backend, tmp_path):
+    child = start_engine_script(CRASHING_ENGINE, backend, tmp_path)
     acknowledged = 0
     try:
         for line in child.stdout:
@@ -271,13 +277,7 @@ asyncio.run(main())
 
 
 async def test_a_crash_loses_only_the_events_held_since_each_calls_last_durability_point(backend, tmp_path):
-    script = tmp_path / "engine.py"
-    script.write_text(HOLDING_ENGINE)
-    child = subprocess.Popen(
-        [sys.executable, str(script), backend["state_dir"], backend["database_url"]],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    child = start_engine_script(HOLDING_ENGINE, backend, tmp_path)
     try:
         assert child.stdout.readline().strip() == "ready"
     finally:

@@ -28,7 +28,7 @@ from ivr.speech import matcher
 from ivr.speech.normalize_kk import kk_rules, kk_stem, kk_stems
 from ivr.speech.recognizer import Recognition, Word
 from ivr.testing.engine_fixtures import REPO, project_settings
-from ivr.testing.fake_caller import FakeCall, Press, Say
+from ivr.testing.fake_caller import FakeCall, Press, Say, write_wav
 
 YAML_FUNCTIONS = (
     "load",
@@ -110,15 +110,7 @@ def engine_services(engine_settings: Settings, clock: FixedClock, yaml_watch: Ya
 @pytest.fixture
 def utterance(tmp_path: Path) -> Path:
     """Half a second of a line's hum: what the caller says is what FixedWords hears."""
-    import wave
-
-    path = tmp_path / "said.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\x10\x00" * 4000)
-    return path
+    return write_wav(tmp_path / "said.wav", b"\x10\x00" * 4000)
 
 
 async def test_calls_never_parse_yaml_on_the_event_loop_while_the_menus_reload(

@@ -4,21 +4,15 @@ answered which command, the steps nothing used and why, and how the call ended."
 from __future__ import annotations
 
 import json
-import wave
 from pathlib import Path
 
 from ivr.engine.simulate import TextCatalogue
-from ivr.testing.fake_caller import Press, Say
+from ivr.testing.fake_caller import Press, Say, write_wav
 from ivr.testing.transcript import Ending, render, render_json, steps, unused_steps
 
 
 def a_wav(path: Path) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\0\0" * 8000)
-    return path
+    return write_wav(path, b"\0\0" * 8000)
 
 
 async def test_each_step_is_shown_where_it_answered_with_keys_as_keys(engine, place_call) -> None:

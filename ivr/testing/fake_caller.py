@@ -247,6 +247,16 @@ def describe_action(action: Action) -> str:
     return "silence"
 
 
+def write_wav(path: str | Path, frames: bytes) -> Path:
+    """8 kHz mono 16-bit samples as a WAV file: what Asterisk records, what a test caller says."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(frames)
+    return Path(path)
+
+
 def wav_samples(path: str | Path) -> int:
     with wave.open(str(path), "rb") as w:
         return int(w.getnframes() * SAMPLE_RATE / w.getframerate())
@@ -844,11 +854,7 @@ class FakeCall:
             frames = frames[: samples * 2] + b"\0\0" * max(0, samples - len(frames) // 2)
         else:
             frames = b"\0\0" * samples
-        with wave.open(str(target), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(SAMPLE_RATE)
-            out.writeframes(frames)
+        write_wav(target, frames)
 
     def _cmd_exec(self, args: Sequence[str]) -> tuple[list[str], str | None]:
         app = args[0].lower()
