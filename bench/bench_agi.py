@@ -20,12 +20,17 @@ Modes:
   pacing      1,000 then 5,000 phone lines, starts spread over a ramp (5 s, 10 s), each line placing
               calls back to back for a hold period; callers pause uniform(0.2, 1.5) s before every
               reply. p50/p99 turnaround (reply written -> next command received, seen by the caller)
-              and RSS per concurrent call ((peak VmRSS - idle VmRSS) / peak concurrent calls).
+              and RSS per concurrent call ((peak VmRSS - idle VmRSS) / peak concurrent calls); each
+              level --runs times (default 3), then min / median / max over the runs.
+  soak        the first --lines level for --soak-minutes (default 60): RSS, calls in progress and
+              turnaround p99 sampled every 10 s; RSS growth at full load (slope, last fifth against
+              first fifth). Asked for by name: `all` does not include it.
 
     .venv/bin/python bench/bench_agi.py                       # everything, about 10 minutes
     .venv/bin/python bench/bench_agi.py --quick               # smoke run, under a minute
     .venv/bin/python bench/bench_agi.py --mode saturation --servers ours,panoramisk --calls 20000
     .venv/bin/python bench/bench_agi.py --mode saturation --servers ours --profile /tmp/prof
+    .venv/bin/python bench/bench_agi.py --mode soak --servers engine --lines 1000   # an hour
 
 panoramisk 1.4 needs no compatibility shim here: its only asyncio.coroutine use is for non-async
 route handlers, and the handler below is async.
