@@ -146,7 +146,7 @@ async def test_paced_prompt_frames_reach_the_caller_and_the_session_ends_with_ha
     assert [r.size for r in fake.heard] == [320] * 20 + [0]
     ticks = [r.tick for r in fake.heard[:20]]
     assert ticks[-1] - ticks[0] >= 15  # paced over ~20 ticks, not one burst
-    assert server.clock.stats.ticks >= 20
+    assert server.clock.stats.ticks >= 15  # a late tick may run its callbacks twice to catch up
 
 
 @pytest.mark.parametrize(("raw", "why"), [(dtmf_message("5"), "kind 0x03"), (b"\x10\x00\x00", "zero-length")])
