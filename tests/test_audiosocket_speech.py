@@ -28,25 +28,9 @@ from ivr.engine.simulate import FixedHours
 from ivr.speech.recognizer import SpeechService
 from ivr.testing.engine_fixtures import OPEN_HOURS
 from ivr.testing.fake_caller import FakeCall, HangUp, Press, Say, Silence
-from tests.speech_support import (
-    demo_settings,
-    sox_noise,
-    speak_korean,
-)
+from tests.speech_support import demo_settings
 
 BARGE_IN_FRAMES = 5  # 100 ms
-
-
-@pytest.fixture(scope="module")
-def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    directory = tmp_path_factory.mktemp("utterances")
-    return {
-        "hospital": speak_korean("병원", directory, "hospital"),
-        "greeting": speak_korean("안녕하세요", directory, "greeting"),
-        "noise": sox_noise(directory, "white", "0.05"),  # hiss: loud, but crossing zero too often
-        "brown": sox_noise(directory, "brown", "0.1"),  # rumble: below the speech band
-        "pink": sox_noise(directory, "pink", "0.1", seconds=10),  # steady line noise
-    }
 
 
 @pytest.fixture

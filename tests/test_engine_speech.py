@@ -16,22 +16,7 @@ from ivr.engine.services import EngineServices
 from ivr.speech.recognizer import SpeechService
 from ivr.testing.engine_fixtures import OPEN_HOURS
 from ivr.testing.fake_caller import FakeCall, Press, Say, Silence
-from tests.speech_support import (
-    demo_settings,
-    sox_noise,
-    speak_korean,
-)
-
-
-@pytest.fixture(scope="module")
-def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    directory = tmp_path_factory.mktemp("utterances")
-    return {
-        "hospital": speak_korean("병원", directory, "hospital"),
-        "greeting": speak_korean("안녕하세요", directory, "greeting"),
-        "unknown": speak_korean("고양이가 창문 밖을 본다", directory, "unknown"),
-        "noise": sox_noise(directory, "white", "0.05"),
-    }
+from tests.speech_support import demo_settings
 
 
 @pytest.fixture

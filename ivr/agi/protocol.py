@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import attrs
 
+from ivr.sansio import NEED_DATA, NeedData
+
 MAX_LINE_DEFAULT = 8192
 MAX_ENV_LINES = 256  # Asterisk sends ~22 lines plus agi_arg_N; anything far beyond is not Asterisk
 
@@ -153,13 +155,6 @@ class Closed:
     """Event: the peer closed its side after a complete environment block."""
 
 
-class _NeedData:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
-
 Event = Environment | Reply | HangupNotice | Closed
 
 _REPLY_RE = re.compile(r"^(\d{3})(?:[ -](.*))?$")
@@ -265,7 +260,7 @@ class AgiParser:
             line = raw.decode("latin-1")
         return parse_reply_line(line)
 
-    def next_event(self) -> Event | _NeedData:
+    def next_event(self) -> Event | NeedData:
         if not self._env_done:
             return self._environment_block()
         while True:
@@ -294,7 +289,7 @@ class AgiParser:
             raise ProtocolError("connection closed inside a 520 usage reply")
         return Closed()
 
-    def _environment_block(self) -> Environment | _NeedData:
+    def _environment_block(self) -> Environment | NeedData:
         """The whole block at once when its blank line is in: one split instead of a pass per line.
         Until then only the first line is checked, so that garbage is refused at once."""
         buffer, start = self._buffer, self._pos

@@ -116,13 +116,11 @@ class _AgiConnection(asyncio.Protocol):
 
     def expire(self, now: float) -> None:
         """Called by the server's watchdog: enforce the environment and command timeouts."""
-        channel = self.channel
-        if channel is None:
-            if now >= self.connected_at + self._server.env_timeout and self._transport is not None:
-                if not self._transport.is_closing():
-                    self.drop(f"no complete AGI environment within {self._server.env_timeout:g} s")
-        elif channel.busy:
+        channel, transport = self.channel, self._transport
+        if channel is not None:
             channel.expire(now)
+        elif now >= self.connected_at + self._server.env_timeout and transport and not transport.is_closing():
+            self.drop(f"no complete AGI environment within {self._server.env_timeout:g} s")
 
     def _start_call(self, event: Environment) -> None:
         assert self._transport is not None

@@ -21,6 +21,8 @@ import uuid as uuid_module
 
 import attrs
 
+from ivr.sansio import NEED_DATA, NeedData
+
 KIND_HANGUP = 0x00
 KIND_UUID = 0x01
 KIND_DTMF = 0x03
@@ -100,13 +102,6 @@ class Closed:
     """Event: the peer closed its side of the connection."""
 
 
-class _NeedData:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
-
 Event = Uuid | Audio | Dtmf | Hangup | ErrorMessage | Closed
 
 
@@ -147,7 +142,7 @@ class AudioSocketParser:
             self._offset = 0
         self._buffer += data
 
-    def next_event(self) -> Event | _NeedData:
+    def next_event(self) -> Event | NeedData:
         buffer = self._buffer
         start = self._offset
         available = len(buffer) - start
@@ -169,7 +164,7 @@ class AudioSocketParser:
             self._offset = 0
         return self._event(kind, payload)
 
-    def _end_of_data(self, available: int) -> Event | _NeedData:
+    def _end_of_data(self, available: int) -> Event | NeedData:
         if not self._eof:
             return NEED_DATA
         if available:

@@ -15,13 +15,12 @@ rather than breaking up every prompt being played.
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
-
-from ivr.niceness import lower_this_thread
 
 URGENT = 0
 NORMAL = 1
@@ -74,7 +73,7 @@ class DecodePool(Executor):
                 thread.join()
 
     def _work(self) -> None:
-        lower_this_thread(self.niceness)
+        _lower_this_thread(self.niceness)
         while True:
             _, _, job = self._queue.get()
             if job is None:
@@ -88,3 +87,14 @@ class DecodePool(Executor):
                 future.set_exception(exc)
             else:
                 future.set_result(result)
+
+
+def _lower_this_thread(niceness: int) -> None:
+    """On Linux each thread has its own nice value (setpriority on its thread id)."""
+    if not niceness or not hasattr(os, "setpriority"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
+    except OSError:  # not allowed here: the decoders then run at the loop's priority
+        pass
