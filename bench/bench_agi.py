@@ -57,7 +57,7 @@ from pathlib import Path
 import attrs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import FakeAsterisk, LoadStats, human_pause, paced, percentile, saturate
+from loadgen import FakeAsterisk, LoadStats, collector_paused, human_pause, paced, percentile, saturate
 
 SERVERS = ("bare-uvloop", "ours", "ours-asyncio", "panoramisk", "engine")
 HOST = "127.0.0.1"
@@ -225,10 +225,13 @@ async def _serve(kind: str, state_dir: str, profile: str | None, gc_freeze: bool
         closing = engine.stop
     else:
         raise SystemExit(f"unknown server {kind!r}")
-    if gc_freeze:
-        from ivr.engine.app import tune_gc_for_serving
+    if gc_freeze:  # what `ivr serve` does after start-up: collections paced by the engine
+        if kind == "engine":
+            engine.pace_garbage_collection()
+        else:
+            from ivr.engine.gc_pacing import GcPacer
 
-        tune_gc_for_serving()  # what `ivr serve` does after start-up
+            GcPacer().start()
     pauses = GcPauses()
     gc.callbacks.append(pauses)
     profiler = None
@@ -504,7 +507,8 @@ def run_pacing(kind: str, workdir: Path, plan: Plan, lines: int, ramp: float, ho
             delay=human_pause(*plan.pause),
         )
         cpu0, gen0 = server.cpu_seconds(), own_cpu_seconds()
-        wall, rss_peak = run_loop(_paced_with_sampling(server, asterisk, kind, lines, ramp, hold))  # type: ignore[misc]
+        with collector_paused():
+            wall, rss_peak = run_loop(_paced_with_sampling(server, asterisk, kind, lines, ramp, hold))  # type: ignore[misc]
         cpu1, gen1 = server.cpu_seconds(), own_cpu_seconds()
     finally:
         server.stop()
@@ -584,7 +588,8 @@ def run_soak(kind: str, workdir: Path, plan: Plan, lines: int, minutes: float) -
                     )
             await load
 
-        run_loop(soak())
+        with collector_paused():
+            run_loop(soak())
     finally:
         server.stop()
     return samples

@@ -132,7 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         parse_bind(settings.http.bind)
     _setup_logging(settings.log_level)
-    from ivr.engine.app import Engine, StartupError, tune_gc_for_serving
+    from ivr.engine.app import Engine, StartupError
     from ivr.engine.services import EngineServices
 
     async def main() -> int:
@@ -160,7 +160,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 logging.getLogger("ivr").error("cannot start: HTTP on %s: %s", settings.http.bind, exc)
                 await engine.stop(0)
                 return 2
-        tune_gc_for_serving()
+        engine.pace_garbage_collection()
 
         def ready() -> None:
             # Announced only once SIGTERM is handled, so a supervisor that reads this can stop us cleanly.

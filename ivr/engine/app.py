@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import Callable, Coroutine, Iterable
@@ -22,6 +21,7 @@ from ivr.agi.channel import Channel
 from ivr.agi.server import AgiServer, Handler
 from ivr.config import Settings, parse_hostport
 from ivr.contact.hours import OpeningHours
+from ivr.engine.gc_pacing import GcPacer
 from ivr.engine.interpreter import CallSession
 from ivr.engine.services import EngineServices
 from ivr.engine.system_texts import system_prompt_texts
@@ -45,14 +45,6 @@ def engine_prompt_texts(menus: Iterable[Menu]) -> list[PromptText]:
         texts.extend(menu.prompt_texts())
     texts.extend(system_prompt_texts())
     return texts
-
-
-def tune_gc_for_serving() -> None:
-    """Menus, models and modules loaded at start never become garbage: keep the collector off them,
-    and collect less often, so thousands of live calls do not pay for full-heap pauses."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
 
 
 def hours_for(menu: Menu | None) -> OpeningHours:
@@ -81,6 +73,8 @@ class Engine:
         self._owned: set[str] = set()
         self._prompt_build: asyncio.Task[None] | None = None
         self._menu_version = 0  # parts this engine opened (and so closes); given ones stay open
+        # Set by pace_garbage_collection(): `ivr serve` and the benches, not engines inside a test run.
+        self.gc_pacer: GcPacer | None = None
 
     # --- routing -----------------------------------------------------------------------------
     def route(self, script: str) -> Handler | None:
@@ -238,8 +232,15 @@ class Engine:
         if await self.services.media.self_test():
             self.services.media.started()
 
+    def pace_garbage_collection(self) -> None:
+        """Once started: collections on the engine's schedule (ivr.engine.gc_pacing), process-wide."""
+        self.gc_pacer = GcPacer()
+        self.gc_pacer.start()
+
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.agi.shutdown_grace if grace is None else grace
+        if self.gc_pacer is not None:
+            self.gc_pacer.stop()
         if self.server is not None:
             await self.server.stop(grace)
         for task in self._tasks:
