@@ -276,6 +276,44 @@ asyncio.run(main())
 """
 
 
+QUIET_ENGINE = """
+import asyncio, sys, time
+from ivr.config import Settings
+from ivr.journal import open_state
+
+async def main():
+    state = await open_state(Settings(state_dir=sys.argv[1], database_url=sys.argv[2]))
+    journal = state.journal
+    journal.hold_seconds = 0.2  # HOLD_SECONDS, shortened for the test
+    journal.call_started("quiet-call", time.time(), "+77010000007", "ru", "1414")
+    journal.event("quiet-call", "node", "welcome")
+    journal.event("quiet-call", "node", "long-answer")  # then a long prompt: no event, no durability point
+    await asyncio.sleep(1.0)
+    await journal.call_started("later-call", time.time(), "+77010000008", "ru", "1414")  # commits in order
+    print("ready", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_quiet_call_held_longer_than_hold_seconds_keeps_its_path_through_a_crash(backend, tmp_path):
+    child = start_engine_script(QUIET_ENGINE, backend, tmp_path)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+
+    state = await open_state(Settings(**backend))
+    try:
+        quiet = await state.journal.call("quiet-call")
+    finally:
+        await state.close()
+    assert quiet.outcome is None
+    assert [(e.kind, e.node) for e in quiet.events] == [("node", "welcome"), ("node", "long-answer")]
+
+
 async def test_a_crash_loses_only_the_events_held_since_each_calls_last_durability_point(backend, tmp_path):
     child = start_engine_script(HOLDING_ENGINE, backend, tmp_path)
     try:

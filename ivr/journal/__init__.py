@@ -3,12 +3,21 @@
 from ivr.journal.callbacks import Callback, CallbackStore, LeaseLost
 from ivr.journal.db import Database, Dialect, StateError, Target
 from ivr.journal.incidents import Incident, IncidentStore
-from ivr.journal.journal import DURABLE_KINDS, HOLD_MAX, OUTCOMES, CallEvent, CallRecord, Journal
+from ivr.journal.journal import (
+    DURABLE_KINDS,
+    HOLD_MAX,
+    HOLD_SECONDS,
+    OUTCOMES,
+    CallEvent,
+    CallRecord,
+    Journal,
+)
 from ivr.journal.state import State, open_state
 
 __all__ = [
     "DURABLE_KINDS",
     "HOLD_MAX",
+    "HOLD_SECONDS",
     "OUTCOMES",
     "CallEvent",
     "CallRecord",

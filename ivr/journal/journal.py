@@ -10,6 +10,9 @@ handed over together at the call's durability points:
 - a callback request (`callback` event; the request itself is durable before that: CallbackStore.request
   commits it before the caller hears the confirmation);
 - every HOLD_MAX (32) events, so a long call never holds many;
+- HOLD_SECONDS (10 s) after the first event it holds, so a quiet call (listening to a long prompt,
+  waiting for a key) never keeps its path only in memory for long: a sweep every 5 s hands over what
+  has been held longer than that;
 - whenever someone awaits what `event()` returned, and on `flush()` and `State.close()`.
 
 What is handed over leaves the event loop every SHIP_EVERY (20 ms) as one Rows per kind (starts, events,
@@ -18,8 +21,8 @@ encoding the events' JSON and the local day and hour there (ivr/journal/writes.p
 stored as one row (a "run": `call_event_runs`, its events one JSON array), not one row per event.
 
 So a `kill -9` of the engine loses exactly:
-- of each call in progress, the events recorded since its last durability point (its start stays: the
-  call is counted unfinished, as before);
+- of each call in progress, the events recorded since its last durability point, at most its last
+  HOLD_SECONDS (its start stays: the call is counted unfinished, as before);
 - what was recorded in the last ~0.1 s before it (shipment, batch window, commit): call starts, ends
   with their events, events handed over.
 Nothing acknowledged is ever lost: a journal write whose result was awaited, callback requests,
@@ -46,6 +49,8 @@ import attrs
 from ivr.journal.db import Database, Rows, Tx
 from ivr.journal.timeutil import Moment, to_epoch, zone
 from ivr.journal.writes import end_calls, insert_calls, insert_events, run_events
+
+_monotonic = time.monotonic
 
 # How a call ended (docs: README "Call outcomes"):
 #   self_served  heard an answer and ended in the IVR      queued       handed to an operator queue and answered
@@ -74,6 +79,7 @@ ERROR = "error"
 # Events after which the call's events so far are handed to the writer (see the module docstring).
 DURABLE_KINDS = frozenset({"queue", "callback"})
 HOLD_MAX = 32  # events a call holds at most before handing them over
+HOLD_SECONDS = 10.0  # and seconds: the sweep runs every HOLD_SECONDS / 2
 SHIP_EVERY = 0.02  # seconds between shipments of what was handed over to the writer
 
 # How event() handles a kind, decided once per kind (the engine uses a dozen all day): one dict
@@ -111,13 +117,14 @@ class _OpenCall:
 
     `event()` returns it: awaiting it makes the call's events so far durable."""
 
-    __slots__ = ("call_id", "held", "journal", "seq")
+    __slots__ = ("call_id", "held", "held_since", "journal", "seq")
 
     def __init__(self, journal: Journal, call_id: str) -> None:
         self.journal = journal
         self.call_id = call_id
         self.seq = 1
         self.held: list[tuple[Any, ...]] = []
+        self.held_since = 0.0  # time.monotonic() of the first event held
 
     def __await__(self) -> Generator[Any, None, Any]:
         if self.held:
@@ -144,8 +151,10 @@ class Journal:
         timezone: str = "Asia/Almaty",
         engine_id: str = "",
         now: Callable[[], float] = time.time,
+        hold_seconds: float = HOLD_SECONDS,
     ) -> None:
         self._db = db
+        self.hold_seconds = hold_seconds
         self._now = now  # epoch seconds from the engine's clock (pinned in tests)
         self._tz = zone(timezone)
         self._engine_id = engine_id
@@ -157,6 +166,7 @@ class Journal:
         self._timer: asyncio.TimerHandle | None = None
         self._last_ack: Awaitable[Any] | None = None  # of the last shipment: tickets commit in order
         self._everything = _Everything(self)
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def call_started(
         self,
@@ -170,6 +180,8 @@ class Journal:
         start = to_epoch(started_at, "started_at")
         if call_id not in self._open:
             self._open[call_id] = _OpenCall(self, call_id)
+            if self._sweeper is None:
+                self._arm_sweep()
         self._starts.append((call_id, start, caller or "", language or "", menu, self._engine_id, self._tz))
         if self._timer is None:
             self._arm()
@@ -190,6 +202,8 @@ class Journal:
         if call is None:
             _check_id(call_id)
             call = self._open[call_id] = _OpenCall(self, call_id)  # started before this journal
+            if self._sweeper is None:
+                self._arm_sweep()
         handling = _kinds.get(kind)
         if handling is None:
             handling = _check_kind(kind)
@@ -198,6 +212,8 @@ class Journal:
         seq = call.seq
         call.seq = seq + 1
         held = call.held
+        if not held:
+            call.held_since = _monotonic()
         held.append((seq, self._now() if at is None else to_epoch(at, "at"), kind, node or "", data))
         if handling is _DURABLE or len(held) >= HOLD_MAX:
             self._hand_over(call)
@@ -227,6 +243,13 @@ class Journal:
                 call.held = []
         self._ship()
 
+    def close(self) -> None:
+        """Stop sweeping and hand everything held to the writer: the state is closing."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        self.submit_held()
+
     async def flush(self) -> None:
         """Wait until everything recorded so far is committed."""
         self.submit_held()
@@ -245,6 +268,24 @@ class Journal:
             self._ship()
             return
         self._timer = loop.call_later(SHIP_EVERY, self._ship)
+
+    def _arm_sweep(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a script without a loop: its calls end or flush before it exits
+            return
+        self._sweeper = loop.call_later(self.hold_seconds / 2, self._sweep)
+
+    def _sweep(self) -> None:
+        """Hand over the events of every call that has held them for HOLD_SECONDS / 2 or more, so none
+        is held longer than HOLD_SECONDS. One pass over the open calls (5,000: about a millisecond)."""
+        self._sweeper = None
+        oldest = _monotonic() - self.hold_seconds / 2
+        for call in self._open.values():
+            if call.held and call.held_since <= oldest:
+                self._hand_over(call)
+        if self._open:
+            self._arm_sweep()
 
     def _ship(self) -> None:
         """Hand the starts, events and ends gathered since the last shipment to the writer, one Rows

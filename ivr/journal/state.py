@@ -31,7 +31,7 @@ class State:
 
     async def close(self) -> None:
         """Commit everything still queued or held by the journal and close the connections."""
-        self.journal.submit_held()
+        self.journal.close()
         await self.db.close()
 
 
