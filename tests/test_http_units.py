@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.cli import build_parser
 from ivr.config import ConfigError, Settings, load_settings
+from ivr.engine.gc_pacing import GcPauses
 from ivr.http.auth import BEARER, COOKIE, LOOPBACK, Access, is_loopback
 from ivr.http.board import BoardSources, snapshot
 from ivr.http.cache import Cached
@@ -252,6 +253,25 @@ def test_metrics_have_conventional_names_and_no_caller_numbers() -> None:
     )
     assert families["ivr_agi_command_duration_seconds"].type == "histogram"
     assert families["ivr_calls"].type == "counter"
+
+
+def test_metrics_show_how_long_the_paced_collector_stopped_the_engine() -> None:
+    pacer = SimpleNamespace(pauses=GcPauses(young_count=40, young_seconds=0.02, young_longest=0.001))
+    pacer.pauses.full_count, pacer.pauses.full_seconds, pacer.pauses.full_longest = 1, 0.03, 0.03
+    services = SimpleNamespace(state=None, speech=None)
+    view = QueuesView("connected", ())
+    metrics = EngineMetrics(LiveCalls(), lambda: view, services, lambda: None, lambda: pacer)
+    samples = {
+        (s.name, tuple(s.labels.items())): s.value
+        for f in text_string_to_metric_families(metrics.render().decode())
+        for s in f.samples
+    }
+    assert samples[("ivr_gc_collections_total", (("kind", "young"),))] == 40
+    assert samples[("ivr_gc_pause_seconds_total", (("kind", "full"),))] == 0.03
+    assert samples[("ivr_gc_pause_longest_seconds", (("kind", "young"),))] == 0.001
+    # An engine that does not pace its collector (inside a test run) shows none of them.
+    bare = EngineMetrics(LiveCalls(), lambda: view, services, lambda: None).render().decode()
+    assert "ivr_gc_" not in bare
 
 
 def request(remote: str, headers: dict[str, str] | None = None, cookies: dict[str, str] | None = None):

@@ -30,6 +30,7 @@ class EngineMetrics:
         queues: Callable[[], QueuesView],
         services: Any,
         agi_server: Callable[[], Any],
+        gc_pacer: Callable[[], Any] = lambda: None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.calls = Counter(
@@ -46,7 +47,7 @@ class EngineMetrics:
             registry=self.registry,
         )
         self._by_command: dict[str, Any] = {}
-        self.registry.register(_Live(live, queues, services, agi_server))
+        self.registry.register(_Live(live, queues, services, agi_server, gc_pacer))
         ProcessCollector(registry=self.registry)
         live.on_end.append(self._ended)
 
@@ -68,12 +69,18 @@ class _Live(Collector):
     """Figures read at scrape time from the parts that keep them."""
 
     def __init__(
-        self, live: LiveCalls, queues: Callable[[], QueuesView], services: Any, agi_server: Callable[[], Any]
+        self,
+        live: LiveCalls,
+        queues: Callable[[], QueuesView],
+        services: Any,
+        agi_server: Callable[[], Any],
+        gc_pacer: Callable[[], Any],
     ) -> None:
         self._live = live
         self._queues = queues
         self._services = services
         self._agi_server = agi_server
+        self._gc_pacer = gc_pacer
 
     def collect(self) -> Iterator[Metric]:
         in_progress = GaugeMetricFamily(
@@ -120,6 +127,31 @@ class _Live(Collector):
                 "ivr_agi_connections_active", "FastAGI calls being handled.", value=server.active_calls
             )
         yield from _speech(self._services.speech)
+        yield from _gc(self._gc_pacer())
+
+
+def _gc(pacer: Any) -> Iterator[Metric]:
+    """The paced collector's stops (ivr.engine.gc_pacing): what a latency spike may be."""
+    if pacer is None:
+        return
+    pauses = pacer.pauses
+    collections = CounterMetricFamily(
+        "ivr_gc_collections", "Garbage collections the engine ran, by kind.", labels=("kind",)
+    )
+    stopped = CounterMetricFamily(
+        "ivr_gc_pause_seconds", "Time the engine stood still collecting garbage, by kind.", labels=("kind",)
+    )
+    longest = GaugeMetricFamily(
+        "ivr_gc_pause_longest_seconds", "The longest single collection so far, by kind.", labels=("kind",)
+    )
+    for kind, count, seconds, most in (
+        ("young", pauses.young_count, pauses.young_seconds, pauses.young_longest),
+        ("full", pauses.full_count, pauses.full_seconds, pauses.full_longest),
+    ):
+        collections.add_metric((kind,), count)
+        stopped.add_metric((kind,), seconds)
+        longest.add_metric((kind,), most)
+    yield from (collections, stopped, longest)
 
 
 def _speech(speech: Any) -> Iterator[Metric]:

@@ -68,7 +68,9 @@ class BoardServer:
             timezone=engine.settings.timezone,
         )
         self.feed = Feed(self.snapshot, interval)
-        self.metrics = EngineMetrics(self.live, lambda: self.queues.last, services, lambda: engine.server)
+        self.metrics = EngineMetrics(
+            self.live, lambda: self.queues.last, services, lambda: engine.server, lambda: engine.gc_pacer
+        )
         self.access = Access(self.settings.token)
         self.readiness = health.Readiness(engine, self.queues.view)
         self.host, self.port = parse_bind(self.settings.bind or "0")
