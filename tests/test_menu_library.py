@@ -114,3 +114,43 @@ async def test_watch_reloads_within_two_seconds(menus_dir: Path) -> None:
         watcher.cancel()
         with pytest.raises(asyncio.CancelledError):
             await watcher
+
+
+def test_a_reloaded_menu_is_prepared_for_speech_before_a_call_can_get_it(menus_dir: Path) -> None:
+    from ivr.engine.services import EngineServices
+    from ivr.menus.model import InputNode, LanguageNode, QuestionNode
+
+    services = EngineServices()
+    library = MenuLibrary(menus_dir, OPTIONS)
+    library.reload()
+    seen_in_service: list[Menu | None] = []
+
+    def prepare(menu: Menu) -> None:
+        seen_in_service.append(library.get("all_kinds"))
+        services.prepare(menu)
+
+    library.prepare_with(prepare)
+    old = library.get("all_kinds")
+    _edit(menus_dir / "all_kinds.yaml", "Бір немесе екі.", "Бір, екі немесе үш.")
+    assert library.poll() == ["all_kinds"]
+    fresh = library.get("all_kinds")
+    assert seen_in_service == [old]  # prepared while the previous version still served calls
+
+    built = services._matchers[fresh]
+    listening = [n for n in fresh.nodes.values() if isinstance(n, InputNode) and n.input.speech]
+    assert listening
+    for node in listening:
+        if isinstance(node, LanguageNode):
+            assert {("language", f"{node.id}/{lang}") for lang in ("kk", "ru")} <= set(built)
+        elif isinstance(node, QuestionNode):
+            assert ("intents", node.id) in built
+        else:
+            assert {("grammar", f"{node.id}/{lang}") for lang in ("kk", "ru")} <= set(built)
+    # What a call asks for later is what was built then, not built again.
+    for node in listening:
+        if isinstance(node, LanguageNode):
+            assert services.language_matcher(fresh, node, "ru") is built[("language", f"{node.id}/ru")]
+        elif isinstance(node, QuestionNode):
+            assert services.classifier(fresh, node) is built[("intents", node.id)]
+        else:
+            assert services.grammar(fresh, node, "ru") is built[("grammar", f"{node.id}/ru")]

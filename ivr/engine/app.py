@@ -106,6 +106,8 @@ class Engine:
         await self._check_prompts()
         self.services.hours = self.services.hours or hours_for(self.library.get(self.settings.default_menu))
         await self._start_optional_parts()
+        if self.services.speech is not None:
+            await asyncio.to_thread(self._prepare_for_speech)
         host, port = parse_hostport(self.settings.agi.bind, 4573)
         agi = self.settings.agi
         self.server = AgiServer(
@@ -122,6 +124,12 @@ class Engine:
         self._tasks.append(asyncio.create_task(self.library.watch(0.5), name="menu-watch"))
         log.info("FastAGI listening on %s:%d; menus: %s", host, bound, ", ".join(self.library.names()))
         return bound
+
+    def _prepare_for_speech(self) -> None:
+        """Matchers and grammars of every menu built off the event loop, now and at each reload."""
+        for menu in self.library.menus().values():
+            self.services.prepare(menu)
+        self.library.prepare_with(self.services.prepare)
 
     async def _check_prompts(self) -> None:
         from ivr.prompts.build import build_prompts, missing_prompts

@@ -13,7 +13,7 @@ import attrs
 
 from ivr.clock import SYSTEM_CLOCK, Clock
 from ivr.config import Settings
-from ivr.menus.model import LanguageNode, Menu, MenuNode
+from ivr.menus.model import LanguageNode, Menu, MenuNode, QuestionNode
 from ivr.speech.matcher import IntentClassifier, Matcher, grammar_phrases
 from ivr.texts import LANGUAGES
 
@@ -37,6 +37,27 @@ class EngineServices:
     _matchers: weakref.WeakKeyDictionary[Menu, dict[tuple[str, str], Any]] = attrs.field(
         factory=weakref.WeakKeyDictionary
     )
+
+    def prepare(self, menu: Menu) -> None:
+        """Build now what a spoken answer needs at every node that listens (matchers, grammars,
+        classifiers): called in the menu-loading thread, so the first caller to speak at a node after
+        a reload does not stop every call while it is built (the 1414 menu: 22 ms in all, up to 8 ms
+        for one node)."""
+        listening = False
+        for node in menu.nodes.values():
+            if isinstance(node, LanguageNode) and node.input.speech:
+                for language in LANGUAGES:
+                    self.language_matcher(menu, node, language)
+            elif isinstance(node, MenuNode) and node.input.speech:
+                listening = True
+                self.matcher(menu, node)
+                if isinstance(node, QuestionNode):
+                    self.classifier(menu, node)
+                else:
+                    for language in LANGUAGES:
+                        self.grammar(menu, node, language)  # builds the node's matcher too
+        if listening:
+            self.global_classifier(menu)
 
     def matcher(self, menu: Menu, node: MenuNode) -> Matcher[str]:
         """The node's options by index ("0", "1", ...), for restricted speech."""

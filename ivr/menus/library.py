@@ -52,6 +52,7 @@ class MenuLibrary:
         self._lock = threading.Lock()
         self._pending: list[tuple[str, Menu | None]] = []
         self._callbacks: list[ChangeCallback] = [on_change] if on_change else []
+        self._preparers: list[Callable[[Menu], None]] = []
         self.problems: dict[str, list[MenuProblem]] = {}  # menu name -> problems of the last attempt
 
     # -- queries ---------------------------------------------------------------------------------
@@ -69,6 +70,11 @@ class MenuLibrary:
     def on_change(self, callback: ChangeCallback) -> None:
         """callback(name, menu) after a menu is (re)loaded; menu is None when its file was removed."""
         self._callbacks.append(callback)
+
+    def prepare_with(self, prepare: Callable[[Menu], None]) -> None:
+        """prepare(menu) for each menu loaded from now on, in the loading thread before the menu is
+        put in service: work every call would otherwise do on the event loop the first time."""
+        self._preparers.append(prepare)
 
     # -- loading ---------------------------------------------------------------------------------
 
@@ -137,6 +143,11 @@ class MenuLibrary:
             return
         for warning in result.warnings:
             log.warning("%s", warning)
+        for prepare in self._preparers:
+            try:
+                prepare(result.menu)
+            except Exception:  # calls build what they need themselves, as before
+                log.exception("menu %s: preparing it for calls failed", name)
         previous = self._menus.get(name)
         self._menus[name] = result.menu
         log.info(
