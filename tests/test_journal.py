@@ -220,6 +220,16 @@ def start_engine_script(text: str, backend: dict[str, str], tmp_path: Path) -> s
     )
 
 
+def kill_when_ready(text: str, backend: dict[str, str], tmp_path: Path) -> None:
+    """Run the script until it prints "ready", then `kill -9` it: no clean-up, no flush."""
+    child = start_engine_script(text, backend, tmp_path)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+
+
 async def test_a_crash_mid_call_keeps_every_acknowledged_event(backend, tmp_path):
     child = start_engine_script(CRASHING_ENGINE, backend, tmp_path)
     acknowledged = 0
@@ -298,13 +308,7 @@ asyncio.run(main())
 
 
 async def test_a_quiet_call_held_longer_than_hold_seconds_keeps_its_path_through_a_crash(backend, tmp_path):
-    child = start_engine_script(QUIET_ENGINE, backend, tmp_path)
-    try:
-        assert child.stdout.readline().strip() == "ready"
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-
+    kill_when_ready(QUIET_ENGINE, backend, tmp_path)
     state = await open_state(Settings(**backend))
     try:
         quiet = await state.journal.call("quiet-call")
@@ -315,13 +319,7 @@ async def test_a_quiet_call_held_longer_than_hold_seconds_keeps_its_path_through
 
 
 async def test_a_crash_loses_only_the_events_held_since_each_calls_last_durability_point(backend, tmp_path):
-    child = start_engine_script(HOLDING_ENGINE, backend, tmp_path)
-    try:
-        assert child.stdout.readline().strip() == "ready"
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-
+    kill_when_ready(HOLDING_ENGINE, backend, tmp_path)
     state = await open_state(Settings(**backend))
     try:
         queued = await state.journal.call("queued-call")
