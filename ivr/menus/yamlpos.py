@@ -78,6 +78,9 @@ class LocList(list):
     item_pos: list[Position]
 
 
+_LOCATED = (LocDict, LocList)  # a tuple: `LocDict | LocList` would make a new union at every use
+
+
 @attrs.frozen
 class Duplicate:
     """A key written twice in one mapping: YAML keeps only the later value."""
@@ -178,12 +181,10 @@ class _Builder:
         return tag == _STR
 
     def value_at(self, event: Any) -> tuple[Any, Position]:
-        """The value that starts with this event, and its position (a mapping or list has its own:
-        one Position less per mapping and list, 20,000 for a 2,000-node menu)."""
-        if self.is_text(event):
-            return event.value, self.position(event)
+        """The value that starts with this event, not plain text (see is_text), and its position (a
+        mapping or list has its own: one Position less per mapping and list, 20,000 for a 2,000-node menu)."""
         value = self.value(event)
-        return value, value.pos if isinstance(value, LocDict | LocList) else self.position(event)
+        return value, value.pos if isinstance(value, _LOCATED) else self.position(event)
 
     def value(self, event: Any) -> Any:
         kind = type(event)
@@ -273,17 +274,21 @@ class _Builder:
         result.pos = self.position(start)
         result.key_pos, result.value_pos = key_positions, value_positions = {}, {}
         merged: list[LocDict] = []  # what `<<: *anchor` merge keys bring in
-        next_event, position, is_text = self.next_event, self.position, self.is_text
+        next_event, is_text, value_at, file = self.next_event, self.is_text, self.value_at, self.file
         while type(event := next_event()) is not MappingEndEvent:
-            key_pos = position(event)
-            if is_text(event):
-                key = event.value
+            if is_text(event):  # plain text, nearly every key and value: inline, no position() call
+                mark = event.start_mark
+                key, key_pos = event.value, _new_tuple(Position, (file, mark.line + 1, mark.column + 1))
             elif type(event) is ScalarEvent and event.value == "<<" and self.tag(event) == _MERGE:
                 merged += self.merge(next_event(), start)
                 continue
             else:
-                key = self.key(event)
-            value, value_pos = self.value_at(next_event())
+                key, key_pos = self.key(event), self.position(event)
+            if is_text(event := next_event()):
+                mark = event.start_mark
+                value, value_pos = event.value, _new_tuple(Position, (file, mark.line + 1, mark.column + 1))
+            else:
+                value, value_pos = value_at(event)
             if key in result:
                 self.duplicates.append(Duplicate(key, key_pos, key_positions[key]))
             result[key] = value
@@ -336,9 +341,14 @@ class _Builder:
         items = LocList()
         items.pos = self.position(start)
         items.item_pos = positions = []
-        next_event, value_at = self.next_event, self.value_at
+        next_event, is_text, value_at, file = self.next_event, self.is_text, self.value_at, self.file
         while type(event := next_event()) is not SequenceEndEvent:
-            value, pos = value_at(event)
-            items.append(value)
-            positions.append(pos)
+            if is_text(event):  # as in mapping()
+                mark = event.start_mark
+                items.append(event.value)
+                positions.append(_new_tuple(Position, (file, mark.line + 1, mark.column + 1)))
+            else:
+                value, pos = value_at(event)
+                items.append(value)
+                positions.append(pos)
         return items
