@@ -179,7 +179,10 @@ class _Reader:
         self.raw_nodes: dict[str, tuple[Any, Position]] = {}
         self.topics: list[str] = []
         self.texts: dict[str, m.SharedText] = {}
-        self.lines: dict[str, list[str]] = {}  # file -> its lines, to look at what the parser dropped
+        # file -> its text, to look at what the parser dropped; split into lines (self.lines) only then:
+        # splitting a 2,000-node menu up front cost some 20 million instructions, for a rare mistake.
+        self.file_texts: dict[str, str] = {}
+        self.lines: dict[str, list[str]] = {}
         # (node id or None, key) -> value position, for the validator's messages (see KeyPlaces).
         self.places: dict[tuple[str | None, str], Position] = {}
 
@@ -200,7 +203,7 @@ class _Reader:
         except YamlSyntaxError as exc:
             self.problems.error(exc.position, exc.message, exc.line_text)
             return None
-        self.lines[str(path)] = text.splitlines()
+        self.file_texts[str(path)] = text
         for duplicate in document.duplicates:
             self.problems.error(
                 duplicate.pos,
@@ -247,7 +250,7 @@ class _Reader:
         limits = (
             self._limits(top.get("limits"), top.value_pos.get("limits")) if "limits" in top else m.Limits()
         )
-        return m.Menu(
+        menu = m.Menu(
             name=self.name,
             start=start,
             top=top_node,
@@ -261,6 +264,11 @@ class _Reader:
             sources=tuple(dict.fromkeys(self.sources)),
             pos=top.pos,
         )
+        # The parsed YAML is done with: freed now, while the cyclic collector is paused, it is not
+        # walked once more when the collector resumes (2,000 nodes: 50 million instructions less).
+        self.raw_nodes.clear()
+        self.raw_texts.clear()
+        return menu
 
     def _collect(self, data: LocDict, path: Path, chain: set[Path]) -> None:
         """Gather texts, nodes and topics from this file and, depth first, the files it includes."""
@@ -404,7 +412,9 @@ class _Reader:
         if data.get(key) is not None:
             return False
         pos = data.key_pos[key]
-        lines = self.lines.get(pos.file, [])
+        if pos.file not in self.lines:
+            self.lines[pos.file] = self.file_texts.get(pos.file, "").splitlines()
+        lines = self.lines[pos.file]
         text = lines[pos.line - 1] if 0 < pos.line <= len(lines) else ""
         found = hash_as_value(text[pos.column - 1 :])
         if found is None:
