@@ -331,20 +331,32 @@ class _Reader:
             return None
         return value
 
-    def _list_of_words(self, data: LocDict, key: str) -> list[tuple[str, Position]]:
+    def _words(self, data: LocDict, key: str) -> list[tuple[str, int | None]]:
+        """The words of `key:`, a list of words or one word, each with its index in the list (None for
+        the one word); positions are looked up only for an error (phrases need none otherwise)."""
         value = data[key]
         if isinstance(value, str):
-            return [(value, data.value_pos[key])]
+            return [(value, None)]
         if not isinstance(value, LocList):
             self.problems.error(data.value_pos[key], f'"{key}" must be a list, e.g. [a, b]')
             return []
         result = []
-        for item, pos in zip(value, value.item_pos, strict=True):
+        for index, item in enumerate(value):
             if isinstance(item, str) and item.strip():
-                result.append((item.strip(), pos))
+                result.append((item.strip(), index))
             else:
-                self.problems.error(pos, f'every entry of "{key}" must be a word, got {item!r}')
+                self.problems.error(
+                    value.item_position(index), f'every entry of "{key}" must be a word, got {item!r}'
+                )
         return result
+
+    def _list_of_words(self, data: LocDict, key: str) -> list[tuple[str, Position]]:
+        """The words of `key:` (see _words), each with its position."""
+        value = data[key]
+        return [
+            (word, data.value_position(key) if index is None else value.item_position(index))
+            for word, index in self._words(data, key)
+        ]
 
     def _string(self, data: LocDict, key: str) -> str | None:
         value = data[key]
@@ -400,7 +412,7 @@ class _Reader:
         value = self._string(data, key)
         if value is None:
             return None
-        pos = data.value_pos[key]
+        pos = data.value_position(key)
         if value not in m.TARGET_ACTIONS and not ID_RE.match(value):
             self.problems.error(
                 pos, f'"{key}: {value}" must be a node id (a-z, 0-9, "_") or one of back, top, repeat'
@@ -427,12 +439,12 @@ class _Reader:
         if "key" not in data or self._hash_comment(data, "key"):
             return None
         raw = data["key"]
-        pos = data.value_pos["key"]
         value = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
         if not isinstance(value, str) or not KEY_RE.match(value):
             given = "is empty" if raw is None else f"{raw!r} is not a DTMF key"
             self.problems.error(
-                pos, f'{where}: key {given}; use 0-9, * or # (up to 4 of them), quoted: key: "1"'
+                data.value_pos["key"],
+                f'{where}: key {given}; use 0-9, * or # (up to 4 of them), quoted: key: "1"',
             )
             return None
         return value
@@ -484,7 +496,7 @@ class _Reader:
     def _prompts(self, data: LocDict, key: str, sound: str, where: str) -> tuple[m.Prompt, ...]:
         """say/short/invalid/silence: {kk, ru}, a shared text id, {text: id}, or a list of those."""
         value = data[key]
-        pos = data.value_pos[key]
+        pos = data.value_position(key)
         items = (
             list(zip(value, value.item_pos, strict=True)) if isinstance(value, LocList) else [(value, pos)]
         )
@@ -520,9 +532,10 @@ class _Reader:
         if "phrases" not in data:
             return m.Phrases()
         value = data["phrases"]
-        pos = data.value_pos["phrases"]
         if not isinstance(value, LocDict):
-            self.problems.error(pos, f"{where}: phrases must be {{kk: [...], ru: [...]}}")
+            self.problems.error(
+                data.value_pos["phrases"], f"{where}: phrases must be {{kk: [...], ru: [...]}}"
+            )
             return m.Phrases()
         found: dict[str, tuple[str, ...]] = {}
         for lang in value:
@@ -532,7 +545,7 @@ class _Reader:
                     value.key_pos[lang], f'{where}: unknown language "{lang}"{hint}; use kk and ru'
                 )
                 continue
-            words = self._list_of_words(value, lang)
+            words = self._words(value, lang)
             found[lang] = tuple(dict.fromkeys(" ".join(word.lower().split()) for word, _ in words))
         return m.Phrases(**found)
 
@@ -727,7 +740,9 @@ class _Reader:
             what = f'unknown kind "{kind}"{hint}' if "kind" in raw else "has no kind"
             self.problems.error(at, f"{where} {what}; use one of {', '.join(m.NODE_KINDS)}")
             return m.BackNode(id=node_id, pos=pos)
-        self.places.update({(node_id, key): raw.value_pos[key] for key in ("kind", "topic") if key in raw})
+        self.places.update(
+            {(node_id, key): raw.value_position(key) for key in ("kind", "topic") if key in raw}
+        )
         known = COMMON_KEYS + KIND_KEYS[kind]
         for key in raw:
             if key in known:
