@@ -82,6 +82,8 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "transfer": ("to",),
     "goto": ("goto",),
 }
+# The same as sets, for the check of every node's keys (a tuple is searched by comparing strings).
+_KNOWN_KEYS = {kind: frozenset(COMMON_KEYS + keys) for kind, keys in KIND_KEYS.items()}
 OPTION_KEYS = ("key", "phrases", "goto")
 CHOICE_KEYS = ("key", "language", "phrases")
 GLOBAL_KEY_KEYS = ("key", "phrases", "goto")
@@ -342,8 +344,8 @@ class _Reader:
             return []
         result = []
         for index, item in enumerate(value):
-            if isinstance(item, str) and item.strip():
-                result.append((item.strip(), index))
+            if isinstance(item, str) and (word := item.strip()):
+                result.append((word, index))
             else:
                 self.problems.error(
                     value.item_position(index), f'every entry of "{key}" must be a word, got {item!r}'
@@ -545,8 +547,8 @@ class _Reader:
                     value.key_pos[lang], f'{where}: unknown language "{lang}"{hint}; use kk and ru'
                 )
                 continue
-            words = self._words(value, lang)
-            found[lang] = tuple(dict.fromkeys(" ".join(word.lower().split()) for word, _ in words))
+            words = [" ".join(word.lower().split()) for word, _ in self._words(value, lang)]
+            found[lang] = tuple(dict.fromkeys(words))
         return m.Phrases(**found)
 
     # -- menu-level sections -----------------------------------------------------------------------
@@ -745,7 +747,7 @@ class _Reader:
         )
         known = COMMON_KEYS + KIND_KEYS[kind]
         for key in raw:
-            if key in known:
+            if key in _KNOWN_KEYS[kind]:
                 continue
             users = [k for k, keys in KIND_KEYS.items() if key in keys]
             elsewhere = f"it belongs to kind {', '.join(users)}" if users else ""
