@@ -66,18 +66,27 @@ def _position(file: str, mark: Any) -> Position:
     return _new_tuple(Position, (file, mark.line + 1, mark.column + 1))
 
 
-# The parser records where keys, values and items start as libyaml's marks (objects it makes anyway);
-# the Positions are made on first use of key_pos, value_pos or item_pos, or one at a time by
-# value_position and item_position. Positions serve error messages: of a 2,000-node menu's 69,000 the
-# loader asks for 17,000, and making them all while parsing cost check_menu 140 million instructions.
+# The parser records where mappings, lists, keys, values and items start as libyaml's marks (objects
+# it makes anyway); the Positions are made on first use of pos, key_pos, value_pos or item_pos, or one
+# at a time by value_position and item_position. Positions serve error messages: of a 2,000-node
+# menu's 90,000 the loader asks for 17,000, and making them all while parsing cost check_menu some
+# 190 million instructions.
 
 
 class LocDict(dict):
     """A dict with `pos` (the mapping itself), `key_pos[key]` and `value_pos[key]`."""
 
-    __slots__ = ("_key_pos", "_value_pos", "file", "key_marks", "pos", "value_marks")
+    __slots__ = ("_key_pos", "_pos", "_value_pos", "file", "key_marks", "mark", "value_marks")
 
-    pos: Position
+    @property
+    def pos(self) -> Position:
+        if self._pos is None:
+            self._pos = _position(self.file, self.mark)
+        return self._pos
+
+    @pos.setter
+    def pos(self, position: Position) -> None:
+        self._pos = position
 
     @property
     def key_pos(self) -> dict[Any, Position]:
@@ -109,9 +118,17 @@ class LocDict(dict):
 class LocList(list):
     """A list with `pos` and `item_pos[i]`."""
 
-    __slots__ = ("_item_pos", "file", "item_marks", "pos")
+    __slots__ = ("_item_pos", "_pos", "file", "item_marks", "mark")
 
-    pos: Position
+    @property
+    def pos(self) -> Position:
+        if self._pos is None:
+            self._pos = _position(self.file, self.mark)
+        return self._pos
+
+    @pos.setter
+    def pos(self, position: Position) -> None:
+        self._pos = position
 
     @property
     def item_pos(self) -> list[Position]:
@@ -232,11 +249,11 @@ class _Builder:
             tag = self.plain_tags[event.value] = self.tag(event)
         return tag == _STR
 
-    def value_at(self, event: Any) -> tuple[Any, Position]:
-        """The value that starts with this event, not plain text (see is_text), and its position (a
-        mapping or list has its own: one Position less per mapping and list, 20,000 for a 2,000-node menu)."""
+    def value_at(self, event: Any) -> tuple[Any, Any]:
+        """The value that starts with this event, not plain text (see is_text), and where: a mark, or a
+        Position (an alias of a scalar is placed at its anchor)."""
         value = self.value(event)
-        return value, value.pos if isinstance(value, _LOCATED) else self.position(event)
+        return value, value.mark if isinstance(value, _LOCATED) else self.position(event)
 
     def value(self, event: Any) -> Any:
         kind = type(event)
@@ -323,8 +340,8 @@ class _Builder:
 
     def mapping(self, start: MappingStartEvent) -> LocDict:
         result = LocDict()
-        result.pos = self.position(start)
-        result.file, result._key_pos, result._value_pos = self.file, None, None
+        result.file, result.mark, result._pos = self.file, start.start_mark, None
+        result._key_pos, result._value_pos = None, None
         result.key_marks, result.value_marks = key_marks, value_marks = {}, {}
         merged: list[LocDict] = []  # what `<<: *anchor` merge keys bring in
         next_event, is_text, value_at = self.next_event, self.is_text, self.value_at
@@ -391,8 +408,8 @@ class _Builder:
 
     def sequence(self, start: SequenceStartEvent) -> LocList:
         items = LocList()
-        items.pos = self.position(start)
-        items.file, items._item_pos, items.item_marks = self.file, None, []
+        items.file, items.mark, items._pos = self.file, start.start_mark, None
+        items._item_pos, items.item_marks = None, []
         marks = items.item_marks
         next_event, is_text, value_at = self.next_event, self.is_text, self.value_at
         while type(event := next_event()) is not SequenceEndEvent:
