@@ -24,6 +24,17 @@ def test_values_and_their_positions() -> None:
     assert data["b"][1].value_pos["c"] == at(4, 9)
 
 
+def test_one_position_at_a_time() -> None:
+    """value_position and item_position give what value_pos and item_pos give, before and after
+    those are made (positions are made from libyaml's marks on first use)."""
+    data = parse_yaml("a: 1\nb: [x, {c: d}]\n", "m.yaml").data
+    items = data["b"]
+    assert (data.value_position("a"), items.item_position(1)) == (at(1, 4), at(2, 8))
+    assert items[1].pos == at(2, 8) and isinstance(items[1].pos, Position)
+    assert data.value_pos == {"a": at(1, 4), "b": at(2, 4)} and items.item_pos == [at(2, 5), at(2, 8)]
+    assert (data.value_position("b"), items.item_position(0)) == (at(2, 4), at(2, 5))
+
+
 SAMPLE = """\
 start: main
 count: 3

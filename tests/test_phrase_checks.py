@@ -32,6 +32,18 @@ def test_phrase_key_reduces_word_forms_and_fillers():
     assert phrase_key("документ готов", "ru") != phrase_key("документы", "ru")
 
 
+def test_phrase_key_of_numbers_and_fillers_only():
+    """Numbers are their own lemma, as pymorphy3 reads them (ru_lemma no longer asks it); a phrase
+    of fillers alone keeps them all."""
+    from ivr.speech.normalize_ru import morph_analyzer
+
+    for number in ("0", "7", "042", "1998", "123456789012"):
+        assert phrase_key(f"пункт {number}", "ru") == tuple(sorted({"пункт", number}))
+        assert morph_analyzer().parse(number)[0].normal_form == number
+    assert phrase_key("да", "ru") == ("да",)
+    assert phrase_key("мне бы", "ru") == phrase_key("бы мне", "ru") != ()
+
+
 def test_a_phrase_of_two_options_in_other_forms_is_a_warning(tmp_path: Path):
     path = tmp_path / "m.yaml"
     path.write_text(MENU, encoding="utf-8")

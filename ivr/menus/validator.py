@@ -260,6 +260,7 @@ def _same_as_global(menu: m.Menu, item: m.Option | m.LanguageChoice, action: m.G
 def _check_phrases(menu: m.Menu, problems: Problems) -> None:
     from ivr.speech.matcher import phrase_key  # only menus that take speech need the matcher
 
+    global_keys = {action.key for action in menu.global_keys.values() if action.key is not None}
     for node in menu.nodes.values():
         if not isinstance(node, m.InputNode) or not node.input.speech:
             continue
@@ -268,7 +269,7 @@ def _check_phrases(menu: m.Menu, problems: Problems) -> None:
         # The same phrase once word forms are reduced: the matcher cannot tell the options apart by it.
         reduced: dict[tuple[str, tuple[str, ...]], tuple[int, str]] = {}
         for number, item in enumerate(items, start=1):
-            duplicate_of_global = item.key is not None and menu.global_key_for(item.key) is not None
+            duplicate_of_global = item.key in global_keys
             missing = [lang for lang in LANGUAGES if not item.phrases.get(lang)]
             if missing and not duplicate_of_global and not isinstance(node, m.LanguageNode):
                 # Speech-only: a language without phrases cannot reach the option at all.

@@ -59,23 +59,95 @@ class YamlSyntaxError(ValueError):
         self.line_text = line_text
 
 
+def _position(file: str, mark: Any) -> Position:
+    """The Position of a libyaml mark (0-based line and column); a Position is kept as it is."""
+    if type(mark) is Position:
+        return mark
+    return _new_tuple(Position, (file, mark.line + 1, mark.column + 1))
+
+
+# The parser records where mappings, lists, keys, values and items start as libyaml's marks (objects
+# it makes anyway); the Positions are made on first use of pos, key_pos, value_pos or item_pos, or one
+# at a time by value_position and item_position. Positions serve error messages: of a 2,000-node
+# menu's 90,000 the loader asks for 17,000, and making them all while parsing cost check_menu some
+# 190 million instructions.
+
+
 class LocDict(dict):
     """A dict with `pos` (the mapping itself), `key_pos[key]` and `value_pos[key]`."""
 
-    __slots__ = ("key_pos", "pos", "value_pos")
+    __slots__ = ("_key_pos", "_pos", "_value_pos", "file", "key_marks", "mark", "value_marks")
 
-    pos: Position
-    key_pos: dict[Any, Position]
-    value_pos: dict[Any, Position]
+    @property
+    def pos(self) -> Position:
+        if self._pos is None:
+            self._pos = _position(self.file, self.mark)
+        return self._pos
+
+    @pos.setter
+    def pos(self, position: Position) -> None:
+        self._pos = position
+
+    @property
+    def key_pos(self) -> dict[Any, Position]:
+        if self._key_pos is None:
+            self._key_pos = {key: _position(self.file, mark) for key, mark in self.key_marks.items()}
+        return self._key_pos
+
+    @key_pos.setter
+    def key_pos(self, positions: dict[Any, Position]) -> None:
+        self._key_pos = positions
+
+    @property
+    def value_pos(self) -> dict[Any, Position]:
+        if self._value_pos is None:
+            self._value_pos = {key: _position(self.file, mark) for key, mark in self.value_marks.items()}
+        return self._value_pos
+
+    @value_pos.setter
+    def value_pos(self, positions: dict[Any, Position]) -> None:
+        self._value_pos = positions
+
+    def value_position(self, key: Any) -> Position:
+        """value_pos[key], without making the positions of the mapping's other values."""
+        if self._value_pos is not None:
+            return self._value_pos[key]
+        return _position(self.file, self.value_marks[key])
 
 
 class LocList(list):
     """A list with `pos` and `item_pos[i]`."""
 
-    __slots__ = ("item_pos", "pos")
+    __slots__ = ("_item_pos", "_pos", "file", "item_marks", "mark")
 
-    pos: Position
-    item_pos: list[Position]
+    @property
+    def pos(self) -> Position:
+        if self._pos is None:
+            self._pos = _position(self.file, self.mark)
+        return self._pos
+
+    @pos.setter
+    def pos(self, position: Position) -> None:
+        self._pos = position
+
+    @property
+    def item_pos(self) -> list[Position]:
+        if self._item_pos is None:
+            self._item_pos = [_position(self.file, mark) for mark in self.item_marks]
+        return self._item_pos
+
+    @item_pos.setter
+    def item_pos(self, positions: list[Position]) -> None:
+        self._item_pos = positions
+
+    def item_position(self, index: int) -> Position:
+        """item_pos[index], without making the positions of the other items."""
+        if self._item_pos is not None:
+            return self._item_pos[index]
+        return _position(self.file, self.item_marks[index])
+
+
+_LOCATED = (LocDict, LocList)  # a tuple: `LocDict | LocList` would make a new union at every use
 
 
 @attrs.frozen
@@ -177,13 +249,11 @@ class _Builder:
             tag = self.plain_tags[event.value] = self.tag(event)
         return tag == _STR
 
-    def value_at(self, event: Any) -> tuple[Any, Position]:
-        """The value that starts with this event, and its position (a mapping or list has its own:
-        one Position less per mapping and list, 20,000 for a 2,000-node menu)."""
-        if self.is_text(event):
-            return event.value, self.position(event)
+    def value_at(self, event: Any) -> tuple[Any, Any]:
+        """The value that starts with this event, not plain text (see is_text), and where: a mark, or a
+        Position (an alias of a scalar is placed at its anchor)."""
         value = self.value(event)
-        return value, value.pos if isinstance(value, LocDict | LocList) else self.position(event)
+        return value, value.mark if isinstance(value, _LOCATED) else self.position(event)
 
     def value(self, event: Any) -> Any:
         kind = type(event)
@@ -270,25 +340,29 @@ class _Builder:
 
     def mapping(self, start: MappingStartEvent) -> LocDict:
         result = LocDict()
-        result.pos = self.position(start)
-        result.key_pos, result.value_pos = key_positions, value_positions = {}, {}
+        result.file, result.mark, result._pos = self.file, start.start_mark, None
+        result._key_pos, result._value_pos = None, None
+        result.key_marks, result.value_marks = key_marks, value_marks = {}, {}
         merged: list[LocDict] = []  # what `<<: *anchor` merge keys bring in
-        next_event, position, is_text = self.next_event, self.position, self.is_text
+        next_event, is_text, value_at = self.next_event, self.is_text, self.value_at
         while type(event := next_event()) is not MappingEndEvent:
-            key_pos = position(event)
-            if is_text(event):
-                key = event.value
+            if is_text(event):  # plain text, nearly every key and value: inline, no position() call
+                key, key_mark = event.value, event.start_mark
             elif type(event) is ScalarEvent and event.value == "<<" and self.tag(event) == _MERGE:
                 merged += self.merge(next_event(), start)
                 continue
             else:
-                key = self.key(event)
-            value, value_pos = self.value_at(next_event())
+                key, key_mark = self.key(event), self.position(event)
+            if is_text(event := next_event()):
+                value, value_mark = event.value, event.start_mark
+            else:
+                value, value_mark = value_at(event)
             if key in result:
-                self.duplicates.append(Duplicate(key, key_pos, key_positions[key]))
+                first = _position(self.file, key_marks[key])
+                self.duplicates.append(Duplicate(key, _position(self.file, key_mark), first))
             result[key] = value
-            key_positions[key] = key_pos
-            value_positions[key] = value_pos
+            key_marks[key] = key_mark
+            value_marks[key] = value_mark
         if merged:
             self.merge_into(result, merged)
         return result
@@ -334,11 +408,16 @@ class _Builder:
 
     def sequence(self, start: SequenceStartEvent) -> LocList:
         items = LocList()
-        items.pos = self.position(start)
-        items.item_pos = positions = []
-        next_event, value_at = self.next_event, self.value_at
+        items.file, items.mark, items._pos = self.file, start.start_mark, None
+        items._item_pos, items.item_marks = None, []
+        marks = items.item_marks
+        next_event, is_text, value_at = self.next_event, self.is_text, self.value_at
         while type(event := next_event()) is not SequenceEndEvent:
-            value, pos = value_at(event)
-            items.append(value)
-            positions.append(pos)
+            if is_text(event):  # as in mapping()
+                items.append(event.value)
+                marks.append(event.start_mark)
+            else:
+                value, mark = value_at(event)
+                items.append(value)
+                marks.append(mark)
         return items

@@ -407,12 +407,24 @@ def phrase_key(text: str, language: str) -> tuple[str, ...]:
     """What the matcher sees of a phrase: its content words' lemmas (Russian) or stems (Kazakh), in
     order of spelling. Phrases with one key are one phrase to the matcher ("запись" and "записи",
     "кезек" and "кезекке"). Snowball's stems are not used: it splits запись (зап) from записи (запис)."""
-    words = content_words(text, language)
+    words = [_word_key(word, language) for word in WORD.findall(UNKNOWN_MARKERS.sub(" ", text))]
+    content = {key for key, filler in words if not filler}
+    return tuple(sorted(content or {key for key, _ in words}))  # all words when all are fillers
+
+
+# Phrases share most of their words ("пункт 1", "пункт 12 3"): folding, the filler test and the lemma
+# once per word took a 2,000-node menu's phrase checks from 324 to 258 million instructions.
+@lru_cache(maxsize=65536)
+def _word_key(word: str, language: str) -> tuple[str, bool]:
+    """One word of a phrase as phrase_key sees it: its lemma or stem, and whether it is a filler."""
+    word = fold(word)
     if language == "ru":
-        return tuple(sorted({ru_lemma(w) for w in words}))
-    if language == "kk":
-        return tuple(sorted({kk_stem(w) for w in words}))
-    return tuple(sorted(set(words)))
+        key = ru_lemma(word)
+    elif language == "kk":
+        key = kk_stem(word)
+    else:
+        key = word
+    return key, _is_filler(word, language)
 
 
 def grammar_phrases(

@@ -49,8 +49,11 @@ def ru_stem(word: str) -> str:
 
 @lru_cache(maxsize=65536)
 def ru_lemma(word: str) -> str:
-    parses = morph_analyzer().parse(fold(word))
-    return fold(parses[0].normal_form) if parses else fold(word)
+    word = fold(word)
+    if word.isascii() and word.isdigit():
+        return word  # what pymorphy3 says of a number (NUMB), without its 80,000 instructions a word
+    parses = morph_analyzer().parse(word)
+    return fold(parses[0].normal_form) if parses else word
 
 
 def ru_keys(word: str) -> frozenset[str]:
