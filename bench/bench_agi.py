@@ -592,6 +592,10 @@ def run_soak(kind: str, workdir: Path, plan: Plan, lines: int, minutes: float) -
             run_loop(soak())
     finally:
         server.stop()
+    gc_figures = {k: v for k, v in server.stats.items() if k.startswith("gc_")}
+    print(
+        f"    {kind} garbage collections (gen 0, 1, 2) during the soak and start-up: {gc_figures}", flush=True
+    )
     return samples
 
 

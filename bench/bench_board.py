@@ -42,7 +42,7 @@ BOARDS = (0, 20)
 # --- server side (child process) ------------------------------------------------------------------
 async def _serve(state_dir: str, ami_port: int) -> None:
     from ivr.config import AmiSettings, HttpSettings
-    from ivr.engine.app import Engine, tune_gc_for_serving
+    from ivr.engine.app import Engine
     from ivr.engine.services import EngineServices
     from ivr.engine.simulate import FixedHours
     from ivr.http.server import BoardServer
@@ -58,7 +58,7 @@ async def _serve(state_dir: str, ami_port: int) -> None:
         await services.ami.wait_connected(5)
     board = BoardServer(engine, HttpSettings(bind=f"{HOST}:0", name="bench"))
     http_port = await board.start()
-    tune_gc_for_serving()  # as `ivr serve` does after start-up
+    engine.pace_garbage_collection()  # as `ivr serve` does after start-up
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     print(f"READY {port} {http_port}", flush=True)

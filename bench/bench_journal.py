@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from ivr.config import Settings
+from ivr.engine.gc_pacing import GcPacer
 from ivr.journal import OUTCOMES, open_state
 
 STEPS = 12
@@ -130,6 +131,17 @@ def clock_overhead() -> float:
 async def run(
     calls: int, settings: Settings | None, pause: tuple[float, float], spread: float
 ) -> dict[str, float]:
+    pacer = GcPacer()  # garbage collection as `ivr serve` paces it
+    pacer.start()
+    try:
+        return await _run(calls, settings, pause, spread)
+    finally:
+        pacer.stop()
+
+
+async def _run(
+    calls: int, settings: Settings | None, pause: tuple[float, float], spread: float
+) -> dict[str, float]:
     state = await open_state(settings) if settings else None
     writer = state.db.writer_thread_id if state else None
     load = Load(f"bench{time.time_ns()}", state.journal if state else None, pause, spread)
@@ -207,10 +219,6 @@ def main() -> int:
     parser.add_argument("--no-sqlite", action="store_true")
     args = parser.parse_args()
     pause = (args.pause_ms[0] / 1000, args.pause_ms[1] / 1000)
-    from ivr.engine.app import tune_gc_for_serving
-
-    tune_gc_for_serving()  # the collector as `ivr serve` sets it
-
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             counter = iter(range(1_000_000))
