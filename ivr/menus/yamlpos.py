@@ -73,10 +73,13 @@ def _position(file: str, mark: Any) -> Position:
 # 190 million instructions.
 
 
-class LocDict(dict):
-    """A dict with `pos` (the mapping itself), `key_pos[key]` and `value_pos[key]`."""
+class _Placed:
+    """`pos` of a parsed mapping or list: made from its mark on first use."""
 
-    __slots__ = ("_key_pos", "_pos", "_value_pos", "file", "key_marks", "mark", "value_marks")
+    __slots__ = ()
+    _pos: Position | None
+    file: str
+    mark: Any
 
     @property
     def pos(self) -> Position:
@@ -87,6 +90,12 @@ class LocDict(dict):
     @pos.setter
     def pos(self, position: Position) -> None:
         self._pos = position
+
+
+class LocDict(_Placed, dict):
+    """A dict with `pos` (the mapping itself), `key_pos[key]` and `value_pos[key]`."""
+
+    __slots__ = ("_key_pos", "_pos", "_value_pos", "file", "key_marks", "mark", "value_marks")
 
     @property
     def key_pos(self) -> dict[Any, Position]:
@@ -115,20 +124,10 @@ class LocDict(dict):
         return _position(self.file, self.value_marks[key])
 
 
-class LocList(list):
+class LocList(_Placed, list):
     """A list with `pos` and `item_pos[i]`."""
 
     __slots__ = ("_item_pos", "_pos", "file", "item_marks", "mark")
-
-    @property
-    def pos(self) -> Position:
-        if self._pos is None:
-            self._pos = _position(self.file, self.mark)
-        return self._pos
-
-    @pos.setter
-    def pos(self, position: Position) -> None:
-        self._pos = position
 
     @property
     def item_pos(self) -> list[Position]:
