@@ -55,7 +55,7 @@ class EngineServices:
                     self.classifier(menu, node)
                 else:
                     for language in LANGUAGES:
-                        self.grammar(menu, node, language)  # builds the node's matcher too
+                        self.grammar(menu, node, language)
         if listening:
             self.global_classifier(menu)
 
