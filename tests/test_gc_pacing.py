@@ -72,3 +72,29 @@ async def test_a_cycle_that_outlived_a_young_collection_waits_for_the_full_one()
         assert pacer.pauses.full_longest > 0
     finally:
         pacer.stop()
+
+
+async def test_a_full_collection_comes_when_memory_has_grown_not_on_every_tick() -> None:
+    resident = [500_000_000]
+    pacer = GcPacer(young_every=0.01, full_every=3600.0, full_growth=64_000_000, resident=lambda: resident[0])
+    pacer.start()
+    try:
+        await until(lambda: pacer.pauses.young_count >= 3)
+        resident[0] += 30_000_000  # calls coming in: less than the growth that asks for a full one
+        young = pacer.pauses.young_count
+        await until(lambda: pacer.pauses.young_count >= young + 3)
+        assert pacer.pauses.full_count == 0
+        resident[0] += 40_000_000  # 70 MB since start
+        await until(lambda: pacer.pauses.full_count == 1)
+        young = pacer.pauses.young_count
+        await until(lambda: pacer.pauses.young_count >= young + 3)
+        assert pacer.pauses.full_count == 1  # measured again from the size after that collection
+    finally:
+        pacer.stop()
+
+
+def test_the_resident_size_is_read_from_the_system() -> None:
+    from ivr.engine.gc_pacing import resident_bytes
+
+    size = resident_bytes()
+    assert size is not None and size > 10_000_000  # a Python process with pytest loaded
