@@ -6,7 +6,7 @@ allocations, but every object that dies anywhere lowers that count, so between c
 generation quietly fills with whole calls: at 5,000 calls one young collection scanned 45,000-92,000
 live objects and stopped the loop for 66-96 ms, and the full collections that follow a rise in calls
 are longer still. Paced, the young generation holds only what the last tick left alive (at 5,000 lines
-2-3 ms to scan, at 1,000 under half a millisecond), and the scan of everything alive happens at a
+2-4 ms to scan, at 1,000 under half a millisecond), and the scan of everything alive happens at a
 known rate.
 
 A full collection scans every call in progress (at 5,000 calls up to 230 ms), so it runs only when
