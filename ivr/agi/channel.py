@@ -191,8 +191,7 @@ class Channel:
             reply = await self.command("STREAM FILE", name, escape_digits, timeout=timeout)
         else:
             reply = await self.command("STREAM FILE", name, escape_digits, str(offset), timeout=timeout)
-        text = reply.extras.get("endpos")
-        endpos = int(text) if text is not None and text.isdigit() else reply.endpos or 0
+        endpos = reply.endpos or 0
         if reply.result == "0":  # played to its end: the usual reply, no number to read
             return StreamResult(None, endpos)
         if reply.value == -1:

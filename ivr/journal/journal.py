@@ -183,9 +183,7 @@ class Journal:
         _check_id(call_id)
         start = to_epoch(started_at, "started_at")
         if call_id not in self._open:
-            self._open[call_id] = _OpenCall(self, call_id)
-            if self._sweeper is None:
-                self._arm_sweep()
+            self._open_call(call_id)
         self._starts.append((call_id, start, caller or "", language or "", menu, self._engine_id, self._tz))
         if self._timer is None:
             self._arm()
@@ -205,9 +203,7 @@ class Journal:
         call = self._open.get(call_id)
         if call is None:
             _check_id(call_id)
-            call = self._open[call_id] = _OpenCall(self, call_id)  # started before this journal
-            if self._sweeper is None:
-                self._arm_sweep()
+            call = self._open_call(call_id)  # started before this journal
         handling = _kinds.get(kind)
         if handling is None:
             handling = _check_kind(kind)
@@ -232,8 +228,7 @@ class Journal:
         ended = self._now() if at is None else to_epoch(at, "at")
         call = self._open.pop(call_id, None)
         if call is not None and call.held:
-            self._events.append((call_id, call.held))
-            call.held = []
+            self._hand_over(call)
         self._ends.append((call_id, ended, outcome, topic, self._engine_id, self._tz))
         if self._timer is None:
             self._arm()
@@ -243,8 +238,7 @@ class Journal:
         """Hand everything recorded so far to the writer (before a shutdown, or to read it back)."""
         for call in self._open.values():
             if call.held:
-                self._events.append((call.call_id, call.held))
-                call.held = []
+                self._hand_over(call)
         self._ship()
 
     def close(self) -> None:
@@ -258,6 +252,12 @@ class Journal:
         """Wait until everything recorded so far is committed."""
         self.submit_held()
         await self._db.flush()
+
+    def _open_call(self, call_id: str) -> _OpenCall:
+        call = self._open[call_id] = _OpenCall(self, call_id)
+        if self._sweeper is None:
+            self._arm_sweep()
+        return call
 
     def _hand_over(self, call: _OpenCall) -> None:
         self._events.append((call.call_id, call.held))
