@@ -302,6 +302,16 @@ class ServerProcess:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
+    def loop_waited_seconds(self) -> float:
+        """How long the server's event-loop thread (its main thread) has been ready to run but waiting
+        for a CPU (/proc/<pid>/schedstat, 2nd field): what the machine, not the server, added to its
+        turnaround. NaN on a kernel without scheduler statistics."""
+        try:
+            with open(f"/proc/{self.pid}/schedstat") as f:
+                return int(f.read().split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return math.nan
+
     def rss_kib(self) -> int:
         with open(f"/proc/{self.pid}/statm") as f:
             return int(f.read().split()[1]) * PAGE_KIB
@@ -366,6 +376,7 @@ class Row:
     handler_errors: int = 0
     log_lines: int = 0
     gc_longest_ms: float = math.nan  # longest garbage collection in the server during the run
+    loop_waited: float = math.nan  # seconds the server's loop thread was ready but had no CPU (pacing)
     round_ms: list[float] = attrs.field(factory=list)  # server CPU ms per call, one per saturation round
     commands: int = 0
 
@@ -506,10 +517,10 @@ def run_pacing(kind: str, workdir: Path, plan: Plan, lines: int, ramp: float, ho
             expect_commands=expected,
             delay=human_pause(*plan.pause),
         )
-        cpu0, gen0 = server.cpu_seconds(), own_cpu_seconds()
+        cpu0, gen0, waited0 = server.cpu_seconds(), own_cpu_seconds(), server.loop_waited_seconds()
         with collector_paused():
             wall, rss_peak = run_loop(_paced_with_sampling(server, asterisk, kind, lines, ramp, hold))  # type: ignore[misc]
-        cpu1, gen1 = server.cpu_seconds(), own_cpu_seconds()
+        cpu1, gen1, waited1 = server.cpu_seconds(), own_cpu_seconds(), server.loop_waited_seconds()
     finally:
         server.stop()
     stats = asterisk.stats
@@ -536,6 +547,7 @@ def run_pacing(kind: str, workdir: Path, plan: Plan, lines: int, ramp: float, ho
         handler_errors=int(server.stats.get("handler_errors", 0)),  # type: ignore[arg-type]
         log_lines=server.log_lines(),
         gc_longest_ms=max(server.stats.get("gc_longest_ms", [math.nan])),  # type: ignore[arg-type]
+        loop_waited=waited1 - waited0,
     )
 
 
@@ -661,7 +673,7 @@ def print_pacing(rows: list[Row], pause: tuple[float, float]) -> None:
     header = (
         f"{'server':<14}{'lines':>7}{'calls':>7}{'failed':>7}{'cmd/call':>9}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'max ms':>8}{'peak':>6}{'RSS idle':>9}{'RSS peak':>9}{'KiB/call':>9}"
-        f"{'srv ms/call':>12}{'srv CPU%':>9}{'gen CPU%':>9}{'GC max ms':>10}"
+        f"{'srv ms/call':>12}{'srv CPU%':>9}{'gen CPU%':>9}{'GC max ms':>10}{'loop wait%':>11}"
     )
     print(header)
     print("-" * len(header))
@@ -673,10 +685,12 @@ def print_pacing(rows: list[Row], pause: tuple[float, float]) -> None:
             f"{_f(r.rss_idle_mib, 1):>9}{_f(r.rss_peak_mib, 1):>9}{_f(r.rss_kib_per_call, 1):>9}"
             f"{_f(r.server_ms_per_call, 3):>12}{_f(100 * r.server_cpu / r.wall, 0):>9}"
             f"{_f(100 * r.generator_cpu / r.wall, 0):>9}{_f(r.gc_longest_ms, 1):>10}"
+            f"{_f(100 * r.loop_waited / r.wall, 1):>11}"
         )
     print(
         "  targets (issue 4): p99 < 2 ms at 1,000 and < 10 ms at 5,000 calls; RSS in MiB, KiB per "
-        "concurrent call = (peak - idle) / peak"
+        "concurrent call = (peak - idle) / peak; loop wait% = of the run's time, how long the server's event "
+        "loop was ready to run but had no CPU (the machine's share of the turnaround: compare runs by it)"
     )
 
 
@@ -697,7 +711,8 @@ def print_pacing_spread(rows: list[Row]) -> None:
         print(
             f"  {server} {mode} lines, {len(runs)} runs: p99 {spread([r.p99_ms for r in runs])} ms; "
             f"p50 {spread([r.p50_ms for r in runs])} ms; KiB per call {spread([r.rss_kib_per_call for r in runs], 1)}; "
-            f"server ms per call {spread([r.server_ms_per_call for r in runs], 3)}"
+            f"server ms per call {spread([r.server_ms_per_call for r in runs], 3)}; "
+            f"loop wait % {spread([100 * r.loop_waited / r.wall for r in runs], 1)}"
         )
 
 
