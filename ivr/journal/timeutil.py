@@ -31,7 +31,29 @@ def zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r} (expected an IANA name such as Asia/Almaty)") from None
 
 
+# Every zone's offset since the 1970s is a whole number of quarter-hours, so a quarter-hour of UTC falls
+# in one local day and hour, unless a clock change falls inside it: the writer converts each call's start
+# and end (2.8 us each) once per quarter-hour instead.
+_QUARTER = 900
+_day_hour: dict[tuple[ZoneInfo, int], tuple[str, int]] = {}
+
+
 def local_day_hour(epoch: float, tz: ZoneInfo) -> tuple[str, int]:
+    """The local date (YYYY-MM-DD) and hour of an epoch moment: the hourly rollup's key."""
+    key = (tz, int(epoch // _QUARTER))
+    found = _day_hour.get(key)
+    if found is None:
+        start = key[1] * _QUARTER
+        found = _convert(start, tz)
+        if _convert(start + _QUARTER - 0.001, tz) != found:  # a clock change inside: this moment alone
+            return _convert(epoch, tz)
+        if len(_day_hour) >= 4096:  # a year of quarter-hours is 35,000: keep only recent ones
+            _day_hour.clear()
+        _day_hour[key] = found
+    return found
+
+
+def _convert(epoch: float, tz: ZoneInfo) -> tuple[str, int]:
     moment = datetime.fromtimestamp(epoch, tz)
     return moment.strftime("%Y-%m-%d"), moment.hour
 
