@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from ivr.config import Settings
 from ivr.journal import HOLD_MAX, OUTCOMES, Journal, State, open_state
 from ivr.journal.db import Rows, Tx, Write
 from ivr.journal.schema import MIGRATIONS
-from ivr.journal.writes import insert_events
+from ivr.journal.timeutil import zone
+from ivr.journal.writes import end_calls, insert_calls, insert_events
 from tests.pg import backend_fixture  # noqa: F401  (the `backend` fixture: SQLite and PostgreSQL)
 
 EVENTS_PER_CALL = 8
@@ -84,6 +86,45 @@ async def test_a_run_handed_over_twice_is_stored_once(backend):
         (2, 1.7e9 + 2, {"digits": "2"}),
         (3, 1.7e9 + 3, {"digits": "3"}),
     ]
+
+
+async def test_a_batch_of_ends_counts_each_open_call_once_under_its_own_hour_language_and_topic(backend):
+    """1,200 ends in one batch (more than one lookup of open calls holds): calls started in earlier
+    batches, in Kazakh or Russian, in two local hours; ends whose start never reached the database;
+    calls ended twice in the batch and one ended in an earlier batch."""
+    almaty = zone("Asia/Almaty")
+    ten = datetime(2025, 11, 29, 10, 40, tzinfo=almaty).timestamp()
+    eleven = ten + 3600
+    state = await open_state(Settings(**backend))
+    try:
+        starts = [
+            (f"c{n}", ten if n % 2 else eleven, "+7701", "ru" if n % 3 else "kk", "1414", "e", almaty)
+            for n in range(1200)
+        ]
+        await state.db.submit(Rows(insert_calls, starts, phase=0))
+        await state.db.submit(Rows(end_calls, [("c7", ten + 60, "queued", "egov", "e", almaty)], phase=2))
+        ends = [(f"c{n}", ten + 120, OUTCOMES[n % 3], f"t{n % 2}", "e", almaty) for n in range(1200)]
+        ends += [(f"lost{n}", eleven + 60, "abandoned", None, "e", almaty) for n in range(5)]
+        ends += [
+            ("c1", ten + 180, "failed", None, "e", almaty),
+            ("lost0", eleven + 90, "failed", None, "e", almaty),
+        ]
+        await state.db.submit(Rows(end_calls, ends, phase=2))
+        rollup = await state.db.read(
+            lambda tx: tx.all("SELECT day, hour, language, topic, outcome, calls FROM call_rollup")
+        )
+        outcomes = dict(await state.db.read(lambda tx: tx.all("SELECT call_id, outcome FROM calls")))
+    finally:
+        await state.close()
+    expected: Counter[tuple[object, ...]] = Counter({("2025-11-29", 10, "ru", "egov", "queued"): 1})
+    for n in range(1200):
+        if n != 7:
+            hour = 10 if n % 2 else 11
+            expected["2025-11-29", hour, "ru" if n % 3 else "kk", f"t{n % 2}", OUTCOMES[n % 3]] += 1
+    expected["2025-11-29", 11, "", "", "abandoned"] += 5  # started when they ended, language unknown
+    assert Counter({tuple(row[:5]): row[5] for row in rollup}) == expected
+    assert outcomes["c7"] == "queued" and outcomes["c1"] == OUTCOMES[1]  # the first outcome stands
+    assert outcomes["lost0"] == "abandoned" and len(outcomes) == 1205
 
 
 async def schema_version(state: State) -> int:
