@@ -127,9 +127,9 @@ class Engine:
 
     def _prepare_for_speech(self) -> None:
         """Matchers and grammars of every menu built off the event loop, now and at each reload."""
+        self.library.prepare_with(self.services.prepare)  # first, so no reload slips in between
         for menu in self.library.menus().values():
             self.services.prepare(menu)
-        self.library.prepare_with(self.services.prepare)
 
     async def _check_prompts(self) -> None:
         from ivr.prompts.build import build_prompts, missing_prompts

@@ -745,10 +745,10 @@ class _Reader:
         self.places.update(
             {(node_id, key): raw.value_position(key) for key in ("kind", "topic") if key in raw}
         )
-        known = COMMON_KEYS + KIND_KEYS[kind]
         for key in raw:
             if key in _KNOWN_KEYS[kind]:
                 continue
+            known = COMMON_KEYS + KIND_KEYS[kind]  # in order, for the message
             users = [k for k, keys in KIND_KEYS.items() if key in keys]
             elsewhere = f"it belongs to kind {', '.join(users)}" if users else ""
             hint = did_you_mean(key, known) or (f"; {elsewhere}" if elsewhere else "")
