@@ -2,7 +2,7 @@
 
 ivr.testing.fake_caller.FakeCall is the faithful one (transcripts, every command, RECORD FILE audio);
 it costs too much CPU per command to load a server with thousands of calls from a 2-core machine.
-This one is an asyncio.Protocol per call that answers the commands an IVR flow sends with the same
+This one is a non-blocking socket per call, read by a loop callback, that answers the commands an IVR flow sends with the same
 bytes FakeCall (and so a real Asterisk 22.10.1) sends:
 
     ANSWER          200 result=0                SET VARIABLE    200 result=1
@@ -16,8 +16,12 @@ A call's caller is a list of answers, one per command that listens (GET DATA, WA
 STREAM FILE with escape digits, which only a key among them interrupts), as FakeCall's script:
 "2" presses 2, "" stays silent. The call ends when the server closes the connection.
 
-Turnaround = seconds from the moment a reply is written to the moment the server's next command line
-arrives, read with time.perf_counter() (uvloop's loop.time() is cached per loop iteration, in ms).
+Turnaround = seconds from the moment a reply has been handed to the kernel to the moment the kernel
+received the server's next command line (SO_TIMESTAMPNS): the server's own delay, whatever this
+generator's loop was doing then. With thousands of calls this generator's loop is busy too, and the
+turnaround as it read the line (`read_turnarounds`) adds its own wait; both are kept so a bench can
+print the difference. Both ends are CLOCK_REALTIME (the kernel's stamps are), so a clock step during a
+run would show as one wrong figure; NTP's slewing changes a 20 ms interval by 10 µs at most.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import asyncio
 import contextlib
 import gc
 import random
+import socket
+import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -35,6 +41,10 @@ from ivr.agi.protocol import parse_command_line
 from ivr.testing.fake_caller import DEAD_CHANNEL, DEAD_OK, env_block
 
 _perf = time.perf_counter
+_now_ns = time.time_ns  # the clock of the kernel's receive timestamps (CLOCK_REALTIME)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; Python names it only on some builds
+_ANCILLARY_SIZE = socket.CMSG_SPACE(16)  # one struct timespec
+_TIMESPEC = struct.Struct("@qq")
 _DEAD = (DEAD_CHANNEL + "\n").encode()
 _DEAD_OK = frozenset(c.encode() for c in DEAD_OK)
 _UNKNOWN = b"510 Invalid or unknown command\n"
@@ -61,36 +71,40 @@ class LoadStats:
     commands: int = 0
     active: int = 0
     peak_active: int = 0
-    turnarounds: list[float] = attrs.field(factory=list)
+    turnarounds: list[float] = attrs.field(factory=list)  # reply sent -> next command in the kernel
+    read_turnarounds: list[float] = attrs.field(factory=list)  # reply sent -> next command read here
     measure_turnarounds: bool = True
 
 
-class _Call(asyncio.Protocol):
+class _Call:
+    """One call's socket, read with recvmsg() so that each command carries the moment the kernel
+    received it: what the server spent is measured to that moment, not to the moment this generator's
+    own busy loop got round to reading it."""
+
     __slots__ = (
         "_answers",
         "_buffer",
         "_dead",
         "_delay",
         "_done",
-        "_env",
         "_expect",
         "_loop",
         "_replied_at",
+        "_sock",
         "_stats",
-        "_transport",
         "commands",
     )
 
     def __init__(
         self,
-        env: bytes,
+        sock: socket.socket,
         answers: Sequence[str],
         stats: LoadStats,
         done: asyncio.Future[None],
         delay: Callable[[], float] | None,
         expect_commands: int,
     ) -> None:
-        self._env = env
+        self._sock = sock
         self._answers = list(answers)
         self._answers.reverse()  # pop() from the end
         self._stats = stats
@@ -99,17 +113,27 @@ class _Call(asyncio.Protocol):
         self._expect = expect_commands
         self._buffer = b""
         self._dead = False
-        self._replied_at = 0.0
-        self._transport: asyncio.Transport | None = None
+        self._replied_at = 0  # time.time_ns() just after the last reply was handed to the kernel
         self._loop = done.get_loop()
         self.commands = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
-        transport.write(self._env)  # type: ignore[attr-defined]
+    def start(self, env: bytes) -> None:
+        self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self._loop.add_reader(self._sock.fileno(), self._readable)
+        self._write(env)
 
-    def data_received(self, data: bytes) -> None:
-        now = _perf()
+    def _readable(self) -> None:
+        try:
+            data, ancillary, _flags, _addr = self._sock.recvmsg(65536, _ANCILLARY_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, ancillary = b"", []
+        if not data:
+            self._close()
+            return
+        read_at = _now_ns()
+        arrived_at = _kernel_timestamp(ancillary, read_at)
         buffer = self._buffer + data if self._buffer else data
         while True:
             end = buffer.find(b"\n")
@@ -120,23 +144,32 @@ class _Call(asyncio.Protocol):
             buffer = buffer[end + 1 :]
             stats = self._stats
             if self._replied_at and stats.measure_turnarounds:
-                stats.turnarounds.append(now - self._replied_at)
-            self._replied_at = 0.0
+                stats.turnarounds.append((arrived_at - self._replied_at) / 1e9)
+                stats.read_turnarounds.append((read_at - self._replied_at) / 1e9)
+            self._replied_at = 0
             self.commands += 1
             reply = self._answer(line)
             if self._delay is None:
-                self._transport.write(reply)  # type: ignore[union-attr]
-                self._replied_at = _perf()
+                self._write(reply)
             else:
                 self._loop.call_later(self._delay(), self._send, reply)
 
     def _send(self, reply: bytes) -> None:
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(reply)
-            self._replied_at = _perf()
+        if self._sock.fileno() >= 0:
+            self._write(reply)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _write(self, data: bytes) -> None:
+        try:
+            sent = self._sock.send(data)
+        except OSError:  # the server closed first; the reader sees the end
+            return
+        if sent < len(data):  # a few hundred bytes into an empty socket buffer
+            raise RuntimeError(f"the server is not reading: {sent} of {len(data)} bytes sent")
+        self._replied_at = _now_ns()
+
+    def _close(self) -> None:
+        self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
         stats = self._stats
         stats.active -= 1
         stats.commands += self.commands
@@ -144,7 +177,6 @@ class _Call(asyncio.Protocol):
             stats.calls_failed += 1
         else:
             stats.calls_done += 1
-        self._transport = None
         if not self._done.done():
             self._done.set_result(None)
 
@@ -250,16 +282,16 @@ class FakeAsterisk:
         stats.active += 1
         if stats.active > stats.peak_active:
             stats.peak_active = stats.active
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
         try:
-            await loop.create_connection(
-                lambda: _Call(env, answers, stats, done, self.delay, self.expect_commands),
-                self.host,
-                self.port,
-            )
+            await loop.sock_connect(sock, (self.host, self.port))
         except OSError:
+            sock.close()
             stats.active -= 1
             stats.calls_failed += 1
             return
+        _Call(sock, answers, stats, done, self.delay, self.expect_commands).start(env)
         await done
 
 
@@ -318,6 +350,16 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
         gc.unfreeze()
         gc.collect()
+
+
+def _kernel_timestamp(ancillary: list[tuple[int, int, bytes]], fallback: int) -> int:
+    """The moment (ns, CLOCK_REALTIME) the kernel received the data just read, from SCM_TIMESTAMPNS;
+    `fallback` on a kernel that gave none."""
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
+            return seconds * 1_000_000_000 + nanoseconds
+    return fallback
 
 
 def human_pause(low: float = 0.2, high: float = 1.5, seed: int = 4573) -> Callable[[], float]:
