@@ -58,7 +58,16 @@ from pathlib import Path
 import attrs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import FakeAsterisk, LoadStats, collector_paused, human_pause, paced, percentile, saturate
+from loadgen import (
+    FakeAsterisk,
+    LoadStats,
+    collector_paused,
+    human_pause,
+    output_gaps,
+    paced,
+    percentile,
+    saturate,
+)
 
 SERVERS = ("bare-uvloop", "ours", "ours-asyncio", "panoramisk", "engine")
 HOST = "127.0.0.1"
@@ -379,6 +388,9 @@ class Row:
     log_lines: int = 0
     gc_longest_ms: float = math.nan  # longest garbage collection in the server during the run
     loop_waited: float = math.nan  # seconds the server's loop thread was ready but had no CPU (pacing)
+    stalls: int = 0  # pacing, through the hold: times the server sent no command for over 5 ms
+    stalls_by_chance: float = math.nan  # as many at random moments would give that many
+    longest_stall_ms: float = math.nan
     round_ms: list[float] = attrs.field(factory=list)  # server CPU ms per call, one per saturation round
     commands: int = 0
 
@@ -527,6 +539,7 @@ def run_pacing(kind: str, workdir: Path, plan: Plan, lines: int, ramp: float, ho
         server.stop()
     stats = asterisk.stats
     turnarounds = stats.turnarounds
+    stalls, longest_stall, by_chance = output_gaps(stats)
     gc_figures = {k: v for k, v in server.stats.items() if k.startswith("gc_")}
     print(
         f"    {kind} garbage collections (gen 0, 1, 2) during the run and start-up: {gc_figures}", flush=True
@@ -551,6 +564,9 @@ def run_pacing(kind: str, workdir: Path, plan: Plan, lines: int, ramp: float, ho
         log_lines=server.log_lines(),
         gc_longest_ms=max(server.stats.get("gc_longest_ms", [math.nan])),  # type: ignore[arg-type]
         loop_waited=waited1 - waited0,
+        stalls=stalls,
+        stalls_by_chance=by_chance,
+        longest_stall_ms=1000 * longest_stall,
     )
 
 
@@ -676,7 +692,7 @@ def print_pacing(rows: list[Row], pause: tuple[float, float]) -> None:
     header = (
         f"{'server':<14}{'lines':>7}{'calls':>7}{'failed':>7}{'cmd/call':>9}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'p99 read':>9}{'max ms':>8}{'peak':>6}{'RSS idle':>9}{'RSS peak':>9}{'KiB/call':>9}"
-        f"{'srv ms/call':>12}{'srv CPU%':>9}{'gen CPU%':>9}{'GC max ms':>10}{'loop wait%':>11}"
+        f"{'srv ms/call':>12}{'srv CPU%':>9}{'gen CPU%':>9}{'GC max ms':>10}{'loop wait%':>11}{'stalls':>7}{'chance':>7}{'longest':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -688,14 +704,17 @@ def print_pacing(rows: list[Row], pause: tuple[float, float]) -> None:
             f"{_f(r.rss_idle_mib, 1):>9}{_f(r.rss_peak_mib, 1):>9}{_f(r.rss_kib_per_call, 1):>9}"
             f"{_f(r.server_ms_per_call, 3):>12}{_f(100 * r.server_cpu / r.wall, 0):>9}"
             f"{_f(100 * r.generator_cpu / r.wall, 0):>9}{_f(r.gc_longest_ms, 1):>10}"
-            f"{_f(100 * r.loop_waited / r.wall, 1):>11}"
+            f"{_f(100 * r.loop_waited / r.wall, 1):>11}{r.stalls:>7}{_f(r.stalls_by_chance, 1):>7}{_f(r.longest_stall_ms, 1):>8}"
         )
     print(
         "  targets (issue 4): p99 < 2 ms at 1,000 and < 10 ms at 5,000 calls. p50/p99/max: a reply handed "
         "to the kernel -> the server's next command received by the kernel (the server's turnaround); "
         "p99 read: to the moment this generator's loop read it (adds the generator's own wait). RSS in MiB, KiB per "
         "concurrent call = (peak - idle) / peak; loop wait% = of the run's time, how long the server's event "
-        "loop was ready to run but had no CPU (the machine's share of the turnaround: compare runs by it)"
+        "loop was ready to run but had no CPU (the machine's share of the turnaround: compare runs by it); "
+        "stalls / chance / longest: through the hold, the times the server sent no command for over 5 ms while "
+        "replies kept coming, how many commands at random moments would give at that rate, and the longest "
+        "gap in ms (stalls well above chance: the server stopped, where a queue would show none)"
     )
 
 
@@ -718,7 +737,10 @@ def print_pacing_spread(rows: list[Row]) -> None:
             f"(as read by the generator {spread([r.p99_read_ms for r in runs])}); "
             f"p50 {spread([r.p50_ms for r in runs])} ms; KiB per call {spread([r.rss_kib_per_call for r in runs], 1)}; "
             f"server ms per call {spread([r.server_ms_per_call for r in runs], 3)}; "
-            f"loop wait % {spread([100 * r.loop_waited / r.wall for r in runs], 1)}"
+            f"loop wait % {spread([100 * r.loop_waited / r.wall for r in runs], 1)}; "
+            f"stalls over 5 ms {spread([float(r.stalls) for r in runs], 0)} "
+            f"(by chance {spread([r.stalls_by_chance for r in runs], 1)}), "
+            f"longest {spread([r.longest_stall_ms for r in runs], 1)} ms"
         )
 
 

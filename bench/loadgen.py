@@ -29,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
+import math
 import random
 import socket
 import struct
@@ -73,6 +75,10 @@ class LoadStats:
     peak_active: int = 0
     turnarounds: list[float] = attrs.field(factory=list)  # reply sent -> next command in the kernel
     read_turnarounds: list[float] = attrs.field(factory=list)  # reply sent -> next command read here
+    # A paced run's hold period and when each command in it reached this side's kernel (ns,
+    # CLOCK_REALTIME): what `output_gaps` reads. Only what falls in the hold is kept.
+    hold_ns: tuple[int, int] = (0, 0)
+    arrivals: list[int] = attrs.field(factory=list)
     measure_turnarounds: bool = True
 
 
@@ -146,6 +152,9 @@ class _Call:
             if self._replied_at and stats.measure_turnarounds:
                 stats.turnarounds.append((arrived_at - self._replied_at) / 1e9)
                 stats.read_turnarounds.append((read_at - self._replied_at) / 1e9)
+                hold = stats.hold_ns
+                if hold[0] <= arrived_at <= hold[1]:
+                    stats.arrivals.append(arrived_at)
             self._replied_at = 0
             self.commands += 1
             reply = self._answer(line)
@@ -325,6 +334,8 @@ async def paced(
     starts = sorted(rng.uniform(0.0, ramp) for _ in range(lines))
     started = _perf()
     stop_at = started + ramp + hold
+    now_ns = _now_ns()
+    asterisk.stats.hold_ns = (now_ns + int(ramp * 1e9), now_ns + int((ramp + hold) * 1e9))
 
     async def line(offset: float) -> None:
         await asyncio.sleep(offset)
@@ -360,6 +371,23 @@ def _kernel_timestamp(ancillary: list[tuple[int, int, bytes]], fallback: int) ->
             seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
             return seconds * 1_000_000_000 + nanoseconds
     return fallback
+
+
+def output_gaps(stats: LoadStats, longer_than: float = 0.005) -> tuple[int, float, float]:
+    """Through the hold of a paced run: how many times the server sent no command at all for more than
+    `longer_than` seconds, the longest such time, and how many such gaps chance alone would give (as
+    many commands at the same rate, at random moments: n * exp(-rate * longer_than)).
+
+    At 5,000 lines (about 6 commands a millisecond) chance gives none, so every gap counted is the
+    server stalled while replies kept coming; at 1,000 lines chance gives dozens, so read it there
+    against that figure."""
+    times = sorted(stats.arrivals)
+    gaps = [(b - a) / 1e9 for a, b in itertools.pairwise(times)]
+    if not gaps:
+        return 0, math.nan, math.nan
+    rate = len(gaps) / ((times[-1] - times[0]) / 1e9)
+    by_chance = len(gaps) * math.exp(-rate * longer_than)
+    return sum(1 for g in gaps if g > longer_than), max(gaps), by_chance
 
 
 def human_pause(low: float = 0.2, high: float = 1.5, seed: int = 4573) -> Callable[[], float]:
