@@ -39,6 +39,29 @@ async def test_a_command_asterisk_never_answers_times_out_and_hands_the_call_bac
         await server.stop(1)
 
 
+async def test_one_watchdog_pass_times_out_every_overdue_call_slice_by_slice(monkeypatch) -> None:
+    # The watchdog lets the loop serve calls between slices of connections; one pass checks them all.
+    monkeypatch.setattr("ivr.agi.server._SWEEP_SLICE", 2)
+
+    async def handler(channel: Channel) -> None:
+        await channel.answer()
+
+    server = await start(handler, command_timeout=600)  # its own passes find nothing due
+    try:
+        streams = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(7)]
+        for reader, writer in streams:
+            writer.write(env_block("1414"))
+            assert await reader.readline() == b"ANSWER\n"
+        # Asterisk answers none of them; a pass ten minutes on finds all seven overdue.
+        await server.sweep_deadlines(asyncio.get_running_loop().time() + 601)
+        for reader, writer in streams:
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # given back to the dialplan
+            writer.close()
+        assert server.active_calls == 0
+    finally:
+        await server.stop(1)
+
+
 async def test_a_hang_up_mid_command_ends_the_handler_with_call_hangup() -> None:
     seen: list[str] = []
 

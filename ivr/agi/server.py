@@ -27,6 +27,8 @@ from ivr.agi.protocol import (
 
 log = logging.getLogger("ivr.agi")
 
+_SWEEP_SLICE = 500  # connections the deadline watchdog checks before letting the loop serve calls
+
 Handler = Callable[[Channel], Awaitable[None]]
 # Picks the handler for a script name (agi_network_script); None = unknown script.
 Router = Callable[[str], Handler | None]
@@ -216,11 +218,22 @@ class AgiServer:
         interval = min(1.0, self.env_timeout / 4, self.command_timeout / 4)
         while True:
             await asyncio.sleep(interval)
-            now = self._loop.time()
-            for connection in list(self._connections):
+            await self.sweep_deadlines(self._loop.time())
+
+    async def sweep_deadlines(self, now: float) -> None:
+        """One pass of the watchdog: end every command and environment block overdue at `now`.
+
+        In slices, serving calls in between: one pass over 5,000 connections took 2.4-2.7 ms, and with
+        the journal's sweep on the same second it showed as a 5-6 ms stall of every call (4 of 15 stalls
+        over 5 ms in a run at 5,000 lines). A connection gone since is harmless: nothing is pending."""
+        connections = list(self._connections)
+        for start in range(0, len(connections), _SWEEP_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for connection in connections[start : start + _SWEEP_SLICE]:
                 channel = connection.channel
-                # Inline the common "waiting, not yet due" case: at 5,000 calls the sweep is one
-                # loop pass, not 5,000 method calls stalling every other call.
+                # Inline the common "waiting, not yet due" case: a loop pass, not a method call per
+                # connection.
                 if channel is None or (now >= channel.deadline and channel.busy):
                     connection.expire(now)
 
