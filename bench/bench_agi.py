@@ -21,8 +21,10 @@ Modes:
               calls back to back for a hold period; callers pause uniform(0.2, 1.5) s before every
               reply. p50/p99 turnaround (reply handed to the kernel -> the next command received by
               the kernel, its SO_TIMESTAMPNS stamp: the server's delay, not the generator's; p99 read
-              adds the generator's own wait, as it read the line) and RSS per concurrent call ((peak VmRSS - idle VmRSS) / peak concurrent calls); each
-              level --runs times (default 3), then min / median / max over the runs.
+              adds the generator's own wait, as it read the line), stalls (no command out for over
+              5 ms through the hold, against chance) and RSS per concurrent call ((peak VmRSS - idle
+              VmRSS) / peak concurrent calls); each level --runs times (default 3), then min / median
+              / max over the runs.
   soak        the first --lines level for --soak-minutes (default 60): RSS, calls in progress and
               turnaround p99 sampled every 10 s; RSS growth at full load (slope, last fifth against
               first fifth). Asked for by name: `all` does not include it.

@@ -2,8 +2,8 @@
 
 ivr.testing.fake_caller.FakeCall is the faithful one (transcripts, every command, RECORD FILE audio);
 it costs too much CPU per command to load a server with thousands of calls from a 2-core machine.
-This one is a non-blocking socket per call, read by a loop callback, that answers the commands an IVR flow sends with the same
-bytes FakeCall (and so a real Asterisk 22.10.1) sends:
+This one is a non-blocking socket per call, read by a loop callback, that answers the commands an IVR
+flow sends with the same bytes FakeCall (and so a real Asterisk 22.10.1) sends:
 
     ANSWER          200 result=0                SET VARIABLE    200 result=1
     STREAM FILE     200 result=0 endpos=16000   (a scripted key in its escape digits: result=<ascii>)
