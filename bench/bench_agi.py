@@ -391,7 +391,7 @@ class Row:
     gc_longest_ms: float = math.nan  # longest garbage collection in the server during the run
     loop_waited: float = math.nan  # seconds the server's loop thread was ready but had no CPU (pacing)
     stalls: int = 0  # pacing, through the hold: times the server sent no command for over 5 ms
-    stalls_by_chance: float = math.nan  # as many at random moments would give that many
+    stalls_by_chance: float = math.nan  # how many as many commands at random moments would give
     longest_stall_ms: float = math.nan
     round_ms: list[float] = attrs.field(factory=list)  # server CPU ms per call, one per saturation round
     commands: int = 0
