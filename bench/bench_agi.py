@@ -60,6 +60,7 @@ from pathlib import Path
 import attrs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hoststeal import StealSampler, evenly
 from loadgen import (
     FakeAsterisk,
     LoadStats,
@@ -393,6 +394,10 @@ class Row:
     stalls: int = 0  # pacing, through the hold: times the server sent no command for over 5 ms
     stalls_by_chance: float = math.nan  # how many as many commands at random moments would give
     longest_stall_ms: float = math.nan
+    stolen: float = math.nan  # CPU seconds the hypervisor took from the machine during the run
+    slow: int = 0  # turnarounds over 5 ms in the hold
+    slow_near_steal: float = math.nan  # the share of them with steal counted around them
+    any_near_steal: float = math.nan  # the same share for commands of the hold picked evenly
     round_ms: list[float] = attrs.field(factory=list)  # server CPU ms per call, one per saturation round
     commands: int = 0
 
@@ -423,6 +428,11 @@ class Row:
     @property
     def generator_ms_per_call(self) -> float:
         return 1000 * self.generator_cpu / self.calls if self.calls else math.nan
+
+    @property
+    def steal_percent(self) -> float:
+        """Of the machine's CPU time through the run, the share the hypervisor took."""
+        return 100 * self.stolen / (self.wall * (os.cpu_count() or 1)) if self.wall else math.nan
 
     @property
     def rss_kib_per_call(self) -> float:
@@ -501,9 +511,16 @@ def run_saturation(workdir: Path, plan: Plan) -> list[Row]:
 
 
 async def _paced_with_sampling(
-    server: ServerProcess, asterisk: FakeAsterisk, kind: str, lines: int, ramp: float, hold: float
+    server: ServerProcess,
+    asterisk: FakeAsterisk,
+    kind: str,
+    lines: int,
+    ramp: float,
+    hold: float,
+    steal: StealSampler,
 ) -> tuple[float, int]:
-    """Run the paced load while sampling the server's RSS; returns (wall, peak RSS KiB)."""
+    """Run the paced load while sampling the server's RSS and the host's steal; returns (wall, peak
+    RSS KiB)."""
     peak_rss = 0
 
     async def sample() -> None:
@@ -513,10 +530,12 @@ async def _paced_with_sampling(
             await asyncio.sleep(0.2)
 
     sampler = asyncio.create_task(sample())
+    steal.start()
     try:
         wall = await paced(asterisk, answers_for(kind), lines, ramp, hold)
     finally:
         sampler.cancel()
+        steal.stop()
     return wall, peak_rss
 
 
@@ -534,8 +553,9 @@ def run_pacing(kind: str, workdir: Path, plan: Plan, lines: int, ramp: float, ho
             delay=human_pause(*plan.pause),
         )
         cpu0, gen0, waited0 = server.cpu_seconds(), own_cpu_seconds(), server.loop_waited_seconds()
+        steal = StealSampler()
         with collector_paused():
-            wall, rss_peak = run_loop(_paced_with_sampling(server, asterisk, kind, lines, ramp, hold))  # type: ignore[misc]
+            wall, rss_peak = run_loop(_paced_with_sampling(server, asterisk, kind, lines, ramp, hold, steal))  # type: ignore[misc]
         cpu1, gen1, waited1 = server.cpu_seconds(), own_cpu_seconds(), server.loop_waited_seconds()
     finally:
         server.stop()
@@ -569,6 +589,11 @@ def run_pacing(kind: str, workdir: Path, plan: Plan, lines: int, ramp: float, ho
         stalls=stalls,
         stalls_by_chance=by_chance,
         longest_stall_ms=1000 * longest_stall,
+        stolen=steal.stolen_seconds(),
+        slow=len(stats.slow),
+        slow_near_steal=steal.share_near(stats.slow),
+        # The baseline: as many commands of the hold, evenly picked, looked up the same way.
+        any_near_steal=steal.share_near([(t, 0.0) for t in evenly(stats.arrivals, 2000)]),
     )
 
 
@@ -689,12 +714,20 @@ def print_saturation(rows: list[Row]) -> None:
     )
 
 
+def _near(row: Row) -> str:
+    """'92%/20%': slow turnarounds with steal around them / evenly picked commands with steal around."""
+    if row.slow_near_steal != row.slow_near_steal:
+        return "-"
+    return f"{100 * row.slow_near_steal:.0f}%/{100 * row.any_near_steal:.0f}%"
+
+
 def print_pacing(rows: list[Row], pause: tuple[float, float]) -> None:
     print(f"\nReal pacing (callers pause {pause[0]:g}-{pause[1]:g} s before each reply)")
     header = (
         f"{'server':<14}{'lines':>7}{'calls':>7}{'failed':>7}{'cmd/call':>9}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'p99 read':>9}{'max ms':>8}{'peak':>6}{'RSS idle':>9}{'RSS peak':>9}{'KiB/call':>9}"
         f"{'srv ms/call':>12}{'srv CPU%':>9}{'gen CPU%':>9}{'GC max ms':>10}{'loop wait%':>11}{'stalls':>7}{'chance':>7}{'longest':>8}"
+        f"{'steal%':>7}{'slow':>6}{'near steal':>11}"
     )
     print(header)
     print("-" * len(header))
@@ -707,6 +740,7 @@ def print_pacing(rows: list[Row], pause: tuple[float, float]) -> None:
             f"{_f(r.server_ms_per_call, 3):>12}{_f(100 * r.server_cpu / r.wall, 0):>9}"
             f"{_f(100 * r.generator_cpu / r.wall, 0):>9}{_f(r.gc_longest_ms, 1):>10}"
             f"{_f(100 * r.loop_waited / r.wall, 1):>11}{r.stalls:>7}{_f(r.stalls_by_chance, 1):>7}{_f(r.longest_stall_ms, 1):>8}"
+            f"{_f(r.steal_percent, 2):>7}{r.slow:>6}{_near(r):>11}"
         )
     print(
         "  targets (issue 4): p99 < 2 ms at 1,000 and < 10 ms at 5,000 calls. p50/p99/max: a reply handed "
@@ -716,7 +750,10 @@ def print_pacing(rows: list[Row], pause: tuple[float, float]) -> None:
         "loop was ready to run but had no CPU (the machine's share of the turnaround: compare runs by it); "
         "stalls / chance / longest: through the hold, the times the server sent no command for over 5 ms while "
         "replies kept coming, how many commands at random moments would give at that rate, and the longest "
-        "gap in ms (stalls well above chance: the server stopped, where a queue would show none)"
+        "gap in ms (stalls well above chance: the server stopped, where a queue would show none); steal%: "
+        "of the machine's CPU time through the run, what the hypervisor took (/proc/stat); slow / near "
+        "steal: turnarounds over 5 ms in the hold, and the share of them with the host's steal counted "
+        "within 10 ms, against the same share for commands picked evenly (hoststeal.py)"
     )
 
 
@@ -742,7 +779,9 @@ def print_pacing_spread(rows: list[Row]) -> None:
             f"loop wait % {spread([100 * r.loop_waited / r.wall for r in runs], 1)}; "
             f"stalls over 5 ms {spread([float(r.stalls) for r in runs], 0)} "
             f"(by chance {spread([r.stalls_by_chance for r in runs], 1)}), "
-            f"longest {spread([r.longest_stall_ms for r in runs], 1)} ms"
+            f"longest {spread([r.longest_stall_ms for r in runs], 1)} ms; "
+            f"steal % {spread([r.steal_percent for r in runs])}; "
+            f"turnarounds over 5 ms near the host's steal {', '.join(_near(r) for r in runs)}"
         )
 
 

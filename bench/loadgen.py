@@ -43,6 +43,7 @@ from ivr.agi.protocol import parse_command_line
 from ivr.testing.fake_caller import DEAD_CHANNEL, DEAD_OK, env_block
 
 _perf = time.perf_counter
+SLOW = 0.005  # seconds: slow turnarounds are kept for a look at the host's steal; stalls are gaps this long
 _now_ns = time.time_ns  # the clock of the kernel's receive timestamps (CLOCK_REALTIME)
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; Python names it only on some builds
 _ANCILLARY_SIZE = socket.CMSG_SPACE(16)  # one struct timespec
@@ -79,6 +80,9 @@ class LoadStats:
     # CLOCK_REALTIME): what `output_gaps` reads. Only what falls in the hold is kept.
     hold_ns: tuple[int, int] = (0, 0)
     arrivals: list[int] = attrs.field(factory=list)
+    # The hold's turnarounds over SLOW seconds, as (received ns, seconds): looked up against the host's
+    # steal (hoststeal.py).
+    slow: list[tuple[int, float]] = attrs.field(factory=list)
     measure_turnarounds: bool = True
 
 
@@ -150,11 +154,14 @@ class _Call:
             buffer = buffer[end + 1 :]
             stats = self._stats
             if self._replied_at and stats.measure_turnarounds:
-                stats.turnarounds.append((arrived_at - self._replied_at) / 1e9)
+                turnaround = (arrived_at - self._replied_at) / 1e9
+                stats.turnarounds.append(turnaround)
                 stats.read_turnarounds.append((read_at - self._replied_at) / 1e9)
                 hold = stats.hold_ns
                 if hold[0] <= arrived_at <= hold[1]:
                     stats.arrivals.append(arrived_at)
+                    if turnaround > SLOW:
+                        stats.slow.append((arrived_at, turnaround))
             self._replied_at = 0
             self.commands += 1
             reply = self._answer(line)
@@ -373,7 +380,7 @@ def _kernel_timestamp(ancillary: list[tuple[int, int, bytes]], fallback: int) ->
     return fallback
 
 
-def output_gaps(stats: LoadStats, longer_than: float = 0.005) -> tuple[int, float, float]:
+def output_gaps(stats: LoadStats, longer_than: float = SLOW) -> tuple[int, float, float]:
     """Through the hold of a paced run: how many times the server sent no command at all for more than
     `longer_than` seconds, the longest such time, and how many such gaps chance alone would give (as
     many commands at the same rate, at random moments: n * exp(-rate * longer_than)).
