@@ -6,9 +6,10 @@ these benchmarks run on, a process that only sleeps 1 ms at a time saw 14 wake-u
 20 s (the worst 25 ms) while the machine was otherwise idle, all with steal counted: a floor under
 any server's turnaround that no code in it can lower.
 
-`StealSampler` reads the counter every 10 ms from the load generator's loop, so that each slow
-turnaround can be looked up: was the host taking CPU time around it? The counter moves in 10 ms ticks,
-so a short theft shows late or not at all: the share is a lower bound.
+`StealSampler` reads the counter every 10 ms from the load generator's loop (13 us a read, 0.1% of
+the generator's time), so that each slow turnaround can be looked up: was the host taking CPU time around
+it? The counter moves in 10 ms ticks, so a short theft shows late or not at all: the share is a lower
+bound.
 """
 
 from __future__ import annotations
