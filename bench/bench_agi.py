@@ -2,8 +2,8 @@
 the full engine (menus/1414.yaml, SQLite journal), each in its own process, under the same fake load.
 
 Each server runs in a child process (this script with --serve KIND), so its own CPU time (utime+stime of
-every thread, from /proc/<pid>/stat) and resident memory (VmRSS) are read apart from the load
-generator's. The generator (bench/loadgen.py: a lean fake Asterisk 22, one non-blocking socket per call,
+every thread, from /proc/<pid>/stat, and of its own children: the engine's journal writer process) and
+resident memory (VmRSS, the server's process alone) are read apart from the load generator's. The generator (bench/loadgen.py: a lean fake Asterisk 22, one non-blocking socket per call,
 on uvloop) runs in this process; its own CPU time is printed too, since on a 2-core machine it can be
 the bottleneck. Before any load, one call through ivr.testing's faithful FakeCall checks that each
 server runs the intended flow (commands and queue printed).
@@ -193,7 +193,9 @@ class GcPauses:
         }
 
 
-async def _serve(kind: str, state_dir: str, profile: str | None, gc_freeze: bool) -> None:
+async def _serve(
+    kind: str, state_dir: str, profile: str | None, gc_freeze: bool, journal_writer: str = "thread"
+) -> None:
     import gc
 
     loop = asyncio.get_running_loop()
@@ -231,7 +233,7 @@ async def _serve(kind: str, state_dir: str, profile: str | None, gc_freeze: bool
         from ivr.testing.engine_fixtures import project_settings
 
         Path(state_dir, "spool").mkdir(parents=True, exist_ok=True)
-        settings = project_settings(Path(state_dir))
+        settings = project_settings(Path(state_dir), journal_writer=journal_writer)
         engine = Engine(settings, EngineServices(settings=settings, clock=open_hours_clock()))
         port = await engine.start()
         stats = lambda: attrs.asdict(engine.server.stats)  # type: ignore[union-attr]  # noqa: E731
@@ -262,17 +264,17 @@ async def _serve(kind: str, state_dir: str, profile: str | None, gc_freeze: bool
     print("STATS " + json.dumps({**stats(), **pauses.summary()}), flush=True)
 
 
-def serve_main(kind: str, state_dir: str, profile: str | None, gc_freeze: bool) -> int:
+def serve_main(kind: str, state_dir: str, profile: str | None, gc_freeze: bool, journal_writer: str) -> int:
     # As `ivr serve` runs: INFO logging to stderr (the parent sends it to a file).
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # panoramisk logs a line per call at INFO; ours does not: silence it so protocol meets protocol.
     logging.getLogger("panoramisk").setLevel(logging.WARNING)
     if kind == "ours-asyncio" or kind == "panoramisk":
-        asyncio.run(_serve(kind, state_dir, profile, gc_freeze))
+        asyncio.run(_serve(kind, state_dir, profile, gc_freeze, journal_writer))
     else:
         import uvloop
 
-        uvloop.run(_serve(kind, state_dir, profile, gc_freeze))
+        uvloop.run(_serve(kind, state_dir, profile, gc_freeze, journal_writer))
     return 0
 
 
@@ -281,7 +283,13 @@ def serve_main(kind: str, state_dir: str, profile: str | None, gc_freeze: bool) 
 # =================================================================================================
 class ServerProcess:
     def __init__(
-        self, kind: str, workdir: Path, label: str, profile_dir: Path | None, gc_freeze: bool = False
+        self,
+        kind: str,
+        workdir: Path,
+        label: str,
+        profile_dir: Path | None,
+        gc_freeze: bool = False,
+        journal_writer: str = "thread",
     ) -> None:
         self.kind = kind
         self.workdir = workdir
@@ -289,7 +297,16 @@ class ServerProcess:
         self.profile_path = profile_dir / f"{label}.prof" if profile_dir else None
         state = workdir / f"{label}-state"
         state.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, __file__, "--serve", kind, "--state-dir", str(state)]
+        command = [
+            sys.executable,
+            __file__,
+            "--serve",
+            kind,
+            "--state-dir",
+            str(state),
+            "--journal-writer",
+            journal_writer,
+        ]
         if self.profile_path:
             command += ["--profile-out", str(self.profile_path)]
         if not gc_freeze:
@@ -310,10 +327,9 @@ class ServerProcess:
         return self.process.pid
 
     def cpu_seconds(self) -> float:
-        """utime + stime of the whole process (every thread), in seconds."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        """utime + stime of the whole process (every thread) and of its children (the engine's journal
+        writer process), in seconds."""
+        return sum(_cpu_ticks(pid) for pid in (self.pid, *_children(self.pid))) / CLK_TCK
 
     def loop_waited_seconds(self) -> float:
         """How long the server's event-loop thread (its main thread) has been ready to run but waiting
@@ -343,6 +359,23 @@ class ServerProcess:
 
     def log_lines(self) -> int:
         return sum(1 for _ in self.log_path.open("rb"))
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # a child gone since it was listed
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(child) for child in f.read().split()]
+    except FileNotFoundError:
+        return []
 
 
 def own_cpu_seconds() -> float:
@@ -454,13 +487,14 @@ class Plan:
     pause: tuple[float, float]
     profile_dir: Path | None
     gc_freeze: bool = False
+    journal_writer: str = "thread"  # the engine's: "thread" or "process" (journal_writer in ivr.toml)
     runs: int = 3  # pacing: runs per level, for min / median / max
     soak_minutes: float = 60.0
 
 
 def start_server(kind: str, workdir: Path, label: str, plan: Plan) -> tuple[ServerProcess, int]:
     """Start one server and check its flow; returns it and the number of commands a call takes."""
-    server = ServerProcess(kind, workdir, label, plan.profile_dir, plan.gc_freeze)
+    server = ServerProcess(kind, workdir, label, plan.profile_dir, plan.gc_freeze, plan.journal_writer)
     try:
         commands, queue = run_loop(check_flow(kind, server.port))  # type: ignore[misc]
     except BaseException:
@@ -691,7 +725,10 @@ def _f(value: float, digits: int = 2) -> str:
 
 def print_saturation(rows: list[Row]) -> None:
     base = next((r.median_ms for r in rows if r.server == "panoramisk"), math.nan)
-    print("\nSaturation (replies at once; server CPU = utime+stime of its process, all threads)")
+    print(
+        "\nSaturation (replies at once; server CPU = utime+stime of its process, all threads, and of its "
+        "children: the engine's journal writer)"
+    )
     header = (
         f"{'server':<14}{'calls':>8}{'failed':>7}{'cmd/call':>9}{'calls/s':>9}{'srv ms/call':>12}"
         f"{'rounds min-max':>16}{'vs panor.':>10}{'us/cmd':>8}{'gen ms/call':>12}{'srv CPU%':>9}{'gen CPU%':>9}"
@@ -838,6 +875,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
     p.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
     p.add_argument("--state-dir", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--journal-writer",
+        choices=("thread", "process"),
+        default="thread",
+        help="the engine's journal writer (journal_writer in ivr.toml; default thread, as shipped)",
+    )
     p.add_argument("--profile-out", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -867,6 +910,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             pause=(0.02, 0.2),
             profile_dir=args.profile,
             gc_freeze=args.gc_freeze,
+            journal_writer=args.journal_writer,
             runs=1,
             soak_minutes=min(args.soak_minutes, 1.0),
         )
@@ -883,6 +927,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         pause=tuple(args.pause),  # type: ignore[arg-type]
         profile_dir=args.profile,
         gc_freeze=args.gc_freeze,
+        journal_writer=args.journal_writer,
         runs=max(1, args.runs),
         soak_minutes=args.soak_minutes,
     )
@@ -898,7 +943,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     raise_fd_limit()
     if args.serve:
-        return serve_main(args.serve, args.state_dir, args.profile_out, args.gc_freeze)
+        return serve_main(args.serve, args.state_dir, args.profile_out, args.gc_freeze, args.journal_writer)
     plan = make_plan(args)
     if plan.profile_dir:
         plan.profile_dir.mkdir(parents=True, exist_ok=True)
@@ -907,7 +952,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"warning: the fd limit is below {needed + 100}; connections will fail", file=sys.stderr)
     print(
         f"bench_agi: servers {', '.join(plan.servers)}; modes {', '.join(plan.modes)}; "
-        f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}",
+        f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; the engine's journal writer "
+        f"{plan.journal_writer}",
         flush=True,
     )
     started = time.perf_counter()

@@ -12,13 +12,17 @@ The same load runs without a journal just before each run with one, and the figu
 - event loop, whole thread: the loop thread's CPU with the journal minus without. It also holds
   what the journal makes the loop do besides its calls (wake-ups, garbage), but the load's own
   CPU (~0.5 ms a call) varies by more than the journal's share from run to run: read it as a bound;
-- writer: the writer thread's own CPU time (statements, JSON, COPY, commits; SQLite's work is in it);
-- process: the whole process (getrusage: every thread, user + system), with minus without.
+- writer: the writer's own CPU time (statements, JSON, COPY, commits; SQLite's work is in it): the
+  writer thread (`--writer thread`, the default, as `ivr serve` runs) or the journal's writer process
+  (`--writer process`, `journal_writer = "process"`);
+- process: the whole process (getrusage: every thread, user + system) and the writer process, with
+  minus without.
 
 Each is printed as min / median / max over the runs. PostgreSQL's own server CPU is not in these
 figures (it is another process).
 
     .venv/bin/python bench/bench_journal.py [--calls 1000] [--runs 3] [--pause-ms 20 150] [--pg URL | --no-pg]
+        [--writer process|thread]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import resource
 import statistics
@@ -41,6 +46,7 @@ from ivr.journal import OUTCOMES, open_state
 STEPS = 12
 WRITES = STEPS + 2
 SAMPLE_EVERY = 10
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu() -> float:
@@ -52,6 +58,15 @@ def thread_cpu(thread_id: int | None) -> float:
     if thread_id is None:
         return 0.0
     return time.clock_gettime(time.pthread_getcpuclockid(thread_id))
+
+
+def child_cpu(pid: int | None) -> float:
+    """utime + stime of a child process (the journal's writer), in seconds."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def step_event(journal, call_id: str, step: int) -> None:
@@ -144,19 +159,21 @@ async def _run(
 ) -> dict[str, float]:
     state = await open_state(settings) if settings else None
     writer = state.db.writer_thread_id if state else None
+    child = state.rows.pid if state and state.rows else None  # the journal's writer process
     load = Load(f"bench{time.time_ns()}", state.journal if state else None, pause, spread)
-    loop0, writer0, process0 = time.thread_time(), thread_cpu(writer), process_cpu()
+    loop0, writer0, process0, child0 = time.thread_time(), thread_cpu(writer), process_cpu(), child_cpu(child)
     await asyncio.gather(*(load.caller(n) for n in range(calls)))
     if state:
         await state.journal.flush()
+    in_child = child_cpu(child) - child0
     figures = {
         "in_calls": load.in_calls,
         "loop": time.thread_time() - loop0,
-        "writer": thread_cpu(writer) - writer0,
-        "process": process_cpu() - process0,
+        "writer": thread_cpu(writer) - writer0 + in_child,
+        "process": process_cpu() - process0 + in_child,
     }
     if state:
-        figures["commits"] = state.db.batches
+        figures["commits"] = state.db.batches + (state.rows.commits if state.rows else 0)
         delays = sorted(load.delays)
         figures["ack_p50"] = statistics.median(delays)
         figures["ack_p99"] = delays[max(0, int(len(delays) * 0.99) - 1)]
@@ -217,16 +234,19 @@ def main() -> int:
     )
     parser.add_argument("--no-pg", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument(
+        "--writer", choices=("thread", "process"), default="thread", help="who writes the journal's rows"
+    )
     args = parser.parse_args()
     pause = (args.pause_ms[0] / 1000, args.pause_ms[1] / 1000)
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             counter = iter(range(1_000_000))
             measure(
-                "SQLite",
+                f"SQLite, the writer {args.writer}",
                 args.calls,
                 args.runs,
-                lambda: Settings(state_dir=f"{tmp}/{next(counter)}"),
+                lambda: Settings(state_dir=f"{tmp}/{next(counter)}", journal_writer=args.writer),
                 pause,
                 args.spread,
             )
@@ -236,15 +256,15 @@ def main() -> int:
     from tests.pg import fresh_database_url
 
     if args.pg:
-        make = lambda: Settings(database_url=args.pg)  # noqa: E731
+        make = lambda: Settings(database_url=args.pg, journal_writer=args.writer)  # noqa: E731
     else:
         try:
             fresh_database_url()
         except BaseException as exc:  # pytest.skip outside pytest: no server binaries here
             print(f"PostgreSQL: skipped: {exc}")
             return 0
-        make = lambda: Settings(database_url=fresh_database_url())  # noqa: E731
-    measure("PostgreSQL", args.calls, args.runs, make, pause, args.spread)
+        make = lambda: Settings(database_url=fresh_database_url(), journal_writer=args.writer)  # noqa: E731
+    measure(f"PostgreSQL, the writer {args.writer}", args.calls, args.runs, make, pause, args.spread)
     return 0
 
 

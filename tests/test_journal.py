@@ -72,7 +72,8 @@ def stored_seqs(tx: Tx) -> dict[str, list[int]]:
 async def test_a_run_handed_over_twice_is_stored_once(backend):
     state = await open_state(Settings(**backend))
     try:
-        state.journal.call_started("c1", time.time(), "+77010000001", "kk", "1414")
+        # The journal's rows and the writer thread's are written by different writers: start first.
+        await state.journal.call_started("c1", time.time(), "+77010000001", "kk", "1414")
         run = ("c1", [(seq, 1.7e9 + seq, "dtmf", "main", {"digits": str(seq)}) for seq in (1, 2, 3)])
         await state.db.submit(Rows(insert_events, [run]))
         await state.db.submit(Rows(insert_events, [run, run]))  # a batch retried, twice in one batch

@@ -119,7 +119,7 @@ class _Live(Collector):
             yield GaugeMetricFamily(
                 "ivr_journal_backlog_writes",
                 "Journal writes queued and not yet committed.",
-                value=state.db.pending_writes,
+                value=state.db.pending_writes + (state.rows.pending_writes if state.rows else 0),
             )
         server = self._agi_server()
         if server is not None:

@@ -1,6 +1,7 @@
 """One database behind the shared state: SQLite by default, PostgreSQL for several engines.
 
-Nothing here runs on the event loop. Writes go through one writer thread that commits them in
+Nothing here runs on the event loop. Writes go through one writer thread (the journal's rows through
+a writer process of their own, ivr.journal.rows_process, which runs `write_batch`) that commits them in
 groups (group commit): the first write of a batch wakes it, it then sleeps `batch_window` seconds
 while company gathers (later writes do not wake it: one wake-up per batch, not per write), a write
 someone awaits urgently cuts the wait short, and every future of the batch completes only once its
@@ -306,6 +307,24 @@ class Database:
         self._migrate()
         self._writer = threading.Thread(target=self._write_loop, name="ivr-state-write", daemon=True)
         self._writer.start()
+
+    def connect_for_batches(self) -> None:
+        """Connect for writes without starting the writer thread: for a process that runs its batches
+        itself with `write_batch` (ivr.journal.rows_process). The schema is its parent's business."""
+        self._write_connection = self._connect(False)
+
+    def write_batch(self, ops: Sequence[tuple[int, Op]]) -> dict[int, BaseException]:
+        """Run (ticket, op) pairs in one transaction on the calling thread, as the writer thread runs a
+        batch (when the batch fails, each op again in a transaction of its own); returns the failures
+        by ticket."""
+        self._failed.clear()
+        self._run_batch([_Item(op, None, None, False, ticket) for ticket, op in ops])
+        return dict(self._failed)
+
+    def close_for_batches(self) -> None:
+        if self._write_connection is not None:
+            self._write_connection.close()
+            self._write_connection = None
 
     async def close(self) -> None:
         """Commit everything queued, then stop both threads."""

@@ -16,15 +16,17 @@ handed over together at the call's durability points:
 - whenever someone awaits what `event()` returned, and on `flush()` and `State.close()`.
 
 What is handed over leaves the event loop every SHIP_EVERY (20 ms) as one Rows per kind (starts, events,
-ends) rather than one submit per write; the writer thread commits it within its batch window (50 ms),
-encoding the events' JSON and the local day and hour there (ivr/journal/writes.py). Each hand-over is
+ends) rather than one submit per write; the writer (the journal's writer process, ivr/journal/rows_process.py,
+or the database's writer thread) commits it within its batch window (50 ms), encoding the events' JSON and
+the local day and hour there (ivr/journal/writes.py). Each hand-over is
 stored as one row (a "run": `call_event_runs`, its events one JSON array), not one row per event.
 
 So a `kill -9` of the engine loses exactly:
 - of each call in progress, the events recorded since its last durability point, at most its last
   HOLD_SECONDS (its start stays: the call is counted unfinished, as before);
-- what was recorded in the last ~0.1 s before it (shipment, batch window, commit): call starts, ends
-  with their events, events handed over.
+- what was recorded in the last SHIP_EVERY before it, not yet shipped: call starts, ends with their
+  events, events handed over. What was shipped to the writer process is still written (it ends when
+  its pipe does); with the writer thread, what was shipped and not committed is lost too (~0.1 s).
 Nothing acknowledged is ever lost: a journal write whose result was awaited, callback requests,
 incidents. What survives of a call is always a prefix of its events.
 
@@ -47,6 +49,7 @@ from typing import Any
 import attrs
 
 from ivr.journal.db import Database, Rows, Tx
+from ivr.journal.rows_process import RowsProcess
 from ivr.journal.timeutil import Moment, to_epoch, zone
 from ivr.journal.writes import end_calls, insert_calls, insert_events, run_events
 
@@ -156,8 +159,11 @@ class Journal:
         engine_id: str = "",
         now: Callable[[], float] = time.time,
         hold_seconds: float = HOLD_SECONDS,
+        rows: RowsProcess | None = None,
     ) -> None:
         self._db = db
+        # Where shipments go: a writer process (ivr.journal.rows_process), else the writer thread.
+        self._rows: RowsProcess | Database = rows if rows is not None else db
         self.hold_seconds = hold_seconds
         self._now = now  # epoch seconds from the engine's clock (pinned in tests)
         self._tz = zone(timezone)
@@ -251,6 +257,8 @@ class Journal:
     async def flush(self) -> None:
         """Wait until everything recorded so far is committed."""
         self.submit_held()
+        if self._rows is not self._db:
+            await self._rows.flush()
         await self._db.flush()
 
     def _open_call(self, call_id: str) -> _OpenCall:
@@ -296,19 +304,28 @@ class Journal:
 
     def _ship(self) -> None:
         """Hand the starts, events and ends gathered since the last shipment to the writer, one Rows
-        each: one submit per SHIP_EVERY rather than one per start, hand-over and end."""
+        each: one shipment per SHIP_EVERY rather than a write per start, hand-over and end."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        shipment = []
         if self._starts:
-            self._last_ack = self._db.submit(Rows(insert_calls, self._starts, phase=0))
+            shipment.append(Rows(insert_calls, self._starts, phase=0))
             self._starts = []
         if self._events:
-            self._last_ack = self._db.submit(Rows(insert_events, self._events, phase=1))
+            shipment.append(Rows(insert_events, self._events, phase=1))
             self._events = []
         if self._ends:
-            self._last_ack = self._db.submit(Rows(end_calls, self._ends, phase=2))
+            shipment.append(Rows(end_calls, self._ends, phase=2))
             self._ends = []
+        if not shipment:
+            return
+        rows = self._rows
+        if isinstance(rows, RowsProcess):
+            self._last_ack = rows.submit(shipment)  # one write to its pipe
+        else:
+            for op in shipment:
+                self._last_ack = rows.submit(op)
 
     async def _shipped(self) -> None:
         self._ship()

@@ -13,6 +13,7 @@ from ivr.journal.callbacks import CallbackStore
 from ivr.journal.db import Database, Target
 from ivr.journal.incidents import IncidentStore
 from ivr.journal.journal import Journal
+from ivr.journal.rows_process import RowsProcess
 
 
 def default_engine_id() -> str:
@@ -28,10 +29,13 @@ class State:
     callbacks: CallbackStore
     engine_id: str
     timezone: str
+    rows: RowsProcess | None = None  # the journal's writer process, when it has one
 
     async def close(self) -> None:
         """Commit everything still queued or held by the journal and close the connections."""
         self.journal.close()
+        if self.rows is not None:
+            await self.rows.close()  # before the database: rows it could not write go to its thread
         await self.db.close()
 
 
@@ -51,10 +55,15 @@ async def open_state(
         synchronous=synchronous,
     )
     await db.open()
+    rows = None
+    if settings.journal_writer == "process":
+        rows = RowsProcess(db)
+        await rows.start()
     engine = engine_id or default_engine_id()
     return State(
         db=db,
-        journal=Journal(db, settings.timezone, engine, now=clock.time),
+        journal=Journal(db, settings.timezone, engine, now=clock.time, rows=rows),
+        rows=rows,
         incidents=IncidentStore(db, now=clock.time),
         callbacks=CallbackStore(db, now=clock.time),
         engine_id=engine,

@@ -1,0 +1,385 @@
+"""The journal's rows written by a child process, so that no second thread in the engine competes with
+the event loop for the GIL.
+
+Why: the writer thread (ivr.journal.db) holds the GIL for its Python work and takes it back after every
+SQLite step; at 5,000 lines the event loop then waits for it (perf caught the loop waiting for the GIL
+while the writer waited for it too, a CPU idle). Alternating runs at 5,000 lines, six rounds: p99 at or
+under the thread's in four (README, "What a call costs"). What it costs: the loop pickles what it ships
+(0.04 ms a call more of the loop's CPU in bench_journal.py), so it is an option
+(`journal_writer = "process"`), not the default.
+
+Only the journal's shipments (db.Rows: starts, events, ends) go this way; every other write (callback
+requests, incidents: few, and awaited for their results) stays on the writer thread.
+
+The pipes, no sockets:
+- parent -> child (its stdin): pickles, each after its length (4 bytes, little-endian). The first says
+  where to write: (dialect, location, synchronous, batch window); then one per shipment: (ticket, the
+  Rows of its starts, events and ends).
+  The location (a PostgreSQL URL may hold a password) never appears on a command line.
+- child -> parent (its stdout): lines. `ready` once connected (the parent waits for it). `ok N`:
+  everything up to ticket N is committed. `failed N text`:
+  ticket N could not be written (sent before the `ok` that covers it).
+- the child gathers what arrives within the batch window into one transaction (db.write_batch, as the
+  writer thread does), and ends when its stdin does: it writes what it has read, then exits. So a
+  `kill -9` of the engine loses only what the journal had not shipped yet: what is in the pipe is
+  still written.
+
+If the child cannot start or dies, the rows it has not acknowledged go to the writer thread, and every
+later shipment too: nothing acknowledged is lost, one error line says what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import select
+import struct
+import sys
+import time
+from collections.abc import Awaitable, Generator
+from typing import Any
+
+from ivr.journal.db import Database, Dialect, Rows, StateError, Target
+
+log = logging.getLogger(__name__)
+
+_LENGTH = struct.Struct("<I")
+_MAX_FRAME = 1 << 28  # a shipment is a few hundred KiB at most; anything near this is not ours
+_KEEP_FAILURES = 10_000
+_READY_WITHIN = 30.0  # seconds for the child to start and connect (a cold start imports the package)
+# Not `-m ivr.journal.rows_process`: the package imports this module before runpy would run it again.
+_CHILD = "import sys; from ivr.journal.rows_process import main; sys.exit(main())"
+
+
+class RowsProcess:
+    """The parent's side: `await start()`, `submit(rows)` (returns an awaitable acknowledgement),
+    `await flush()`, `await close()`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._next_ticket = 0
+        self._acked = 0
+        self._unacked: dict[int, list[Rows]] = {}  # shipments by ticket, in order
+        self._failures: dict[int, str] = {}
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._handed_back: Awaitable[Any] | None = None  # the thread's ack of the last rows handed back
+        self._closing = False
+        self.broken = False  # the writer thread has taken over
+        self.commits = 0  # the child's transactions so far (benchmarks)
+
+    @property
+    def pending_writes(self) -> int:
+        """Shipments sent and not yet acknowledged (the journal backlog /metrics reports)."""
+        return len(self._unacked)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    async def start(self) -> None:
+        db = self._db
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                _CHILD,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            log.error(
+                "journal: the writer process did not start (%s); the writer thread writes its rows", exc
+            )
+            self.broken = True
+            return
+        self._send((db.dialect.value, db.target.location, db.synchronous, db.batch_window))
+        # Ready once it has connected: a child that cannot (or takes too long) leaves the rows to the
+        # thread from the start.
+        assert self._process.stdout is not None
+        try:
+            first: bytes | None = await asyncio.wait_for(self._process.stdout.readline(), _READY_WITHIN)
+        except TimeoutError:
+            first = None
+        if first != b"ready\n":
+            if self._process.returncode is None and first != b"":  # still running: stop it
+                self._process.kill()
+            code = await self._process.wait()
+            if first is None:
+                reason = f"no word from it within {_READY_WITHIN:g} s"
+            elif first:
+                reason = f"it said {first[:80]!r}"
+            else:
+                reason = f"it ended with status {code}; its error is in the log above"
+            log.error(
+                "journal: the writer process did not start (%s); the writer thread writes its rows", reason
+            )
+            self.broken = True
+            return
+        self._reader = asyncio.get_running_loop().create_task(self._read_acknowledgements())
+
+    def submit(self, shipment: list[Rows]) -> Awaitable[Any]:
+        """Send one shipment (the journal's starts, events and ends since the last), committed together."""
+        if self.broken:
+            ack: Awaitable[Any] | None = None
+            for op in shipment:
+                ack = self._db.submit(op)
+            assert ack is not None
+            return ack
+        self._next_ticket += 1
+        ticket = self._next_ticket
+        self._unacked[ticket] = shipment
+        self._send((ticket, shipment))
+        return _Ack(self, ticket)
+
+    async def flush(self) -> None:
+        """Wait until every shipment submitted so far is committed."""
+        await self.wait(self._next_ticket)
+
+    async def wait(self, ticket: int) -> None:
+        if ticket > self._acked:
+            if self.broken:
+                if self._handed_back is not None:
+                    await self._handed_back
+            else:
+                future = asyncio.get_running_loop().create_future()
+                self._waiters.append((ticket, future))
+                await future
+        message = self._failures.get(ticket)
+        if message is not None:
+            raise StateError(f"journal rows not written: {message}")
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """End the child's input and wait for it to write what it has; rows it could not write go to
+        the writer thread (which must still be open)."""
+        self._closing = True
+        process, reader = self._process, self._reader
+        if process is None or reader is None:
+            return
+        if process.stdin is not None and not process.stdin.is_closing():
+            process.stdin.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(reader), timeout)
+        except TimeoutError:
+            log.error("journal: the writer process did not finish within %g s; stopping it", timeout)
+            process.kill()
+            await reader
+
+    # -- the parent's side of the pipes ----------------------------------------------------------
+
+    def _send(self, message: object) -> None:
+        process = self._process
+        assert process is not None and process.stdin is not None
+        if process.stdin.is_closing():
+            return  # the child is gone: the reader hands its rows to the thread
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            process.stdin.write(_LENGTH.pack(len(data)) + data)
+        except (ConnectionError, RuntimeError):  # gone meanwhile: the reader hands its rows to the thread
+            return
+
+    async def _read_acknowledgements(self) -> None:
+        process = self._process
+        assert process is not None and process.stdout is not None
+        try:
+            while line := await process.stdout.readline():
+                self._on_line(line.decode(errors="replace").rstrip("\n"))
+        except Exception:
+            log.exception("journal: reading the writer process's acknowledgements failed")
+        code = await process.wait()
+        if self._closing and not self._unacked:
+            return
+        log.error(
+            "journal: the writer process ended (exit status %s) with %d shipments not acknowledged; "
+            "the writer thread writes them and every later one",
+            code,
+            len(self._unacked),
+        )
+        self._hand_back()
+
+    def _on_line(self, line: str) -> None:
+        word, _, rest = line.partition(" ")
+        if word == "ok":
+            self.commits += 1
+            ticket = int(rest)
+            unacked = self._unacked
+            while unacked:
+                first = next(iter(unacked))
+                if first > ticket:
+                    break
+                del unacked[first]
+            self._acked = max(self._acked, ticket)
+            self._wake()
+        elif word == "failed":
+            number, _, message = rest.partition(" ")
+            self._failures[int(number)] = message
+            while len(self._failures) > _KEEP_FAILURES:
+                del self._failures[next(iter(self._failures))]
+        else:
+            log.warning("journal: unexpected line from the writer process: %r", line[:80])
+
+    def _wake(self) -> None:
+        still = []
+        for ticket, future in self._waiters:
+            if ticket > self._acked:
+                still.append((ticket, future))
+            elif not future.done():
+                future.set_result(None)
+        self._waiters = still
+
+    def _hand_back(self) -> None:
+        """The child is gone: its unacknowledged rows, and every later shipment, go to the thread."""
+        self.broken = True
+        last: Awaitable[Any] | None = None
+        for shipment in self._unacked.values():
+            for op in shipment:
+                last = self._db.submit(op)
+        self._unacked.clear()
+        waiters, self._waiters = self._waiters, []
+        if last is None:
+            for _, future in waiters:
+                if not future.done():
+                    future.set_result(None)
+            return
+        self._handed_back = last
+        asyncio.get_running_loop().create_task(_relay(last, waiters))
+
+
+async def _relay(ack: Awaitable[Any], waiters: list[tuple[int, asyncio.Future[None]]]) -> None:
+    """Complete the waiters of rows handed back once the thread has committed them."""
+    failure: BaseException | None = None
+    try:
+        await ack
+    except Exception as exc:
+        failure = exc
+    for _, future in waiters:
+        if future.done():
+            continue
+        if failure is None:
+            future.set_result(None)
+        else:
+            future.set_exception(failure)
+
+
+class _Ack:
+    """Awaitable acknowledgement of one shipment (costs nothing until awaited, like db.Ack)."""
+
+    __slots__ = ("_rows", "_ticket")
+
+    def __init__(self, rows: RowsProcess, ticket: int) -> None:
+        self._rows = rows
+        self._ticket = ticket
+
+    def done(self) -> bool:
+        return self._ticket <= self._rows._acked
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._rows.wait(self._ticket).__await__()
+
+
+# -- the child ------------------------------------------------------------------------------------
+
+
+class FrameReader:
+    """Length-prefixed pickles from a file descriptor, read as they come."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = bytearray()
+
+    def read(self, timeout: float | None) -> tuple[list[Any], bool]:
+        """The frames that arrive within `timeout` seconds (None: wait for one), and whether the
+        stream has ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            frames = self._frames()
+            if frames:
+                return frames, False
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._fd], [], [], remaining)
+            if not ready:
+                return [], False
+            chunk = os.read(self._fd, 1 << 20)
+            if not chunk:
+                if self._buffer:
+                    log.error(
+                        "the journal's pipe ended inside a shipment (%d bytes dropped)", len(self._buffer)
+                    )
+                return [], True
+            self._buffer += chunk
+
+    def _frames(self) -> list[Any]:
+        frames = []
+        buffer = self._buffer
+        start = 0
+        while len(buffer) - start >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(buffer, start)
+            if size > _MAX_FRAME:
+                raise StateError(f"a shipment of {size} bytes on the journal's pipe: not from the engine")
+            end = start + _LENGTH.size + size
+            if len(buffer) < end:
+                break
+            frames.append(pickle.loads(buffer[start + _LENGTH.size : end]))
+            start = end
+        del buffer[:start]
+        return frames
+
+
+def serve(reader: FrameReader, acknowledge: Any) -> None:
+    """The child's loop: a batch per batch window, acknowledged after its commit, until the end."""
+    setup, ended = reader.read(None)
+    if not setup:
+        return
+    dialect, location, synchronous, window = setup.pop(0)
+    db = Database(Target(Dialect(dialect), location), batch_window=window, synchronous=synchronous)
+    db.connect_for_batches()
+    acknowledge(b"ready\n")
+    shipments: list[tuple[int, list[Rows]]] = setup
+    try:
+        while shipments or not ended:
+            if not shipments:
+                shipments, ended = reader.read(None)  # asleep until the engine ships
+            if not ended:
+                # Sleep through the batch window rather than wait on the pipe: what the engine ships
+                # meanwhile wakes nobody, one wake-up a batch as the writer thread has.
+                time.sleep(window)
+                more, ended = reader.read(0)
+                shipments.extend(more)
+            if shipments:
+                failures = db.write_batch([(ticket, op) for ticket, ops in shipments for op in ops])
+                lines = [f"failed {ticket} {_one_line(exc)}\n" for ticket, exc in failures.items()]
+                lines.append(f"ok {shipments[-1][0]}\n")
+                acknowledge("".join(lines).encode())
+                shipments = []
+    finally:
+        db.close_for_batches()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+
+
+def _acknowledge(data: bytes) -> None:
+    try:
+        os.write(1, data)
+    except BrokenPipeError:  # the engine is gone; what it sent is still written
+        pass
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s (journal writer process): %(message)s"
+    )
+    try:
+        serve(FrameReader(0), _acknowledge)
+    except Exception:
+        log.exception("the journal's writer process failed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
