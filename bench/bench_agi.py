@@ -3,7 +3,8 @@ the full engine (menus/1414.yaml, SQLite journal), each in its own process, unde
 
 Each server runs in a child process (this script with --serve KIND), so its own CPU time (utime+stime of
 every thread, from /proc/<pid>/stat, and of its own children: the engine's journal writer process) and
-resident memory (VmRSS, the server's process alone) are read apart from the load generator's. The generator (bench/loadgen.py: a lean fake Asterisk 22, one non-blocking socket per call,
+resident memory (VmRSS, the server's process alone) are read apart from the load generator's. The
+generator (bench/loadgen.py: a lean fake Asterisk 22, one non-blocking socket per call,
 on uvloop) runs in this process; its own CPU time is printed too, since on a 2-core machine it can be
 the bottleneck. Before any load, one call through ivr.testing's faithful FakeCall checks that each
 server runs the intended flow (commands and queue printed).
@@ -34,6 +35,7 @@ Modes:
     .venv/bin/python bench/bench_agi.py --mode saturation --servers ours,panoramisk --calls 20000
     .venv/bin/python bench/bench_agi.py --mode saturation --servers ours --profile /tmp/prof
     .venv/bin/python bench/bench_agi.py --mode soak --servers engine --lines 1000   # an hour
+    .venv/bin/python bench/bench_agi.py --mode pacing --servers engine --lines 5000 --runs 1 --journal-writer process
 
 panoramisk 1.4 needs no compatibility shim here: its only asyncio.coroutine use is for non-async
 route handlers, and the handler below is async.

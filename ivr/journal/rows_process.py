@@ -67,6 +67,7 @@ class RowsProcess:
         self._failures: dict[int, str] = {}
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._handed_back: Awaitable[Any] | None = None  # the thread's ack of the last rows handed back
+        self._relay: asyncio.Task[None] | None = None
         self._closing = False
         self.broken = False  # the writer thread has taken over
         self.commits = 0  # the child's transactions so far (benchmarks)
@@ -90,7 +91,7 @@ class RowsProcess:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
             )
-        except OSError as exc:
+        except Exception as exc:  # no executable, no child watcher...: the thread is always there
             log.error(
                 "journal: the writer process did not start (%s); the writer thread writes its rows", exc
             )
@@ -202,9 +203,13 @@ class RowsProcess:
 
     def _on_line(self, line: str) -> None:
         word, _, rest = line.partition(" ")
+        number = rest.partition(" ")[0]
+        if word not in ("ok", "failed") or not number.isdigit():
+            log.warning("journal: unexpected line from the writer process: %r", line[:80])
+            return
         if word == "ok":
             self.commits += 1
-            ticket = int(rest)
+            ticket = int(number)
             unacked = self._unacked
             while unacked:
                 first = next(iter(unacked))
@@ -213,13 +218,10 @@ class RowsProcess:
                 del unacked[first]
             self._acked = max(self._acked, ticket)
             self._wake()
-        elif word == "failed":
-            number, _, message = rest.partition(" ")
-            self._failures[int(number)] = message
+        else:
+            self._failures[int(number)] = rest.partition(" ")[2]
             while len(self._failures) > _KEEP_FAILURES:
                 del self._failures[next(iter(self._failures))]
-        else:
-            log.warning("journal: unexpected line from the writer process: %r", line[:80])
 
     def _wake(self) -> None:
         still = []
@@ -245,7 +247,8 @@ class RowsProcess:
                     future.set_result(None)
             return
         self._handed_back = last
-        asyncio.get_running_loop().create_task(_relay(last, waiters))
+        # Kept: the loop holds only a weak reference to a task.
+        self._relay = asyncio.get_running_loop().create_task(_relay(last, waiters))
 
 
 async def _relay(ack: Awaitable[Any], waiters: list[tuple[int, asyncio.Future[None]]]) -> None:
@@ -379,7 +382,3 @@ def main() -> int:
         log.exception("the journal's writer process failed")
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
