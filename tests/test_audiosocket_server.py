@@ -50,7 +50,7 @@ def tone_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("as") / "tone.wav"
     # 0.503 s: 25 frames and a short one, as a played file ends
     subprocess.run(
-        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "synth", "0.503", "sine", "440"],
+        ["sox", "-R", "-n", "-r", "8000", "-c", "1", "-b", "16", str(out), "synth", "0.503", "sine", "440"],
         check=True,
     )
     return out

@@ -23,7 +23,8 @@ def beep_wav(tmp_path: Path) -> Path:
     """2 s of 440 Hz tone: what the recording rig's 'talk' caller played."""
     path = tmp_path / "talk.wav"
     subprocess.run(
-        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "synth", "2", "sine", "440"], check=True
+        ["sox", "-R", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "synth", "2", "sine", "440"],
+        check=True,
     )
     return path
 

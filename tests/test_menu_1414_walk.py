@@ -314,7 +314,7 @@ def thanks_audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for lang, text in THANKS.items():
         raw, out = directory / f"{lang}-raw.wav", directory / f"{lang}.wav"
         subprocess.run(["espeak-ng", "-v", lang, "-w", str(raw), text], check=True)
-        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True)
+        subprocess.run(["sox", "-R", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True)
         spoken[lang] = out
     return spoken
 

@@ -59,7 +59,7 @@ def make_recording(path: Path, rate: int, channels: int, seconds: float = 1.5) -
     path.parent.mkdir(parents=True, exist_ok=True)
     synth = ["synth", str(seconds), "sine", "300-900"]
     subprocess.run(
-        ["sox", "-n", "-r", str(rate), "-c", str(channels), "-b", "16", str(path), *synth], check=True
+        ["sox", "-R", "-n", "-r", str(rate), "-c", str(channels), "-b", "16", str(path), *synth], check=True
     )
 
 
