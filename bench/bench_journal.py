@@ -157,7 +157,7 @@ async def run(
 async def _run(
     calls: int, settings: Settings | None, pause: tuple[float, float], spread: float
 ) -> dict[str, float]:
-    state = await open_state(settings) if settings else None
+    state = await open_state(settings, journal_writer=settings.journal_writer) if settings else None
     writer = state.db.writer_thread_id if state else None
     child = state.rows.pid if state and state.rows else None  # the journal's writer process
     load = Load(f"bench{time.time_ns()}", state.journal if state else None, pause, spread)

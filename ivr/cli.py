@@ -388,8 +388,7 @@ async def _testcall_ending(call: Any, settings: Any) -> Any:
     from ivr.journal.state import open_state
 
     try:
-        # It only reads the journal: no writer process for rows it will never write.
-        state = await open_state(attrs.evolve(settings, journal_writer="thread"))
+        state = await open_state(settings)
     except Exception as exc:
         return Ending(**fields, journal_note=f"not readable from here ({exc})")
     try:

@@ -137,7 +137,7 @@ class Settings:
     default_menu: str = "1414"
     state_dir: str = "var"  # journal, callbacks, incidents (SQLite) when no database URL is set
     database_url: str = ""  # postgresql://... for several engines sharing state
-    # Who writes the journal's rows: "thread", the database's writer thread, or "process", a child
+    # Who writes `ivr serve`'s journal rows: "thread", the database's writer thread, or "process", a child
     # process: no second thread taking the GIL from the event loop, so fewer and shorter stalls at
     # thousands of lines, for some 0.04 ms more of the loop's CPU a call (README: "What a call costs").
     journal_writer: str = attrs.field(default="thread", validator=lambda _i, _a, v: _check_writer(v))

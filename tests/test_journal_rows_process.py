@@ -14,8 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from ivr.clock import FixedClock
 from ivr.config import ConfigError, Settings, load_settings
+from ivr.engine.app import Engine
+from ivr.engine.services import EngineServices
 from ivr.journal import open_state
+from ivr.testing.engine_fixtures import OPEN_HOURS, project_settings
 from tests.pg import backend_fixture  # noqa: F401  (the `backend` fixture: SQLite and PostgreSQL)
 
 
@@ -24,7 +28,7 @@ async def stored_calls(state) -> dict[str, str | None]:  # type: ignore[no-untyp
 
 
 async def test_the_journal_rows_go_through_the_writer_process_not_the_thread(backend):
-    state = await open_state(Settings(**backend, journal_writer="process"))
+    state = await open_state(Settings(**backend), journal_writer="process")
     try:
         assert state.rows is not None and state.rows.pid is not None
         state.journal.call_started("p1", time.time(), "+77010000001", "ru", "1414")
@@ -40,14 +44,14 @@ async def test_the_journal_rows_go_through_the_writer_process_not_the_thread(bac
 
 
 async def test_closing_the_state_writes_what_was_shipped_and_ends_the_process(backend):
-    state = await open_state(Settings(**backend, journal_writer="process"))
+    state = await open_state(Settings(**backend), journal_writer="process")
     pid = state.rows.pid
     for n in range(50):
         state.journal.call_started(f"c{n}", time.time(), "+7701", "kk", "1414")
         state.journal.call_ended(f"c{n}", "self_served")  # not awaited
     await state.close()
     assert not process_alive(pid)
-    state = await open_state(Settings(**backend, journal_writer="process"))
+    state = await open_state(Settings(**backend), journal_writer="process")
     try:
         assert await stored_calls(state) == {f"c{n}": "self_served" for n in range(50)}
     finally:
@@ -56,7 +60,7 @@ async def test_closing_the_state_writes_what_was_shipped_and_ends_the_process(ba
 
 async def test_a_writer_process_that_dies_hands_its_rows_to_the_writer_thread(backend, caplog):
     caplog.set_level(logging.ERROR, "ivr.journal.rows_process")
-    state = await open_state(Settings(**backend, journal_writer="process"))
+    state = await open_state(Settings(**backend), journal_writer="process")
     try:
         pid = state.rows.pid
         os.kill(pid, signal.SIGSTOP)  # it reads nothing more: what is shipped now stays unacknowledged
@@ -79,7 +83,7 @@ async def test_a_writer_process_that_dies_hands_its_rows_to_the_writer_thread(ba
 async def test_a_writer_process_that_cannot_start_leaves_the_rows_to_the_thread(backend, caplog, monkeypatch):
     caplog.set_level(logging.ERROR, "ivr.journal.rows_process")
     monkeypatch.setattr("ivr.journal.rows_process._CHILD", "import sys; sys.exit(3)")  # e.g. a broken install
-    state = await open_state(Settings(**backend, journal_writer="process"))
+    state = await open_state(Settings(**backend), journal_writer="process")
     try:
         assert state.rows.broken
         assert "did not start (it ended with status 3" in caplog.text
@@ -93,10 +97,11 @@ KILLED_ENGINE = """
 import asyncio, sys, time
 from ivr.config import Settings
 from ivr.journal import open_state
+from ivr.testing.engine_fixtures import OPEN_HOURS, project_settings
 
 async def main():
     state = await open_state(
-        Settings(state_dir=sys.argv[1], database_url=sys.argv[2], journal_writer="process")
+        Settings(state_dir=sys.argv[1], database_url=sys.argv[2]), journal_writer="process"
     )
     journal = state.journal
     journal.call_started("in-the-pipe", time.time(), "+77010000003", "kk", "1414")
@@ -124,7 +129,7 @@ async def test_what_the_engine_shipped_is_written_even_when_the_engine_is_killed
         os.kill(engine.pid, signal.SIGKILL)  # no clean-up, no flush
         engine.wait()
     await wait_until_gone(int(writer))  # its input ended: it writes what it read, then exits
-    state = await open_state(Settings(**backend, journal_writer="process"))
+    state = await open_state(Settings(**backend), journal_writer="process")
     try:
         assert await stored_calls(state) == {"in-the-pipe": "queued"}
     finally:
@@ -140,6 +145,17 @@ async def test_the_writer_thread_alone_by_default(backend):
         assert state.db.batches >= 1
     finally:
         await state.close()
+
+
+async def test_the_engine_takes_its_journal_writer_from_its_settings(tmp_path: Path):
+    settings = project_settings(tmp_path, journal_writer="process")
+    engine = Engine(settings, EngineServices(settings=settings, clock=FixedClock(OPEN_HOURS)))
+    await engine.start()
+    try:
+        rows = engine.services.state.rows
+        assert rows is not None and rows.pid is not None and not rows.broken
+    finally:
+        await engine.stop(1)
 
 
 def test_an_unknown_journal_writer_is_a_clear_configuration_error(tmp_path: Path):

@@ -182,7 +182,9 @@ class Engine:
         if self.services.state is None:
             from ivr.journal.state import open_state
 
-            self.services.state = await open_state(settings, clock=self.services.clock)
+            self.services.state = await open_state(
+                settings, clock=self.services.clock, journal_writer=settings.journal_writer
+            )
             self._owned.add("state")
         if self.services.speech is None:
             from ivr.speech.recognizer import SpeechService

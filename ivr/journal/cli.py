@@ -14,8 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from ivr.clock import SYSTEM_CLOCK
 from ivr.config import ConfigError, Settings, load_settings
 from ivr.journal.callbacks import STATES, Callback
@@ -85,9 +83,7 @@ def _run(args: argparse.Namespace, work: Callable[[State, Settings], Awaitable[i
         return 2
 
     async def main() -> int:
-        # The commands write no journal rows (incidents and callbacks go through the writer thread):
-        # no writer process for them, whatever ivr.toml says for the engine.
-        state = await open_state(attrs.evolve(settings, journal_writer="thread"))
+        state = await open_state(settings)
         try:
             return await work(state, settings)
         finally:

@@ -423,6 +423,15 @@ class Database:
             self._hurry.set()
         return future
 
+    def submit_all(self, ops: Sequence[Rows]) -> Awaitable[Any]:
+        """Queue several writes in order (a journal shipment); the last one's acknowledgement covers
+        them all, tickets committing in order."""
+        ack: Awaitable[Any] | None = None
+        for op in ops:
+            ack = self.submit(op)
+        assert ack is not None, "an empty shipment"
+        return ack
+
     @property
     def writer_thread_id(self) -> int | None:
         """The writer thread's id (benchmarks read its CPU clock)."""

@@ -318,14 +318,8 @@ class Journal:
         if self._ends:
             shipment.append(Rows(end_calls, self._ends, phase=2))
             self._ends = []
-        if not shipment:
-            return
-        rows = self._rows
-        if isinstance(rows, RowsProcess):
-            self._last_ack = rows.submit(shipment)  # one write to its pipe
-        else:
-            for op in shipment:
-                self._last_ack = rows.submit(op)
+        if shipment:
+            self._last_ack = self._rows.submit_all(shipment)  # to the process: one write to its pipe
 
     async def _shipped(self) -> None:
         self._ship()

@@ -54,7 +54,7 @@ _CHILD = "import sys; from ivr.journal.rows_process import main; sys.exit(main()
 
 
 class RowsProcess:
-    """The parent's side: `await start()`, `submit(rows)` (returns an awaitable acknowledgement),
+    """The parent's side: `await start()`, `submit_all(shipment)` (returns an awaitable acknowledgement),
     `await flush()`, `await close()`."""
 
     def __init__(self, db: Database) -> None:
@@ -122,14 +122,10 @@ class RowsProcess:
             return
         self._reader = asyncio.get_running_loop().create_task(self._read_acknowledgements())
 
-    def submit(self, shipment: list[Rows]) -> Awaitable[Any]:
+    def submit_all(self, shipment: list[Rows]) -> Awaitable[Any]:
         """Send one shipment (the journal's starts, events and ends since the last), committed together."""
         if self.broken:
-            ack: Awaitable[Any] | None = None
-            for op in shipment:
-                ack = self._db.submit(op)
-            assert ack is not None
-            return ack
+            return self._db.submit_all(shipment)
         self._next_ticket += 1
         ticket = self._next_ticket
         self._unacked[ticket] = shipment
@@ -237,8 +233,7 @@ class RowsProcess:
         self.broken = True
         last: Awaitable[Any] | None = None
         for shipment in self._unacked.values():
-            for op in shipment:
-                last = self._db.submit(op)
+            last = self._db.submit_all(shipment)
         self._unacked.clear()
         waiters, self._waiters = self._waiters, []
         if last is None:

@@ -46,9 +46,13 @@ async def open_state(
     batch_window: float = 0.05,
     synchronous: str = "NORMAL",
     clock: Clock = SYSTEM_CLOCK,
+    journal_writer: str = "thread",
 ) -> State:
     """Open (and migrate) the database the settings name: PostgreSQL when database_url is set,
-    else SQLite at state_dir/ivr.db. Raises StateError with the reason when it cannot."""
+    else SQLite at state_dir/ivr.db. Raises StateError with the reason when it cannot.
+
+    `journal_writer` "process" writes the journal's rows from a child process (ivr.journal.rows_process).
+    The engine passes its `journal_writer` setting; tools that write no calls keep the thread."""
     db = Database(
         Target.from_settings(settings.state_dir, settings.database_url),
         batch_window=batch_window,
@@ -56,7 +60,7 @@ async def open_state(
     )
     await db.open()
     rows = None
-    if settings.journal_writer == "process":
+    if journal_writer == "process":
         rows = RowsProcess(db)
         await rows.start()
     engine = engine_id or default_engine_id()
