@@ -74,7 +74,7 @@ from loadgen import (
     saturate,
 )
 
-SERVERS = ("bare-uvloop", "ours", "ours-asyncio", "panoramisk", "engine")
+SERVERS = ("bare-uvloop", "bare-task", "ours", "ours-asyncio", "panoramisk", "engine")
 HOST = "127.0.0.1"
 SHORT_FLOW_ANSWERS = ("2", "", "123")  # the three GET DATA: a key, silence, three keys then timeout
 ENGINE_ANSWERS = ("2", "1", "1", "2")  # Russian, eGov, portal, a specialist
@@ -158,6 +158,46 @@ class BareFlow(asyncio.Protocol):
             transport.close()
 
 
+class BareTaskFlow(asyncio.Protocol):
+    """The floor of any server whose call handler is a coroutine awaiting one reply per command: the
+    same bytes as BareFlow, sent from one task per call that awaits a future per reply, nothing parsed
+    or checked. What ours pays above this is our own code; what this pays above BareFlow is the shape
+    of the API (a task per call, a future and a wake-up per command), not any code of ours."""
+
+    __slots__ = ("_buffer", "_reply", "_task", "_transport")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._transport: asyncio.Transport | None = None
+        self._reply: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # the loop holds tasks only weakly
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self._task is None:
+            self._buffer += data
+            if b"\n\n" in self._buffer:
+                self._buffer = b""
+                self._task = asyncio.get_running_loop().create_task(self._flow())
+            return
+        reply = self._reply
+        if reply is not None and data.count(b"\n") > data.count(b"HANGUP\n"):
+            self._reply = None
+            reply.set_result(None)
+
+    async def _flow(self) -> None:
+        transport = self._transport
+        assert transport is not None
+        loop = asyncio.get_running_loop()
+        for line in SHORT_FLOW_LINES:
+            self._reply = loop.create_future()
+            transport.write(line)
+            await self._reply
+        transport.close()
+
+
 def open_hours_clock() -> object:
     """The engine's clock from a Wednesday 10:00 in Almaty, running on: operators at work for hours."""
     import datetime as dt
@@ -204,8 +244,10 @@ async def _serve(
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     stats: Callable[[], dict[str, object]] = dict
-    if kind == "bare-uvloop":
-        raw = await loop.create_server(BareFlow, HOST, 0, backlog=1024)
+    if kind in ("bare-uvloop", "bare-task"):
+        raw = await loop.create_server(
+            BareFlow if kind == "bare-uvloop" else BareTaskFlow, HOST, 0, backlog=1024
+        )
         port = raw.sockets[0].getsockname()[1]
 
         async def closing(grace: float) -> None:

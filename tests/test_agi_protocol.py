@@ -124,6 +124,31 @@ def test_the_fast_reply_path_leaves_everything_unusual_to_the_general_parser() -
         parser.receive_reply(b"abc garbage\n")
 
 
+def test_a_reply_read_before_is_the_same_reply_and_only_where_a_reply_may_come() -> None:
+    first, second = AgiParser(), AgiParser()
+    for parser in (first, second):
+        parser.receive_data(b"agi_network: yes\n\n")
+        parser.next_event()
+    assert first.receive_reply(b"200 result=1\n") is second.receive_reply(b"200 result=1\n")
+    # Inside a 520 usage text the same bytes are usage, not a reply.
+    first.receive_data(b"520-Invalid command syntax.  Proper usage follows:\n")
+    assert first.next_event() is NEED_DATA
+    assert first.receive_reply(b"200 result=1\n") is None
+    # A parser with a shorter line limit still refuses a line another parser has read.
+    short = AgiParser(max_line=8)
+    short.receive_data(b"agi_n: y\n\n")
+    short.next_event()
+    assert short.receive_reply(b"200 result=1\n") is None
+    with pytest.raises(ProtocolError, match="longer than 8"):
+        short.receive_data(b"200 result=1\n")
+        short.next_event()
+    # What follows the result (an end position) is each reply's own, read again every time.
+    assert second.receive_reply(b"200 result=0 endpos=16000\n").extras == {"endpos": "16000"}
+    assert second.receive_reply(b"200 result=0 endpos=16000\n") is not second.receive_reply(
+        b"200 result=0 endpos=16000\n"
+    )
+
+
 def test_unusual_environment_lines_read_as_line_by_line() -> None:
     block = (
         "agi_network: yes\nagi_accountcode:\nagi_callerid: 7701\nagi_calleridname: Ерлан: бухгалтерия\n"
@@ -142,6 +167,13 @@ def test_unusual_environment_lines_read_as_line_by_line() -> None:
     assert latin.calleridname == "José"
     with pytest.raises(ProtocolError):
         events_of([b"agi_network: yes\nnot agi\n\n"])
+
+
+def test_a_key_with_a_space_in_a_usual_block_is_refused_and_a_repeated_key_keeps_its_last_value() -> None:
+    with pytest.raises(ProtocolError, match="not an AGI environment line"):
+        events_of([b"agi_network: yes\nagi_caller id: 7701\n\n"])
+    env = events_of([b"agi_network: yes\nagi_language: kk\nagi_language: ru\n\n"])[0].env
+    assert env.values == {"network": "yes", "language": "ru"}
 
 
 def test_environment_arguments_are_collected_in_order() -> None:
