@@ -142,6 +142,9 @@ def test_a_reply_read_before_is_the_same_reply_and_only_where_a_reply_may_come()
     with pytest.raises(ProtocolError, match="longer than 8"):
         short.receive_data(b"200 result=1\n")
         short.next_event()
+    # What a caller typed, or a variable's value with digits in it, is read again every time, never kept.
+    for personal in (b"200 result=77012345678\n", b"200 result=1 (77012345678)\n"):
+        assert second.receive_reply(personal) is not second.receive_reply(personal)
     # What follows the result (an end position) is each reply's own, read again every time.
     assert second.receive_reply(b"200 result=0 endpos=16000\n").extras == {"endpos": "16000"}
     assert second.receive_reply(b"200 result=0 endpos=16000\n") is not second.receive_reply(
