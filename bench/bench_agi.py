@@ -11,8 +11,12 @@ server runs the intended flow (commands and queue printed).
 
 Flow for ours/ours-asyncio/panoramisk (issue 4): ANSWER, SET VARIABLE, STREAM FILE, three GET DATA,
 EXEC Queue, HANGUP. bare-uvloop sends the same bytes from a protocol that parses and checks nothing:
-the floor this machine sets today, to read the others against. Flow for engine: the real interpreter over menus/1414.yaml; the caller presses 2
-(Russian) at the greeting, 1 (eGov) in the main menu, 1 (portal), then 2 (a specialist): queue ru-egov.
+the floor this machine sets today, to read the others against. bare-task sends them from one task per
+call awaiting a future per reply, still parsing nothing: the floor of any server whose handler is a
+coroutine, as ours and panoramisk's are.
+
+Flow for engine: the real interpreter over menus/1414.yaml; the caller presses 2 (Russian) at the
+greeting, 1 (eGov) in the main menu, 1 (portal), then 2 (a specialist): queue ru-egov.
 No speech models (DTMF only), no AMI; the clock is fixed inside opening hours.
 
 Modes:
