@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
 
@@ -46,24 +47,29 @@ class ServerStats:
 
 
 class _AgiConnection(asyncio.Protocol):
-    __slots__ = ("_parser", "_peer", "_server", "_transport", "channel", "connected_at", "task")
+    __slots__ = ("_parser", "_peername", "_server", "_transport", "channel", "connected_at", "task")
 
     def __init__(self, server: AgiServer) -> None:
         self._server = server
         self._parser = AgiParser(server.max_line)
         self._transport: asyncio.Transport | None = None
         self.connected_at = 0.0  # the watchdog drops it if no environment block came in time
-        self._peer = "?"
+        self._peername: Any = "?"  # (host, port, ...) from the transport
         self.channel: Channel | None = None
         self.task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
-        peer = transport.get_extra_info("peername")
-        self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._peername = transport.get_extra_info("peername")
         self._server._connections.add(self)
         self._server.stats.connections += 1
         self.connected_at = self._server._loop.time()
+
+    @property
+    def _peer(self) -> str:
+        """host:port, for log lines (formatted when one is written, not for every call)."""
+        peer = self._peername
+        return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
     def data_received(self, data: bytes) -> None:
         channel = self.channel
@@ -134,7 +140,8 @@ class _AgiConnection(asyncio.Protocol):
             supervised=True,
             observer=self._server.command_observer,
         )
-        self.channel.asterisk = self._peer.rpartition(":")[0] or self._peer  # the Asterisk that called
+        peer = self._peername  # the Asterisk that called: its address
+        self.channel.asterisk = peer[0] if isinstance(peer, tuple) else str(peer)
         self.task = self._server._loop.create_task(self._run(self.channel))
 
     async def _run(self, channel: Channel) -> None:
@@ -165,7 +172,8 @@ class _AgiConnection(asyncio.Protocol):
             log.exception("call %s: handler %r failed", channel.env.uniqueid, script)
         finally:
             server.stats.calls_finished += 1
-            log.debug("call %s done in %.3f s", channel.env.uniqueid, time.monotonic() - started)
+            if log.isEnabledFor(logging.DEBUG):  # its arguments cost more than the call when it is off
+                log.debug("call %s done in %.3f s", channel.env.uniqueid, time.monotonic() - started)
             # Closing hands the call back to the dialplan: if the engine did not route it, the
             # dialplan's next priority (asterisk-conf: the operator queue) takes the caller.
             if self._transport is not None and not self._transport.is_closing():
