@@ -98,8 +98,8 @@ async def _fake_transport_calls(case: str, calls: int, concurrency: int = 200) -
     from ivr.agi.server import AgiServer, _AgiConnection
 
     handler = _nothing if case == "ours-nothing" else short_flow
-    server = AgiServer(lambda script: handler if script == "1414" else None)
-    server._loop = asyncio.get_running_loop()
+    server = AgiServer(lambda script: handler if script == "1414" else None)  # never listens here
+    loop = asyncio.get_running_loop()
     env = env_block("1414")
     remaining = calls
 
@@ -107,8 +107,9 @@ async def _fake_transport_calls(case: str, calls: int, concurrency: int = 200) -
         nonlocal remaining
         while remaining > 0:
             remaining -= 1
+            # The server's own connection protocol, handed a transport as a listening socket would.
             protocol = BareTaskFlow() if case == "bare-task" else _AgiConnection(server)
-            ended = server._loop.create_future()
+            ended = loop.create_future()
             protocol.connection_made(FakeTransport(protocol, SHORT_FLOW_ANSWERS, ended))
             protocol.data_received(env)
             await ended

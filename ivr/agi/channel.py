@@ -214,7 +214,7 @@ class Channel:
         """Play `prompt` and collect up to `max_digits`; '#' ends input early and is not returned."""
         reply = await self.command("GET DATA", prompt, str(timeout_ms), str(max_digits), timeout=timeout)
         self._check_hangup(reply, "GET DATA")
-        return _digits_result((reply.result, reply.data == "timeout"))
+        return _digits_result((reply.result, reply.timed_out))
 
     async def wait_for_digit(self, timeout_ms: int) -> str | None:
         reply = await self.command(

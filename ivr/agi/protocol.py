@@ -380,7 +380,7 @@ def _decode(raw: bytes) -> str:
 
 def _usual_block(text: str) -> dict[str, str] | None:
     """The block as Asterisk sends it, every line `agi_key: value`, read without a Python step per
-    line (callgrind: 18,000 instructions a call against 82,000 for a comprehension over the ~22
+    line (callgrind: 59,000 instructions a call against 82,000 for a comprehension over the ~22
     lines); None for anything else (a ': ' inside a value, a '\\r', a repeated key).
 
     With exactly one ': ' per line and 'agi_' opening every line, turning each '\\nagi_' into ': '
@@ -489,8 +489,9 @@ def format_app_args(args: Iterable[object]) -> str:
     ast_app_separate_args() interprets (',', '"', '\\', brackets) escaped, so a value stays one argument."""
     texts = [str(arg) for arg in args]
     joined = ",".join(texts)
-    # Usually no argument holds anything to escape: one search of them all (callgrind: a third of the
-    # instructions of a search per argument). The commas are then exactly the separators.
+    # Usually no argument holds anything to escape: one search of them all rather than one each
+    # (callgrind, a Queue's five arguments: 10,600 instructions against 13,900). The commas are then
+    # exactly the separators.
     if joined.count(",") == len(texts) - 1 and not _APP_SPECIAL_BUT_COMMA_RE.search(joined):
         return _check_safe(joined)
     parts = []

@@ -172,7 +172,7 @@ class _AgiConnection(asyncio.Protocol):
             log.exception("call %s: handler %r failed", channel.env.uniqueid, script)
         finally:
             server.stats.calls_finished += 1
-            if log.isEnabledFor(logging.DEBUG):  # its arguments cost more than the call when it is off
+            if log.isEnabledFor(logging.DEBUG):  # else its arguments are still worked out on every call
                 log.debug("call %s done in %.3f s", channel.env.uniqueid, time.monotonic() - started)
             # Closing hands the call back to the dialplan: if the engine did not route it, the
             # dialplan's next priority (asterisk-conf: the operator queue) takes the caller.
