@@ -191,6 +191,10 @@ class BareTaskFlow(asyncio.Protocol):
             self._reply = None
             reply.set_result(None)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._task is not None:  # a caller gone mid-call: its task waits for no reply
+            self._task.cancel()
+
     async def _flow(self) -> None:
         transport = self._transport
         assert transport is not None
