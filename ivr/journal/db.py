@@ -25,7 +25,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -226,23 +226,21 @@ class _Item:
 
 
 class Ack:
-    """Awaitable acknowledgement of a plain write: completes once the write is committed.
+    """Awaitable acknowledgement of a plain write, or of a journal shipment to the writer process
+    (ivr.journal.rows_process): completes once it is committed. `wait(ticket)` is its writer's.
 
     Costs nothing until awaited, so fire-and-forget journal writes create no future at all: the
     writer publishes the highest committed ticket after each commit and wakes only real waiters.
     """
 
-    __slots__ = ("_db", "_ticket")
+    __slots__ = ("_ticket", "_wait")
 
-    def __init__(self, db: Database, ticket: int) -> None:
-        self._db = db
+    def __init__(self, wait: Callable[[int], Coroutine[Any, Any, None]], ticket: int) -> None:
+        self._wait = wait
         self._ticket = ticket
 
-    def done(self) -> bool:
-        return self._ticket <= self._db._committed
-
     def __await__(self) -> Any:
-        return self._db._wait_for(self._ticket).__await__()
+        return self._wait(self._ticket).__await__()
 
 
 _KEEP_FAILURES = 10_000
@@ -415,7 +413,7 @@ class Database:
                 self._queue.put(_Item(op, None, None, urgent, ticket))
             if urgent:
                 self._hurry.set()
-            return Ack(self, ticket)
+            return Ack(self._wait_for, ticket)
         future = loop.create_future()
         future.add_done_callback(_retrieve)
         self._queue.put(_Item(op, future, loop, urgent))

@@ -38,10 +38,10 @@ import select
 import struct
 import sys
 import time
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable
 from typing import Any
 
-from ivr.journal.db import Database, Dialect, Rows, StateError, Target
+from ivr.journal.db import Ack, Database, Dialect, Rows, StateError, Target
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class RowsProcess:
         ticket = self._next_ticket
         self._unacked[ticket] = shipment
         self._send((ticket, shipment))
-        return _Ack(self, ticket)
+        return Ack(self.wait, ticket)
 
     async def flush(self) -> None:
         """Wait until every shipment submitted so far is committed."""
@@ -260,22 +260,6 @@ async def _relay(ack: Awaitable[Any], waiters: list[tuple[int, asyncio.Future[No
             future.set_result(None)
         else:
             future.set_exception(failure)
-
-
-class _Ack:
-    """Awaitable acknowledgement of one shipment (costs nothing until awaited, like db.Ack)."""
-
-    __slots__ = ("_rows", "_ticket")
-
-    def __init__(self, rows: RowsProcess, ticket: int) -> None:
-        self._rows = rows
-        self._ticket = ticket
-
-    def done(self) -> bool:
-        return self._ticket <= self._rows._acked
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return self._rows.wait(self._ticket).__await__()
 
 
 # -- the child ------------------------------------------------------------------------------------
