@@ -617,7 +617,7 @@ class Database:
                 by_loop.setdefault(item.loop, []).append((item.future, result, exc))
         for loop, settled in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_settle, settled)
+                loop.call_soon_threadsafe(settle, settled)
             except RuntimeError:  # the loop is closed; its callers no longer listen
                 pass
 
@@ -644,7 +644,8 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def _settle(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def settle(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """Give each future not yet done its result, or its exception when one is given."""
     for future, result, exc in settled:
         if future.done():
             continue

@@ -41,7 +41,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from ivr.journal.db import Ack, Database, Dialect, Rows, StateError, Target
+from ivr.journal.db import Ack, Database, Dialect, Rows, StateError, Target, settle
 
 log = logging.getLogger(__name__)
 
@@ -237,9 +237,7 @@ class RowsProcess:
         self._unacked.clear()
         waiters, self._waiters = self._waiters, []
         if last is None:
-            for _, future in waiters:
-                if not future.done():
-                    future.set_result(None)
+            settle([(future, None, None) for _, future in waiters])
             return
         self._handed_back = last
         # Kept: the loop holds only a weak reference to a task.
@@ -253,13 +251,7 @@ async def _relay(ack: Awaitable[Any], waiters: list[tuple[int, asyncio.Future[No
         await ack
     except Exception as exc:
         failure = exc
-    for _, future in waiters:
-        if future.done():
-            continue
-        if failure is None:
-            future.set_result(None)
-        else:
-            future.set_exception(failure)
+    settle([(future, None, failure) for _, future in waiters])
 
 
 # -- the child ------------------------------------------------------------------------------------
