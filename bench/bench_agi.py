@@ -60,8 +60,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -243,6 +244,24 @@ class GcPauses:
         }
 
 
+def route_1414(handler: Callable[[Any], Awaitable[None]]) -> Callable[[str], Any]:
+    """An AgiServer router: `handler` for the script 1414, no other."""
+    return lambda script: handler if script == "1414" else None
+
+
+async def start_engine(state_dir: Path, journal_writer: str = "thread") -> tuple[Any, int]:
+    """The whole engine as the benches run it: the project's menus and settings, its state in
+    `state_dir`, its clock inside opening hours. Returns the engine and its FastAGI port."""
+    from ivr.engine.app import Engine
+    from ivr.engine.services import EngineServices
+    from ivr.testing.engine_fixtures import project_settings
+
+    (state_dir / "spool").mkdir(parents=True, exist_ok=True)
+    settings = project_settings(state_dir, journal_writer=journal_writer)
+    engine = Engine(settings, EngineServices(settings=settings, clock=open_hours_clock()))
+    return engine, await engine.start()
+
+
 async def _serve(
     kind: str, state_dir: str, profile: str | None, gc_freeze: bool, journal_writer: str = "thread"
 ) -> None:
@@ -264,7 +283,7 @@ async def _serve(
     elif kind in ("ours", "ours-asyncio"):
         from ivr.agi.server import AgiServer
 
-        server = AgiServer(lambda script: short_flow if script == "1414" else None, HOST, 0)
+        server = AgiServer(route_1414(short_flow), HOST, 0)
         port = await server.start()
         stats = lambda: attrs.asdict(server.stats)  # noqa: E731
         closing = server.stop
@@ -280,14 +299,7 @@ async def _serve(
             raw.close()
 
     elif kind == "engine":
-        from ivr.engine.app import Engine
-        from ivr.engine.services import EngineServices
-        from ivr.testing.engine_fixtures import project_settings
-
-        Path(state_dir, "spool").mkdir(parents=True, exist_ok=True)
-        settings = project_settings(Path(state_dir), journal_writer=journal_writer)
-        engine = Engine(settings, EngineServices(settings=settings, clock=open_hours_clock()))
-        port = await engine.start()
+        engine, port = await start_engine(Path(state_dir), journal_writer)
         stats = lambda: attrs.asdict(engine.server.stats)  # type: ignore[union-attr]  # noqa: E731
         closing = engine.stop
     else:

@@ -39,8 +39,9 @@ from bench_agi import (
     ENGINE_ANSWERS,
     SHORT_FLOW_ANSWERS,
     BareTaskFlow,
-    open_hours_clock,
+    route_1414,
     short_flow,
+    start_engine,
 )
 from loadgen import FakeAsterisk, LoadStats, _Call, saturate
 
@@ -98,7 +99,7 @@ async def _fake_transport_calls(case: str, calls: int, concurrency: int = 200) -
     from ivr.agi.server import AgiServer, _AgiConnection
 
     handler = _nothing if case == "ours-nothing" else short_flow
-    server = AgiServer(lambda script: handler if script == "1414" else None)  # never listens here
+    server = AgiServer(route_1414(handler))  # never listens here
     loop = asyncio.get_running_loop()
     env = env_block("1414")
     remaining = calls
@@ -121,21 +122,13 @@ async def _socket_calls(case: str, calls: int) -> None:
     from ivr.engine.gc_pacing import GcPacer
 
     if case == "engine-sockets":
-        from ivr.engine.app import Engine
-        from ivr.engine.services import EngineServices
-        from ivr.testing.engine_fixtures import project_settings
-
-        state = Path(tempfile.mkdtemp(prefix="bench-instructions-"))
-        (state / "spool").mkdir()
-        settings = project_settings(state)
-        engine = Engine(settings, EngineServices(settings=settings, clock=open_hours_clock()))
-        port = await engine.start()
+        engine, port = await start_engine(Path(tempfile.mkdtemp(prefix="bench-instructions-")))
         engine.pace_garbage_collection()
         answers, stop = ENGINE_ANSWERS, engine.stop
     else:
         from ivr.agi.server import AgiServer
 
-        server = AgiServer(lambda script: short_flow if script == "1414" else None, "127.0.0.1", 0)
+        server = AgiServer(route_1414(short_flow), "127.0.0.1", 0)
         port = await server.start()
         GcPacer().start()
         answers, stop = SHORT_FLOW_ANSWERS, server.stop
