@@ -379,3 +379,36 @@ async def test_a_crash_loses_only_the_events_held_since_each_calls_last_durabili
     assert browsing.events == ()  # its start is there (the board counts it in the IVR), its path is not
     assert in_progress == 3
     assert [(c.call_id, c.state) for c in callbacks] == [("queued-call", "pending")]
+
+
+async def test_the_sweep_hands_over_a_quiet_call_by_when_it_began_holding_again(backend, monkeypatch):
+    """A call that handed over at its queue entry and then holds one more event is swept by that
+    event's time, not by when it first held; a call holding since the start is swept first."""
+    now = [100.0]  # the journal's monotonic clock, moved by hand; sweeps still run on the loop's timer
+    monkeypatch.setattr("ivr.journal.journal._monotonic", lambda: now[0])
+    state = await open_state(Settings(**backend))
+    journal = state.journal
+    journal.hold_seconds = 0.2  # sweeps every 0.1 s of the loop; due: held over 0.1 s of `now`
+
+    async def stored_kinds(call_id: str) -> list[str]:
+        await journal.call_started(f"marker-{now[0]}", time.time(), "", "ru", "1414")  # commits in order
+        record = await journal.call(call_id)
+        return [event.kind for event in record.events]
+
+    try:
+        journal.call_started("queued", time.time(), "+77010000001", "ru", "1414")
+        journal.call_started("browsing", time.time(), "+77010000002", "ru", "1414")
+        journal.event("queued", "node", "main")
+        journal.event("browsing", "node", "main")
+        journal.event("queued", "queue", "operator", {"queue": "ru-general"})  # handed over now
+        now[0] = 100.15
+        journal.event("queued", "queue_result", "operator", {"status": "TIMEOUT"})  # holding again
+        now[0] = 100.13
+        await asyncio.sleep(0.25)  # two sweeps: "browsing" is due, "queued"'s new hold is not
+        assert await stored_kinds("browsing") == ["node"]
+        assert await stored_kinds("queued") == ["node", "queue"]
+        now[0] = 100.3
+        await asyncio.sleep(0.25)
+        assert await stored_kinds("queued") == ["node", "queue", "queue_result"]
+    finally:
+        await state.close()

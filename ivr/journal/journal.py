@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
@@ -169,6 +170,11 @@ class Journal:
         self._tz = zone(timezone)
         self._engine_id = engine_id
         self._open: dict[str, _OpenCall] = {}
+        # (held_since, call) each time a call begins holding events, oldest first: the sweep looks at
+        # the calls that come due, not at every open call (5,000 open: a pass of 0.2-1.5 ms a second).
+        # An entry whose call has handed over since is stale (call.held_since moved on, or nothing held)
+        # and is dropped when it reaches the front, within hold_seconds.
+        self._holding: deque[tuple[float, _OpenCall]] = deque()
         # Rows handed over and not yet shipped to the writer, which happens SHIP_EVERY seconds.
         self._starts: list[tuple[Any, ...]] = []
         self._events: list[tuple[str, list[tuple[Any, ...]]]] = []  # (call_id, its held events) per hand-over
@@ -219,7 +225,8 @@ class Journal:
         call.seq = seq + 1
         held = call.held
         if not held:
-            call.held_since = _monotonic()
+            call.held_since = since = _monotonic()
+            self._holding.append((since, call))
         held.append((seq, self._now() if at is None else to_epoch(at, "at"), kind, node or "", data))
         if handling is _DURABLE or len(held) >= HOLD_MAX:
             self._hand_over(call)
@@ -293,11 +300,13 @@ class Journal:
 
     def _sweep(self) -> None:
         """Hand over the events of every call that would hold them longer than HOLD_SECONDS by the next
-        sweep. One pass over the open calls (5,000: about 0.3 ms)."""
+        sweep: the front of the holding queue, as far as it is due."""
         self._sweeper = None
         oldest = _monotonic() - (self.hold_seconds - self._sweep_every())
-        for call in self._open.values():
-            if call.held and call.held_since <= oldest:
+        holding = self._holding
+        while holding and holding[0][0] <= oldest:
+            since, call = holding.popleft()
+            if call.held and call.held_since == since:
                 self._hand_over(call)
         if self._open:
             self._arm_sweep()
