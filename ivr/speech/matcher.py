@@ -113,9 +113,14 @@ def word_form(word: str, language: str) -> WordForm:
     return _identity_form(folded)
 
 
+def _written_words(text: str) -> list[str]:
+    """The words of a text as written, without Vosk's out-of-grammar markers."""
+    return WORD.findall(UNKNOWN_MARKERS.sub(" ", text))
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-case words of a text, without Vosk's out-of-grammar markers."""
-    return [fold(w) for w in WORD.findall(UNKNOWN_MARKERS.sub(" ", text))]
+    return [fold(w) for w in _written_words(text)]
 
 
 def _is_filler(word: str, language: str) -> bool:
@@ -404,10 +409,11 @@ def load_matching_dictionaries() -> None:
 # Menus repeat phrases (shared option lists): a 2,000-node menu's phrases checked in 0.07 s, not 0.09.
 @lru_cache(maxsize=65536)
 def phrase_key(text: str, language: str) -> tuple[str, ...]:
-    """What the matcher sees of a phrase: its content words' lemmas (Russian) or stems (Kazakh), in
-    order of spelling. Phrases with one key are one phrase to the matcher ("запись" and "записи",
-    "кезек" and "кезекке"). Snowball's stems are not used: it splits запись (зап) from записи (запис)."""
-    words = [_word_key(word, language) for word in WORD.findall(UNKNOWN_MARKERS.sub(" ", text))]
+    """What the matcher sees of a phrase: its content words' lemmas (Russian) or stems (Kazakh),
+    sorted (the matcher ignores word order). Phrases with one key are one phrase to the matcher
+    ("запись" and "записи", "кезек" and "кезекке"). Snowball's stems are not used: it splits запись
+    (зап) from записи (запис)."""
+    words = [_word_key(word, language) for word in _written_words(text)]  # as content_words, per word
     content = {key for key, filler in words if not filler}
     return tuple(sorted(content or {key for key, _ in words}))  # all words when all are fillers
 
