@@ -73,6 +73,7 @@ OUTCOMES = (
     "handed_back",
     "failed",
 )
+_OUTCOMES = frozenset(OUTCOMES)
 
 # Event kinds the engine writes; others are accepted as long as they are short identifiers.
 NODE = "node"
@@ -192,8 +193,10 @@ class Journal:
         language: str | None = None,
         menu: str = "",
     ) -> Awaitable[Any]:
-        _check_id(call_id)
-        start = to_epoch(started_at, "started_at")
+        if type(call_id) is not str or not call_id:
+            _check_id(call_id)
+        # The engine passes epoch seconds: a datetime or an int goes the long way.
+        start = started_at if type(started_at) is float else to_epoch(started_at, "started_at")
         if call_id not in self._open:
             self._open_call(call_id)
         self._starts.append((call_id, start, caller or "", language or "", menu, self._engine_id, self._tz))
@@ -235,8 +238,9 @@ class Journal:
     def call_ended(
         self, call_id: str, outcome: str, topic: str | None = None, at: Moment | None = None
     ) -> Awaitable[Any]:
-        _check_id(call_id)
-        if outcome not in OUTCOMES:
+        if type(call_id) is not str or not call_id:
+            _check_id(call_id)
+        if outcome not in _OUTCOMES:
             raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
         ended = self._now() if at is None else to_epoch(at, "at")
         call = self._open.pop(call_id, None)
