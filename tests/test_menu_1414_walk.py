@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-import subprocess
-import wave
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,7 +17,6 @@ from ivr.engine.services import EngineServices
 from ivr.journal.journal import CallEvent, CallRecord
 from ivr.menus.library import MenuLibrary
 from ivr.menus.model import Menu
-from ivr.speech.recognizer import Recognition, Word
 from ivr.testing.fake_caller import FakeCall, HangUp, Press, Say, Silence
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,9 +39,9 @@ def now() -> dt.datetime:
 @pytest.fixture
 def speech(request: pytest.FixtureRequest) -> object | None:
     """No speech model by default: the engine is DTMF-only, as it is without kk/ru Vosk models.
-    A test parametrised with "known-voices" gets the stand-in recogniser below."""
-    if getattr(request, "param", None) == "known-voices":
-        return request.getfixturevalue("known_voices")
+    A test parametrised with "spoken-words" hears `spoken(...)` utterances (ivr.testing.spoken)."""
+    if getattr(request, "param", None) == "spoken-words":
+        return request.getfixturevalue("spoken_words")
     return None
 
 
@@ -277,60 +274,13 @@ async def test_a_caller_who_cannot_find_a_topic_reaches_the_open_question_and_th
     assert call.queue_result == "answered" and call.hangup_by == "engine"  # handed to an operator
 
 
-class KnownVoices:
-    """Stands in for the Kazakh and Russian Vosk models, which cannot be installed here.
-
-    It recognises exactly the utterances it was taught (real espeak-ng audio, compared by samples) and
-    nothing in silence. Everything around it is the engine's own: RECORD FILE into the spool, reading the
-    recording, matching the words against the open question's phrases.
-    """
-
-    def __init__(self, utterances: dict[str, tuple[str, Path]]) -> None:
-        self._known = {text: (language, pcm_frames(path)) for text, (language, path) in utterances.items()}
-
-    def available(self, language: str) -> bool:
-        return True
-
-    async def recognize(self, wav_path: str | Path, language: str, phrases=None) -> Recognition:
-        heard = pcm_frames(Path(wav_path))
-        seconds = len(heard) / 2 / 8000
-        for text, (spoken_in, frames) in self._known.items():
-            if spoken_in == language and heard.startswith(frames):
-                word = Word(text, 1.0, 0.0, seconds)
-                return Recognition(text, (word,), 1.0, 0.0, phrases is not None, seconds)
-        return Recognition("", (), 0.0, 0.0, phrases is not None, seconds)
-
-
-def pcm_frames(path: Path) -> bytes:
-    with wave.open(str(path), "rb") as w:
-        return w.readframes(w.getnframes())
-
-
-@pytest.fixture(scope="module")
-def thanks_audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """'Рахмет' and 'спасибо' said by espeak-ng's kk and ru voices, as telephone audio (8 kHz mono)."""
-    directory = tmp_path_factory.mktemp("thanks")
-    spoken = {}
-    for lang, text in THANKS.items():
-        raw, out = directory / f"{lang}-raw.wav", directory / f"{lang}.wav"
-        subprocess.run(["espeak-ng", "-v", lang, "-w", str(raw), text], check=True)
-        subprocess.run(["sox", "-R", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True)
-        spoken[lang] = out
-    return spoken
-
-
-@pytest.fixture
-def known_voices(thanks_audio: dict[str, Path]) -> KnownVoices:
-    return KnownVoices({THANKS[lang]: (lang, path) for lang, path in thanks_audio.items()})
-
-
 @both_languages
-@pytest.mark.parametrize("speech", ["known-voices"], indirect=True)
+@pytest.mark.parametrize("speech", ["spoken-words"], indirect=True)
 async def test_a_caller_says_thank_you_at_the_open_question_and_hears_goodbye(
-    walk, lang: str, thanks_audio: dict[str, Path]
+    walk, lang: str, spoken
 ) -> None:
     call, record = await walk(
-        Press(LANGUAGE_KEY[lang]), Silence(), Silence(), Silence(), Say(thanks_audio[lang])
+        Press(LANGUAGE_KEY[lang]), Silence(), Silence(), Silence(), Say(spoken(THANKS[lang], lang))
     )
     assert "RECORD FILE" in call.commands
     assert after(visited(record), "greeting") == ["main", "ask_topic", "goodbye"]

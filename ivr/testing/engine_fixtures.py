@@ -27,6 +27,7 @@ from ivr.engine.app import Engine, engine_prompt_texts
 from ivr.engine.services import EngineServices
 from ivr.menus.library import MenuLibrary
 from ivr.testing.fake_caller import Action, FakeCall
+from ivr.testing.spoken import SpokenWords, models_from_environment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,6 +97,38 @@ def ami_engine_services(engine_settings: Settings, clock: FixedClock, ami_settin
     then `await engine.services.ami.wait_connected(5)` before a call that needs queue figures."""
     settings = attrs.evolve(engine_settings, ami=ami_settings)
     return EngineServices(settings=settings, clock=clock)
+
+
+@pytest.fixture(scope="session")
+def spoken_words(tmp_path_factory: pytest.TempPathFactory) -> SpokenWords:
+    """The utterances of a test session and the recogniser that knows them (ivr.testing.spoken)."""
+    return SpokenWords(tmp_path_factory.mktemp("spoken"))
+
+
+@pytest.fixture
+def spoken(spoken_words: SpokenWords) -> Callable[[str, str], Path]:
+    """`spoken("оператор", "ru")`: the words as a caller says them (espeak-ng, 8 kHz), for `Say(...)`."""
+    return spoken_words.say
+
+
+@pytest.fixture
+def speech_engine_services(
+    engine_settings: Settings, clock: FixedClock, spoken_words: SpokenWords
+) -> EngineServices:
+    """Services of an engine that takes spoken answers in Kazakh and Russian. To run a module's engine
+    with speech:
+
+        @pytest.fixture
+        def engine_services(speech_engine_services):
+            return speech_engine_services
+
+    It hears `spoken(...)` utterances through ivr.testing.spoken.SpokenWords, or through Vosk with the
+    models named in IVR_TEST_SPEECH_MODELS (`ru=/path,kk=/path`)."""
+    models = models_from_environment()
+    if not models:
+        return EngineServices(settings=engine_settings, clock=clock, speech=spoken_words)
+    speech = attrs.evolve(engine_settings.speech, models=models)
+    return EngineServices(settings=attrs.evolve(engine_settings, speech=speech), clock=clock)
 
 
 @pytest.fixture
