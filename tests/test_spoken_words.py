@@ -50,6 +50,8 @@ async def test_it_stands_in_for_kazakh_and_russian_only(spoken_words, tmp_path):
     assert await spoken_words.recognize(write_wav(tmp_path / "a.wav", b"\0\0" * 800), "en") is None
     with pytest.raises(ValueError, match="no voice for 'en'"):
         spoken_words.say("hello", "en")
+    with pytest.raises(ValueError, match="use Silence"):
+        spoken_words.say(" ... ", "ru")
 
 
 def test_the_same_words_are_synthesised_once(tmp_path):

@@ -68,6 +68,9 @@ class SpokenWords:
         WAV), for `Say(...)`; made once per text and language."""
         if language not in self.languages:
             raise ValueError(f"no voice for {language!r}: say it in one of {', '.join(self.languages)}")
+        words = tuple(_WORD.findall(text.lower()))
+        if not words:
+            raise ValueError(f"{text!r} has no words to say; for a caller who says nothing, use Silence()")
         found = self._said.get((text, language))
         if found is not None:
             return found
@@ -79,7 +82,7 @@ class SpokenWords:
         rate = ["-r", str(SAMPLE_RATE), "-c", "1", "-b", "16"]
         subprocess.run(["sox", "-R", str(raw), *rate, str(out)], check=True)
         self._said[(text, language)] = out
-        self._words.append((_frames(out), tuple(_WORD.findall(text.lower()))))
+        self._words.append((_frames(out), words))
         return out
 
     def available(self, language: str) -> bool:
