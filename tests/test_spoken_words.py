@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import wave
 
+import attrs
 import pytest
 
+from ivr.config import AudioSocketSettings
 from ivr.speech.recognizer import SpeechService
 from ivr.testing.fake_caller import Press, Say, write_wav
 from ivr.testing.spoken import MODELS_VARIABLE, SpokenWords, models_from_environment
@@ -73,7 +75,17 @@ def test_real_models_are_named_language_by_language():
 def engine_services(request, monkeypatch):
     if getattr(request, "param", None) == "korean-as-ru":
         monkeypatch.setenv(MODELS_VARIABLE, f"ru={KOREAN_MODEL}")
-    return request.getfixturevalue("speech_engine_services")
+    services = request.getfixturevalue("speech_engine_services")
+    if getattr(request, "param", None) == "media-path-on":
+        media = AudioSocketSettings(enabled=True, bind="127.0.0.1:0")
+        services.settings = attrs.evolve(services.settings, audiosocket=media)
+    return services
+
+
+@pytest.mark.parametrize("engine_services", ["media-path-on"], indirect=True)
+async def test_with_the_media_path_on_the_answer_is_recorded_and_still_heard(engine, place_call, spoken):
+    call = await place_call(Press("2"), Say(spoken("оператор", "ru")))
+    assert "RECORD FILE" in call.commands and call.queue == "ru-general"
 
 
 @pytest.mark.parametrize("engine_services", ["korean-as-ru"], indirect=True)

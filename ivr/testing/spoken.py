@@ -88,6 +88,11 @@ class SpokenWords:
     def available(self, language: str) -> bool:
         return language in self.languages
 
+    def open_stream(self, language: str, phrases: Sequence[str] | None, rate: int) -> None:
+        """It does not decode while the caller speaks: with the media path on, the engine records the
+        answer instead (as when the speech pool is full). Barge-in is tested on the Korean model."""
+        return None
+
     async def recognize(
         self, wav_path: str | Path, language: str, phrases: Sequence[str] | None = None
     ) -> Recognition | None:
