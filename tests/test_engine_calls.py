@@ -88,11 +88,17 @@ async def test_invalid_keys_exhaust_retries_and_reach_the_open_question_then_ope
     assert call.queue == "ru-general"
 
 
-async def test_unknown_script_is_hung_up_cleanly(engine) -> None:
+async def test_a_call_for_a_menu_the_engine_lacks_goes_back_to_the_dialplan_fallback(engine) -> None:
+    # agi://host/no-such-menu: a typo in the dialplan must not drop the caller
     call = FakeCall(agi_script="no-such-menu")
     await call.run("127.0.0.1", engine.server.port, timeout=10)
-    assert call.commands == ["HANGUP"]
+    assert call.commands == [] and call.hangup_by is None and call.closed_by_engine
+    assert "returned to the dialplan unrouted (its fallback queue takes the caller)" in call.ending()
     assert engine.server.stats.unknown_scripts == 1
+    await engine.services.state.journal.flush()
+    record = await engine.services.state.journal.call(call.uniqueid)
+    assert record.outcome == "handed_back"
+    assert [(e.kind, e.data) for e in record.events] == [("unknown_menu", {"menu": "no-such-menu"})]
 
 
 async def test_many_concurrent_calls_on_one_loop(engine) -> None:

@@ -208,6 +208,25 @@ async def test_an_outage_is_announced_right_after_the_language_choice(online, pl
     assert ru.is_file() and ru.stat().st_size > 1000
 
 
+async def test_an_outage_that_starts_later_by_the_engines_clock_is_logged_and_heard_once_it_starts(
+    online, place_call, clock, caplog
+) -> None:
+    # `ivr incident add` reads the machine's clock; an engine on --clock lives at another hour
+    state = online.services.state
+    starts = TUESDAY_10 + dt.timedelta(hours=3)
+    incident = await state.incidents.add("Ақау.", "Сбой.", [], starts, starts + dt.timedelta(hours=2))
+    with caplog.at_level("INFO", logger="ivr.engine"):
+        await online.services.incident_audio.refresh()
+        await online.services.incident_audio.refresh()  # said once, not every second
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"incident {incident} is")]
+    assert said == [f"incident {incident} is announced from 2026-11-24 13:00; this engine's clock says 2026-11-24 10:00"]
+    before = await place_call(Press("2"), Press("0"))
+    assert not any(p.startswith("incidents/") for p in before.prompts)
+    clock.set(starts)
+    after = await place_call(Press("2"), Press("0"))
+    assert f"incidents/incident-{incident}" in after.prompts  # its audio was made while it waited
+
+
 async def test_an_ended_outage_is_no_longer_announced(online, place_call) -> None:
     state = online.services.state
     incident = await state.incidents.add("Ақау.", "Сбой.", [], expires_at=in_two_hours())

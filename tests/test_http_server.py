@@ -106,6 +106,28 @@ async def test_health_and_readiness_report_ami_without_requiring_it(board, fake_
         assert status == 200 and ready["checks"]["ami"].startswith("down")
 
 
+async def test_not_ready_from_the_moment_the_engine_is_told_to_stop(board, board_engine) -> None:
+    # a balancer must stop sending calls while the running ones finish their grace period
+    call = slow_call(Press("2"))
+    running = asyncio.create_task(call.run("127.0.0.1", board_engine.server.port, timeout=30))
+
+    async def call_started() -> bool:
+        return bool(call.exchanges)
+
+    async def told_to_stop() -> bool:
+        return board_engine.stopping
+
+    await until(call_started)
+    stopping = asyncio.create_task(board_engine.stop(10))
+    await until(told_to_stop)
+    async with aiohttp.ClientSession() as session:
+        status, ready = await get_json(session, url(board, "/readyz"))
+    assert status == 503 and ready["ready"] is False
+    assert ready["checks"]["engine"] == "stopping: no new calls"
+    assert not running.done()  # the call in progress goes on
+    await asyncio.gather(running, stopping)
+
+
 async def test_not_ready_while_a_prompt_is_missing(board, board_engine) -> None:
     # The test's prompts link the repository's directories: unlink this one's files but one, never the files.
     menu_prompts = Path(board_engine.settings.prompts.dir) / "ru" / "1414"

@@ -153,13 +153,14 @@ class _AgiConnection(asyncio.Protocol):
         try:
             if handler is None:
                 server.stats.unknown_scripts += 1
+                # Hanging up would drop the caller: closing the session, below, hands the call back
+                # to the dialplan, whose next priority can queue it.
                 log.warning(
-                    "unknown AGI script %r from %s (channel %s): hanging up",
+                    "unknown AGI script %r from %s (channel %s): handed back to the dialplan",
                     script,
                     self._peer,
                     channel.env.channel,
                 )
-                await channel.hangup()
                 return
             await handler(channel)
         except CallEnded as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Callable, Coroutine, Iterable
@@ -22,7 +23,7 @@ from ivr.agi.server import AgiServer, Handler
 from ivr.config import Settings, parse_hostport
 from ivr.contact.hours import OpeningHours
 from ivr.engine.gc_pacing import GcPacer
-from ivr.engine.interpreter import CallSession
+from ivr.engine.interpreter import CallSession, hand_back_unknown_menu
 from ivr.engine.services import EngineServices
 from ivr.engine.system_texts import system_prompt_texts
 from ivr.menus.library import MenuLibrary
@@ -70,6 +71,7 @@ class Engine:
         self.server: AgiServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._stopped = False  # stop() has run (or is running): a second call does nothing
         self._owned: set[str] = set()
         self._prompt_build: asyncio.Task[None] | None = None
         self._menu_version = 0  # parts this engine opened (and so closes); given ones stay open
@@ -77,13 +79,18 @@ class Engine:
         self.gc_pacer: GcPacer | None = None
 
     # --- routing -----------------------------------------------------------------------------
-    def route(self, script: str) -> Handler | None:
-        """agi://host/1414 runs menus/1414.yaml; a bare agi://host/ runs the default menu."""
-        menu = self.library.get(script or self.settings.default_menu)
-        if menu is None:
-            return None
-
+    def route(self, script: str) -> Handler:
+        """agi://host/1414 runs menus/1414.yaml; a bare agi://host/ runs the default menu; a menu the
+        engine does not have hands the call back to the dialplan, which queues the caller."""
+        name = script or self.settings.default_menu
+        menu = self.library.get(name)
         services = self.services
+        if menu is None:
+            if self.server is not None:
+                self.server.stats.unknown_scripts += 1
+            return functools.partial(
+                hand_back_unknown_menu, menu=name, services=services, menus=self.library.names()
+            )
 
         def handle(channel: Channel) -> Coroutine[Any, Any, None]:
             # The call keeps this menu version. Returning the session's coroutine rather than awaiting
@@ -247,8 +254,17 @@ class Engine:
         self.gc_pacer = GcPacer()
         self.gc_pacer.start()
 
+    @property
+    def stopping(self) -> bool:
+        """Told to stop (SIGTERM, SIGINT or stop()): takes no new calls, so /readyz says not ready."""
+        return self._stopping.is_set()
+
     async def stop(self, grace: float | None = None) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         grace = self.settings.agi.shutdown_grace if grace is None else grace
+        self._stopping.set()
         if self.gc_pacer is not None:
             self.gc_pacer.stop()
         if self.server is not None:
@@ -284,6 +300,7 @@ class Engine:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self.stop()
+            log.info("stopped")
 
     def _reload(self) -> None:
         """SIGHUP: reload the menus off the event loop (calls in progress keep their version)."""

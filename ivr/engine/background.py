@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ivr.config import Settings
 from ivr.engine.system_texts import incident_sound
+from ivr.journal.timeutil import zone
 from ivr.prompts.render import RenderJob, render
 from ivr.prompts.synth import voice_for
 from ivr.texts import LANGUAGES
@@ -30,6 +32,7 @@ class IncidentAudio:
         self.interval = interval
         self._ready: set[int] = set()
         self._failed: set[int] = set()
+        self._upcoming: set[int] = set()  # logged as not started yet
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -54,7 +57,17 @@ class IncidentAudio:
             self._wake.clear()
 
     async def refresh(self) -> None:
-        for incident in await self.state.incidents.active():
+        # Upcoming incidents too: their audio is ready when they start, and an admin whose incident
+        # is not heard learns why from the log (a start in the future, or an engine whose clock was
+        # pinned with --clock while `ivr incident add` read the machine's).
+        now = self.state.incidents.now()
+        for incident in await self.state.incidents.list():
+            if incident.starts_at.timestamp() > now and incident.id not in self._upcoming:
+                self._upcoming.add(incident.id)
+                log.info(
+                    "incident %d is announced from %s; this engine's clock says %s",
+                    incident.id, self._local(incident.starts_at.timestamp()), self._local(now),
+                )  # fmt: skip
             if incident.id in self._ready or incident.id in self._failed:
                 continue
             results = await asyncio.to_thread(self._render, incident)
@@ -65,6 +78,9 @@ class IncidentAudio:
             else:
                 self._ready.add(incident.id)
                 log.info("incident %d: announcement ready in %s", incident.id, ", ".join(LANGUAGES))
+
+    def _local(self, epoch: float) -> str:
+        return datetime.fromtimestamp(epoch, zone(self.settings.timezone)).strftime("%Y-%m-%d %H:%M")
 
     def _render(self, incident: Any) -> list[Any]:
         root = Path(self.settings.prompts.dir)

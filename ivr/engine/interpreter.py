@@ -81,6 +81,30 @@ class _Choice:
         self.how = how  # "dtmf" | "speech"
 
 
+async def hand_back_unknown_menu(
+    channel: Channel, menu: str, services: EngineServices, menus: list[str]
+) -> None:
+    """A call for a menu this engine does not have (a typo in the dialplan's AGI() line, a menu whose
+    file was rejected at its first load). Hanging up would drop the caller; closing the session without
+    a command hands the call back to the dialplan unrouted, and its fallback queues the caller. Journalled
+    as handed back, so the board and `ivr stats` show it and not only the log."""
+    call_id = call_key(channel)
+    log.warning(
+        "call %s asks for menu %r, which this engine does not have (its menus: %s): handed back to the "
+        "dialplan, whose fallback queues the caller",
+        call_id, menu, ", ".join(menus) or "none",
+    )  # fmt: skip
+    state = services.state
+    if state is None:
+        return
+    try:
+        state.journal.call_started(call_id, services.clock.time(), channel.env.callerid, None, menu)
+        state.journal.event(call_id, "unknown_menu", "", {"menu": menu})
+        state.journal.call_ended(call_id, "handed_back", None)
+    except Exception as exc:  # the journal must never keep a caller from the fallback queue
+        log.warning("journal: could not record the handed-back call %s: %s", call_id, exc)
+
+
 class CallSession:
     def __init__(self, channel: Channel, menu: Menu, services: EngineServices) -> None:
         self.channel = channel

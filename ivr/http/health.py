@@ -4,7 +4,8 @@
 not get every engine restarted at once). /readyz: this engine can take calls: menus loaded, every
 prompt they need on disk, the journal writer commits. AMI is reported but not required, since calls
 still run (without queue figures) while it is down. Each check is cached for a second so frequent probes
-cost nothing; 503 with the failing checks when not ready.
+cost nothing; 503 with the failing checks when not ready, and from the moment the engine is told to
+stop (its FastAGI listener closes then, while running calls finish).
 """
 
 from __future__ import annotations
@@ -62,7 +63,10 @@ class Readiness:
             "journal": journal or "ok",
             "ami": (await self._queues()).ami,
         }
-        ready = bool(names) and not missing and not journal
+        stopping = getattr(self._engine, "stopping", False)
+        if stopping:  # the listener is closed: a balancer must send calls elsewhere now
+            checks["engine"] = "stopping: no new calls"
+        ready = bool(names) and not missing and not journal and not stopping
         return ready, checks
 
 

@@ -128,6 +128,10 @@ class IncidentStore:
         self._generation += 1
         self._fetched_at = None
 
+    def now(self) -> float:
+        """Epoch seconds by the clock incidents are judged by (the engine's)."""
+        return self._now()
+
     async def active(self, now: Moment | None = None, topic: str | None = None) -> list[Incident]:
         """Incidents to announce at `now`: with topic None every one, else the ones for that topic or all
         topics. Oldest first."""

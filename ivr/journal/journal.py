@@ -60,7 +60,8 @@ _monotonic = time.monotonic
 #   self_served  heard an answer and ended in the IVR      queued       handed to an operator queue and answered
 #   callback     a callback request was stored             transferred  sent on to another number
 #   abandoned    the caller hung up (in the IVR or queue)  no_operator  no queue could take the caller; goodbye
-#   after_hours  outside opening hours, no callback; bye   handed_back  engine shutdown handed the call to the dialplan
+#   after_hours  outside opening hours, no callback; bye   handed_back  handed to the dialplan (engine stopping,
+#                                                                       or a menu it lacks)
 #   failed       an engine fault (the caller was rescued to an operator queue)
 OUTCOMES = (
     "self_served",

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from ivr.clock import FixedClock
-from ivr.config import AmiSettings, HttpSettings, PromptSettings
+from ivr.config import AmiSettings, HttpSettings
 from ivr.engine.app import Engine
 from ivr.engine.services import EngineServices
 from ivr.engine.simulate import FixedHours
 from ivr.http.server import BoardServer
-from ivr.testing.engine_fixtures import REPO, project_settings
+from ivr.testing.engine_fixtures import project_settings
 from ivr.testing.fake_ami import FakeAmi, QueueState
 
 ALMATY = dt.timezone(dt.timedelta(hours=5))
@@ -36,21 +36,6 @@ BROWSER_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def private_prompts(tmp_path: Path) -> Path:
-    """The repository's prompt directories, linked, beside this test's own incidents/ directories: the
-    engine writes each incident's audio there, and incident ids restart at 1 in every test's database.
-    The links point into the repository: delete nothing through them."""
-    root = tmp_path / "prompts"
-    for language_dir in sorted(p for p in (REPO / "prompts").iterdir() if p.is_dir()):
-        own = root / language_dir.name
-        own.mkdir(parents=True)
-        for entry in language_dir.iterdir():
-            if entry.name != "incidents":
-                (own / entry.name).symlink_to(entry)
-        (own / "incidents").mkdir()
-    return root
 
 
 def stock_queues(fake_ami: FakeAmi) -> None:
@@ -81,9 +66,7 @@ async def board_engine(
 ) -> AsyncIterator[Engine]:
     stock_queues(fake_ami)
     (tmp_path / "spool").mkdir(exist_ok=True)
-    settings = project_settings(
-        tmp_path, ami=ami_settings, prompts=PromptSettings(dir=str(private_prompts(tmp_path)))
-    )
+    settings = project_settings(tmp_path, ami=ami_settings)
     services = EngineServices(settings=settings, hours=FixedHours(True), clock=board_clock)
     engine = Engine(settings, services)
     await engine.start()

@@ -14,7 +14,7 @@ open, whatever the machine's clock, day or time zone says. A test that needs ano
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from ivr.config import AgiSettings, PromptSettings, Settings, SpeechSettings
 from ivr.engine.app import Engine, engine_prompt_texts
 from ivr.engine.services import EngineServices
 from ivr.menus.library import MenuLibrary
+from ivr.menus.validator import ValidatorOptions
 from ivr.testing.fake_caller import Action, FakeCall
 from ivr.testing.spoken import SpokenWords, models_from_environment
 
@@ -39,13 +40,32 @@ NIGHT = dt.datetime(2026, 11, 29, 3, 0, tzinfo=ALMATY)  # Sunday, 03:00
 HOLIDAY = dt.datetime(2026, 12, 16, 10, 0, tzinfo=ALMATY)  # Independence Day, a Wednesday, 10:00
 
 
+def private_prompts(tmp_path: Path) -> Path:
+    """The repository's prompt directories, linked, beside this test's own incidents/ directories: the
+    engine writes each incident's audio there, and incident ids restart at 1 in every test's database,
+    so a test must not overwrite the audio of an `ivr serve` running from the same checkout.
+    The links point into the repository: delete nothing through them."""
+    root = tmp_path / "prompts"
+    if root.is_dir():
+        return root
+    for language_dir in sorted(p for p in (REPO / "prompts").iterdir() if p.is_dir()):
+        own = root / language_dir.name
+        own.mkdir(parents=True)
+        for entry in language_dir.iterdir():
+            if entry.name != "incidents":
+                (own / entry.name).symlink_to(entry)
+        (own / "incidents").mkdir()
+    return root
+
+
 def project_settings(tmp_path: Path, **changes: Any) -> Settings:
-    """The repository's menus and prompts, state and spool in tmp_path, FastAGI on a free port."""
+    """The repository's menus and prompts (incident audio of its own), state and spool in tmp_path,
+    FastAGI on a free port."""
     settings = Settings(
         menus_dir=str(REPO / "menus"),
         state_dir=str(tmp_path / "state"),
         agi=AgiSettings(bind="127.0.0.1:0", shutdown_grace=2.0),
-        prompts=PromptSettings(dir=str(REPO / "prompts")),
+        prompts=PromptSettings(dir=str(private_prompts(tmp_path))),
         speech=SpeechSettings(spool=str(tmp_path / "spool")),
     )
     return attrs.evolve(settings, **changes)
@@ -55,7 +75,7 @@ def build_project_prompts() -> None:
     """`ivr prompts build` for the repository's menus: real espeak-ng audio, incremental."""
     from ivr.prompts.build import build_prompts
 
-    library = MenuLibrary(REPO / "menus")
+    library = MenuLibrary(REPO / "menus", ValidatorOptions.beside(REPO / "menus"))
     library.reload()
     report = build_prompts(engine_prompt_texts(library.menus().values()), REPO / "prompts", Settings())
     if not report.ok:
@@ -159,3 +179,23 @@ def place_call(engine: Engine) -> Callable[..., Awaitable[FakeCall]]:
         return call
 
     return place
+
+
+@pytest.fixture
+def announce_incident(engine: Engine) -> Callable[..., Awaitable[int]]:
+    """`await announce_incident(kk, ru, topics=("booking",), hours=2)`: an outage announced as
+    `ivr incident add` does, from the engine's clock, its audio made; returns its id. Every caller
+    hears it right after the language choice, and a caller on an affected topic again on entering it."""
+
+    async def announce(kk: str, ru: str, *, topics: Sequence[str] = (), hours: float = 2.0) -> int:
+        services = engine.services
+        assert services.state is not None and services.incident_audio is not None
+        now = services.clock.now()
+        expires = now + dt.timedelta(hours=hours)
+        incident = await services.state.incidents.add(kk, ru, topics, starts_at=now, expires_at=expires)
+        await services.incident_audio.refresh()
+        if not services.incident_audio.is_ready(incident):
+            raise AssertionError(f"incident {incident}: its audio could not be made (see the log)")
+        return incident
+
+    return announce

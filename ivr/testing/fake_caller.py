@@ -99,8 +99,14 @@ class Press:
 
     `at`: over AudioSocket, seconds after the session starts (None: once the prompt has ended)."""
 
-    digits: str
+    digits: str = attrs.field(validator=lambda _self, _attribute, value: _check_keys(value))
     at: float | None = None
+
+
+def _check_keys(value: object) -> None:
+    # Press(2) would only fail deep inside the fake, at the prompt that reads it.
+    if not isinstance(value, str) or not value or value.strip("0123456789*#ABCD"):
+        raise ValueError(f'Press({value!r}): the keys are a string of 0-9, *, #, A-D, e.g. Press("2")')
 
 
 @attrs.frozen
@@ -345,6 +351,14 @@ class FakeCall:
         self._last_reply_at: float | None = None
 
     # --- what the engine did, for assertions --------------------------------------------------
+    @property
+    def notes(self) -> list[str]:
+        """Scripted steps that no command used, or that were lost (words said where the engine listened
+        for keys only), each with the likely reason: what `ivr testcall` prints as `note:`."""
+        from ivr.testing.transcript import unused_steps  # it reads FakeCall: imported here, not above
+
+        return unused_steps(self)
+
     @property
     def commands(self) -> list[str]:
         return [e.command for e in self.exchanges]
