@@ -240,6 +240,25 @@ def test_operator_extensions_reach_the_endpoints():
         assert any(name.startswith(desk) for name in pjsip_endpoints())
 
 
+def test_operators_log_in_and_out_of_their_desks_general_queue():
+    body = "\n".join(sections(EXTENSIONS)["operators"])
+    for desk, queues in (("kk", ["kk-general"]), ("ru", ["ru-general"]), ("kkru", ["kk-general", "ru-general"])):
+        for queue in queues:
+            for app in ("AddQueueMember", "RemoveQueueMember"):
+                line = next(x for x in body.splitlines() if f"{app}({queue}," in x)
+                assert f'"${{IVR_DESK}}" = "{desk}"' in line, line
+    assert "exten => *53,1," in body and "exten => *54,1," in body
+    assert "Set(IVR_DESK=${CUT(IVR_ENDPOINT,-,2)})" in body  # op-kkru-301 -> kkru
+
+
+def test_a_caller_given_back_by_a_queue_after_the_engine_stopped_hears_the_apology():
+    # The engine routes (IVR_ROUTED) before Queue; if it stops while the caller waits and the queue
+    # gives them back, the dialplan says what the engine would have said, rather than hang up.
+    body = "\n".join(sections(EXTENSIONS)["ivr-1414"])
+    assert 'same => n(routed),GotoIf($["${QUEUESTATUS}" != ""]?ivr-busy,s,1)' in body
+    assert "Playback(ivr/operators-busy)" in "\n".join(sections(EXTENSIONS)["ivr-busy"])
+
+
 def test_trunk_named_in_the_dialplan_exists_in_pjsip():
     trunk = settings(sections(EXTENSIONS)["globals"])["IVR_TRUNK"][0]
     assert "type=endpoint" in sections(CONF / "pjsip.conf")[trunk]

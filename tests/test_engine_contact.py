@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import shutil
 from pathlib import Path
@@ -150,6 +151,23 @@ async def test_the_dialer_calls_back_when_an_operator_is_free(online, fake_ami) 
     originate = fake_ami.received("Originate")[-1]
     assert originate.get("Channel") == "Local/77011234567@ivr-callback-out"
     assert (originate.get("Context"), originate.get("Exten")) == ("ivr-callback", "ru-general")
+
+
+async def test_a_callback_whose_citizen_the_queue_gave_back_is_due_again(online, fake_ami) -> None:
+    # the citizen answered, heard the intro, and nobody took them from the queue: not done
+    state = online.services.state
+    callback_id = await state.callbacks.request("77011234567", "ru", "ru-general", "general", "call-1")
+    fake_ami.script_originate(OriginateOutcome(success=True, queue_status="TIMEOUT"), channel="Local/*")
+    assert await CallbackDialer(online.services).round()
+    assert (await state.callbacks.get(callback_id)).state == "done"  # answered: what the dialer saw
+    for _ in range(200):  # the UserEvent comes 0.2 s after the answer (OriginateOutcome.given_back_after)
+        again = await state.callbacks.get(callback_id)
+        if again.state != "done":
+            break
+        await asyncio.sleep(0.05)
+    assert again.state == "pending" and again.engine_id is None
+    assert again.last_error == "answered, but queue ru-general gave the citizen back (TIMEOUT)"
+    assert again.next_attempt_at.timestamp() == TUESDAY_10.timestamp() + CallbackDialer.RETRY_DELAY
 
 
 async def test_the_dialer_waits_while_no_operator_is_free(online, fake_ami) -> None:

@@ -214,7 +214,7 @@ class Engine:
             log.info("AMI not configured: no queue figures, callbacks are stored but not dialled")
         if self.services.media is None and settings.audiosocket.enabled:
             await self._start_media()
-        from ivr.engine.background import CallbackDialer, IncidentAudio
+        from ivr.engine.background import CallbackDialer, CallbackGivenBack, IncidentAudio
 
         audio = IncidentAudio(self.services.state, settings)
         self.services.incident_audio = audio
@@ -222,6 +222,7 @@ class Engine:
         if self.services.ami is not None:
             dialer = CallbackDialer(self.services)
             self._tasks.append(asyncio.create_task(dialer.run(), name="callback-dialer"))
+            CallbackGivenBack(self.services).start()
 
     @staticmethod
     def _prepare_spool(spool: str) -> None:

@@ -167,3 +167,49 @@ class CallbackDialer:
                 callback.id, state.engine_id, f"not answered ({reason})", self.RETRY_DELAY
             )
         return True
+
+
+class CallbackGivenBack:
+    """Hears the callback dialplan's `UserEvent: IVRCallback` (asterisk-conf [ivr-callback-queue]),
+    sent when the queue gives back a citizen who answered a callback: nobody took them (TIMEOUT,
+    JOINEMPTY...). The dialer had recorded the callback done when the citizen answered; it is not, so
+    it is due again later, or failed once the dialer's attempts are spent. Every engine on the AMI hears
+    the event; the first to reopen the callback logs it."""
+
+    EVENT = "IVRCallback"
+    GIVEN_BACK = frozenset({"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL", "LEAVEUNAVAIL"})
+
+    def __init__(self, services: Any) -> None:
+        self.services = services
+
+    def start(self) -> None:
+        self.services.ami.subscribe(self.on_event, ["UserEvent"])
+
+    async def on_event(self, message: Any) -> None:
+        if message.get("UserEvent") != self.EVENT:
+            return
+        status = (message.get("status") or "").strip().upper()
+        if status not in self.GIVEN_BACK:
+            return
+        queue = message.get("queue") or "?"
+        try:
+            callback_id = int(message.get("id") or "")
+        except ValueError:
+            log.warning("UserEvent IVRCallback without a callback id (%r): not matched", message.get("id"))
+            return
+        now = await self.services.state.callbacks.reopen(
+            callback_id,
+            f"answered, but queue {queue} gave the citizen back ({status})",
+            CallbackDialer.RETRY_DELAY,
+            CallbackDialer.MAX_ATTEMPTS,
+        )
+        if now == "pending":
+            log.warning(
+                "callback %d: the citizen answered, but queue %s gave them back (%s): due again in %g min",
+                callback_id, queue, status, CallbackDialer.RETRY_DELAY / 60,
+            )  # fmt: skip
+        elif now == "failed":
+            log.warning(
+                "callback %d given up: the citizen answered, but queue %s gave them back (%s), attempts spent",
+                callback_id, queue, status,
+            )  # fmt: skip

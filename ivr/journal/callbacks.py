@@ -172,6 +172,23 @@ class CallbackStore:
             (error or "", moment + delay, self._now()),
         )
 
+    async def reopen(self, callback_id: int, error: str, delay: float, max_attempts: int) -> str | None:
+        """A callback recorded done whose citizen the queue then gave back (nobody took them): pending
+        again after `delay` seconds, or failed once `max_attempts` were made. Returns the new state, or
+        None when the callback is not done (unknown, or another engine reopened it first)."""
+        moment = self._now()
+
+        def update(tx: Tx) -> str | None:
+            row = tx.one(
+                "UPDATE callbacks SET state = CASE WHEN attempts >= ? THEN 'failed' ELSE 'pending' END, "
+                "engine_id = NULL, lease_until = NULL, last_error = ?, next_attempt_at = ?, updated_at = ? "
+                "WHERE id = ? AND state = 'done' RETURNING state",
+                (max_attempts, error, moment + delay, moment, callback_id),
+            )
+            return None if row is None else str(row[0])
+
+        return await self._db.write(update)
+
     async def _owned_update(self, callback_id: int, engine_id: str, assignments: str, params: tuple) -> None:
         def update(tx: Tx) -> bool:
             tx.execute(

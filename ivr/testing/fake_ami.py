@@ -186,6 +186,10 @@ class OriginateOutcome:
     language: str = "en"
     dialplan_priority: int = 1  # priority of Queue() in the dialplan, shown in queue events
     answer_after: float | None = None  # seconds in the queue before an agent takes the call
+    # A callback ([ivr-callback-queue] in asterisk-conf): after answering, the queue gives the citizen
+    # back with this QUEUESTATUS (TIMEOUT, JOINEMPTY...), and the dialplan sends UserEvent IVRCallback.
+    queue_status: str | None = None
+    given_back_after: float = 0.2  # seconds from the answer to that UserEvent
 
     @property
     def reason_code(self) -> int:
@@ -831,6 +835,8 @@ class FakeAmi:
 
     def _answered(self, action: Message, outcome: OriginateOutcome, legs: list[tuple[str, str]]) -> None:
         """After answer: if scripted, the far leg runs Queue() and waits there."""
+        if outcome.queue_status is not None:
+            self._spawn(self._callback_given_back(action, outcome, legs[0]))
         if outcome.join_queue is None:
             return
         channel = action["Channel"]
@@ -851,6 +857,30 @@ class FakeAmi:
         )
         if outcome.answer_after is not None:
             self._spawn(self._agent_answers(outcome.join_queue, caller_channel, outcome.answer_after))
+
+    async def _callback_given_back(
+        self, action: Message, outcome: OriginateOutcome, leg: tuple[str, str]
+    ) -> None:
+        """asterisk-conf's [ivr-callback-queue] after its Queue() gave the citizen back:
+        UserEvent(IVRCallback,id: ...,queue: ...,status: ...), headers as written (a dialplan
+        UserEvent keeps their case), after the channel snapshot."""
+        await asyncio.sleep(outcome.given_back_after)
+        number, name = parse_caller_id(action.get("CallerID"))
+        variables = dict(v.partition("=")[::2] for v in action.get_all("Variable"))
+        channel, uniqueid = leg
+        snapshot = QueueCaller(
+            channel, uniqueid, caller_id_num=number, caller_id_name=name,
+            language=variables.get("IVR_LANG", outcome.language), context="ivr-callback-queue",
+            dialplan_priority=6,
+        ).snapshot()  # fmt: skip
+        self.emit(
+            "UserEvent",
+            *snapshot,
+            ("UserEvent", "IVRCallback"),
+            ("id", variables.get("IVR_CALLBACK_ID", "")),
+            ("queue", action.get("Exten", "")),
+            ("status", outcome.queue_status or ""),
+        )
 
     async def _agent_answers(self, queue: str, channel: str, after: float) -> None:
         await asyncio.sleep(after)
