@@ -242,7 +242,11 @@ def test_operator_extensions_reach_the_endpoints():
 
 def test_operators_log_in_and_out_of_their_desks_general_queue():
     body = "\n".join(sections(EXTENSIONS)["operators"])
-    for desk, queues in (("kk", ["kk-general"]), ("ru", ["ru-general"]), ("kkru", ["kk-general", "ru-general"])):
+    for desk, queues in (
+        ("kk", ["kk-general"]),
+        ("ru", ["ru-general"]),
+        ("kkru", ["kk-general", "ru-general"]),
+    ):
         for queue in queues:
             for app in ("AddQueueMember", "RemoveQueueMember"):
                 line = next(x for x in body.splitlines() if f"{app}({queue}," in x)

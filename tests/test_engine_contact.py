@@ -237,7 +237,9 @@ async def test_an_outage_that_starts_later_by_the_engines_clock_is_logged_and_he
         await online.services.incident_audio.refresh()
         await online.services.incident_audio.refresh()  # said once, not every second
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"incident {incident} is")]
-    assert said == [f"incident {incident} is announced from 2026-11-24 13:00; this engine's clock says 2026-11-24 10:00"]
+    assert said == [
+        f"incident {incident} is announced from 2026-11-24 13:00; this engine's clock says 2026-11-24 10:00"
+    ]
     before = await place_call(Press("2"), Press("0"))
     assert not any(p.startswith("incidents/") for p in before.prompts)
     clock.set(starts)
