@@ -294,3 +294,29 @@ async def test_a_valid_menu_edit_reaches_new_calls_and_a_bad_one_is_refused(
         assert call.queue == "ru-egov"  # the last good version keeps serving
     finally:
         await engine.stop(1)
+
+
+async def test_new_holidays_and_the_menus_own_closed_message_reach_the_next_call(
+    engine_settings, menus_copy
+) -> None:
+    settings = attrs.evolve(engine_settings, menus_dir=str(menus_copy))
+    engine = Engine(settings, EngineServices(settings=settings, clock=FixedClock(TUESDAY_10)))
+    await engine.start()
+    try:
+        menu_file = menus_copy / "1414.yaml"
+        text = menu_file.read_text(encoding="utf-8")
+        # Tuesday 24 November becomes a holiday, with the centre's own words for its hours
+        edited = text.replace(
+            "  holidays:\n",
+            '  closed_message: {kk: "Бүгін мереке.", ru: "Сегодня праздник."}\n  holidays:\n    - 2026-11-24\n',
+            1,
+        )
+        assert edited != text
+        menu_file.write_text(edited, encoding="utf-8")
+        assert engine.library.poll() == ["1414"]
+        call = FakeCall([Press("2"), Press("0")])
+        await call.run("127.0.0.1", engine.server.port, timeout=30)
+        assert "1414/hours-closed" in call.prompts and "ivr/closed" not in call.prompts
+        assert call.queue is None
+    finally:
+        await engine.stop(1)

@@ -91,6 +91,64 @@ def test_a_topic_typo_points_at_the_topic_line(tmp_path: Path) -> None:
     assert 'has topic "bokking", not listed in topics: (did you mean "booking"?)' in problem.message
 
 
+def test_overlapping_opening_hours_are_an_error_on_the_later_period(tmp_path: Path) -> None:
+    # once a traceback from `ivr check`, and an engine that would not start again
+    line = line_of('tue: "09:00-18:00"')
+    problem = only_error(edited(tmp_path, line, '"09:00-18:00"', '["09:00-13:00", "12:00-18:00"]'))
+    assert (problem.line, problem.column) == (line, 26)
+    assert (
+        problem.message
+        == "opening hours '12:00-18:00' overlap '09:00-13:00'; a day's periods must not overlap"
+    )
+
+
+def test_a_holiday_that_is_not_in_the_calendar_says_so(tmp_path: Path) -> None:
+    line = line_of("- 2026-01-01")
+    problem = only_error(edited(tmp_path, line, "2026-01-01", "2026-02-30"))
+    assert problem.message == "holiday 2026-02-30: there is no such day in the calendar"
+
+
+def test_other_hours_without_their_own_closed_message_are_warned_about(tmp_path: Path) -> None:
+    # callers would hear "Monday to Friday, 09:00-18:00" on a Saturday the centre now opens
+    line = line_of("sat: closed")
+    result = check_menu(edited(tmp_path, line, "closed", '"10:00-14:00"'), OPTIONS)
+    assert result.errors == []
+    [warning] = [w for w in result.warnings if "closed message" in w.message]
+    assert warning.line == line_of("  week:")
+    assert "add closed_message: {kk: ..., ru: ...} under hours:" in warning.message
+    menu = tmp_path / "1414.yaml"
+    text = menu.read_text(encoding="utf-8").replace(
+        "  week:\n", '  closed_message: {kk: "Сенбі 10-14.", ru: "Суббота 10-14."}\n  week:\n', 1
+    )
+    menu.write_text(text, encoding="utf-8")
+    result = check_menu(menu, OPTIONS)
+    assert result.errors == [] and not [w for w in result.warnings if "closed message" in w.message]
+    assert [p.sound for p in result.menu.hours.closed_message] == ["1414/hours-closed"]
+
+
+@pytest.mark.parametrize("content", ["", "# the new menu goes here\n\n"])
+def test_an_empty_menu_file_is_an_error_not_a_menu_of_no_nodes(tmp_path: Path, content: str) -> None:
+    menu = tmp_path / "1414.yaml"
+    menu.write_text(content, encoding="utf-8")
+    problem = only_error(menu)
+    assert (problem.line, problem.column) == (1, 1)
+    assert problem.message == "the file is empty: a menu needs start: and nodes: (menus/README.md shows one)"
+
+
+def test_a_file_saved_in_windows_1251_names_the_line_and_column_of_the_first_such_letter(
+    tmp_path: Path,
+) -> None:
+    line = line_of("Запись в ЦОН — два.")
+    menu = tmp_path / "1414.yaml"
+    text = MENU.read_text(encoding="utf-8")
+    at = text.index("Запись в ЦОН — два.")
+    menu.write_bytes(text[:at].encode("utf-8") + "Запись".encode("cp1251") + text[at + 6 :].encode("utf-8"))
+    problem = only_error(menu)
+    column = at - text.rindex("\n", 0, at)
+    assert (problem.line, problem.column) == (line, column)
+    assert problem.message.startswith("byte 0xc7 is not UTF-8: the file was saved in another encoding")
+
+
 def test_a_start_typo_points_at_the_start_line(tmp_path: Path) -> None:
     line = line_of("start: welcome")
     problem = only_error(edited(tmp_path, line, "start: welcome", "start: welcom"))

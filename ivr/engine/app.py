@@ -72,6 +72,7 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._stopped = False  # stop() has run (or is running): a second call does nothing
+        self._hours_from_menu = False  # services.hours follows the default menu's reloads
         self._owned: set[str] = set()
         self._prompt_build: asyncio.Task[None] | None = None
         self._menu_version = 0  # parts this engine opened (and so closes); given ones stay open
@@ -111,6 +112,8 @@ class Engine:
             raise StartupError(f"no menu could be loaded:\n{problems}")
         # The library has logged each menu's warnings as it loaded them: once is enough.
         await self._check_prompts()
+        # The default menu's hours, followed through its reloads; hours given by the caller stay.
+        self._hours_from_menu = self.services.hours is None
         self.services.hours = self.services.hours or hours_for(self.library.get(self.settings.default_menu))
         await self._start_optional_parts()
         if self.services.speech is not None:
@@ -159,8 +162,14 @@ class Engine:
             raise StartupError(f"prompts could not be built:\n{report.summary()}")
 
     def _menu_changed(self, name: str, menu: Menu | None) -> None:
-        """A reloaded menu may bring new texts: synthesise them (incrementally) off the event loop."""
+        """A reloaded menu may bring new texts: synthesise them (incrementally) off the event loop;
+        new opening hours (or holidays) of the default menu hold from the next call on."""
         self._menu_version += 1
+        if self._hours_from_menu and name == self.settings.default_menu and menu is not None:
+            hours = hours_for(menu)
+            if hours != self.services.hours:
+                self.services.hours = hours
+                log.info("menu %s reloaded: its opening hours and holidays are in force", name)
         if self._prompt_build is None or self._prompt_build.done():
             self._prompt_build = asyncio.get_running_loop().create_task(self._build_changed_prompts(name))
 

@@ -65,7 +65,11 @@ async def queue_call(session: CallSession, node: QueueNode) -> str | None:
 
 async def _closed(session: CallSession, node: QueueNode, queue: str) -> str | None:
     """After hours: say so, offer a callback once; back to the menu only when the caller asks."""
-    await session._play_sound("ivr/closed", "")
+    own = session.menu.hours.closed_message if session.menu.hours is not None else ()
+    if own:  # the menu's own words for its hours (hours: closed_message:)
+        await session._play(own, "")
+    else:
+        await session._play_sound("ivr/closed", "")
     session.services.journal_event(session.call_id, "closed", node.id, {"queue": queue})
     offer = await _offer_if_allowed(session, node, queue, closed=True)
     if offer == TAKEN:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import itertools
 import logging
 import re
 import zoneinfo
@@ -87,7 +88,9 @@ _KNOWN_KEYS = {kind: frozenset(COMMON_KEYS + keys) for kind, keys in KIND_KEYS.i
 OPTION_KEYS = ("key", "phrases", "goto")
 CHOICE_KEYS = ("key", "language", "phrases")
 GLOBAL_KEY_KEYS = ("key", "phrases", "goto")
-HOURS_KEYS = ("timezone", "week", "holidays")
+HOURS_KEYS = ("timezone", "week", "holidays", "closed_message")
+# What ivr/closed says when a menu has no closed_message: keep the two in step (engine/system_texts.py).
+SAID_WHEN_CLOSED = {day: ((dt.time(9), dt.time(18)),) for day in ("mon", "tue", "wed", "thu", "fri")}
 LIMITS_KEYS = ("max_menus_without_answer", "max_minutes_in_ivr")
 TRANSFER_TO_RE = re.compile(r"^\+?[0-9*#]{1,32}$")
 CONTEXT_RE = re.compile(r"^[A-Za-z0-9_-]{1,79}$")
@@ -197,8 +200,11 @@ class _Reader:
         except FileNotFoundError:
             self.problems.error(at, f"file {path} not found; check the file name")
             return None
-        except (OSError, UnicodeDecodeError) as exc:
-            self.problems.error(at, f"cannot read {path}: {exc}; menus must be UTF-8 text files")
+        except UnicodeDecodeError as exc:
+            self.problems.error(_byte_position(path, exc.start, at.file), _not_utf8(exc))
+            return None
+        except OSError as exc:
+            self.problems.error(at, f"cannot read {path}: {exc.strerror or exc}")
             return None
         try:
             document = parse_yaml(text, str(path))
@@ -217,6 +223,11 @@ class _Reader:
     def read(self) -> m.Menu | None:
         top = self._read_yaml(self.path, Position(self.file, 1, 1))
         if top is None:
+            if not self.problems.has_errors:  # nothing in it but comments and blank lines
+                self.problems.error(
+                    Position(self.file, 1, 1),
+                    "the file is empty: a menu needs start: and nodes: (menus/README.md shows one)",
+                )
             return None
         if not isinstance(top, LocDict):
             self.problems.error(
@@ -694,11 +705,25 @@ class _Reader:
             else:
                 for item, ipos in zip(items, items.item_pos, strict=True):
                     day = _as_date(item)
-                    if day is None:
-                        self.problems.error(ipos, f"holiday {item!r} is not a date; write YYYY-MM-DD")
-                    else:
+                    if day is not None:
                         holidays.append(day)
-        return m.Hours(timezone, week, tuple(sorted(holidays)), pos)
+                    elif re.fullmatch(r"\d{4}-\d\d-\d\d", str(item)):
+                        self.problems.error(ipos, f"holiday {item}: there is no such day in the calendar")
+                    else:
+                        self.problems.error(ipos, f"holiday {item!r} is not a date; write YYYY-MM-DD")
+        closed_message: tuple[m.Prompt, ...] = ()
+        if "closed_message" in value:
+            closed_message = self._prompts(
+                value, "closed_message", f"{self.name}/hours-closed", "closed_message"
+            )
+        elif "week" in value and week != SAID_WHEN_CLOSED:
+            self.problems.warning(
+                value.key_pos["week"],
+                "callers who call outside these hours hear the built-in closed message, which says "
+                "Monday to Friday, 09:00-18:00; add closed_message: {kk: ..., ru: ...} under hours: "
+                "saying your hours",
+            )
+        return m.Hours(timezone, week, tuple(sorted(holidays)), closed_message, pos)
 
     def _intervals(self, spec: Any, pos: Position) -> tuple[tuple[dt.time, dt.time], ...]:
         if spec in ("closed", None):
@@ -718,8 +743,14 @@ class _Reader:
                     ipos, f'opening hours {item!r} close before they open; e.g. "09:00-18:00"'
                 )
                 continue
-            result.append((opens, closes))
-        return tuple(result)
+            result.append(((opens, closes), item, ipos))
+        result.sort(key=lambda period: period[0])
+        for (earlier, first, _), (later, second, later_pos) in itertools.pairwise(result):
+            if later[0] < earlier[1]:
+                self.problems.error(
+                    later_pos, f"opening hours {second!r} overlap {first!r}; a day's periods must not overlap"
+                )
+        return tuple(period for period, _, _ in result)
 
     # -- nodes -----------------------------------------------------------------------------------
 
@@ -925,6 +956,22 @@ def _as_mapping(values: dict[str, Any], pos: Position) -> LocDict:
     result.key_pos = dict.fromkeys(values, pos)
     result.value_pos = dict.fromkeys(values, pos)
     return result
+
+
+def _byte_position(path: Path, offset: int, file: str) -> Position:
+    """Line and column of the first byte of a file that is not UTF-8 (all before it is)."""
+    data = path.read_bytes()
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    column = len(data[line_start:offset].decode("utf-8")) + 1
+    return Position(file, data.count(b"\n", 0, offset) + 1, column)
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    byte = exc.object[exc.start : exc.start + 1].hex()
+    return (
+        f"byte 0x{byte} is not UTF-8: the file was saved in another encoding (Windows-1251, say); "
+        "save it as UTF-8"
+    )
 
 
 def _as_date(value: Any) -> dt.date | None:

@@ -332,6 +332,7 @@ class Hours:
     timezone: str
     week: dict[str, tuple[tuple[dt.time, dt.time], ...]]  # mon..sun -> open intervals; absent: closed
     holidays: tuple[dt.date, ...] = ()
+    closed_message: tuple[Prompt, ...] = ()  # said outside the hours; none: the engine's ivr/closed
     pos: Position = attrs.field(default=_NOWHERE, eq=False, repr=False)
 
 
@@ -402,6 +403,8 @@ class Menu:
     def _all_prompts(self) -> Iterator[Prompt]:
         for shared in self.texts.values():
             yield shared.prompt
+        if self.hours is not None:
+            yield from self.hours.closed_message
         for node in self.nodes.values():
             for _, prompt in node.prompts():
                 yield prompt
