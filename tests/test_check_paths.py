@@ -61,7 +61,7 @@ def test_check_of_the_real_menus_prints_the_proof(
     monkeypatch.chdir(ROOT)
     assert run("check") == 0
     out = capsys.readouterr().out
-    assert "1414: every call ends (" in out and "bound 15 min" in out
+    assert "1414: every call ends (" in out and "the bound is 15 min in the menus" in out
 
 
 def test_no_paths_skips_the_proof(capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,3 +102,41 @@ def test_a_path_that_outlasts_the_bound_is_reported(tmp_path: Path) -> None:
     found = [p for p in problems(menu, explore(menu)) if "over the bound" in p.message]
     assert found and found[0].line == 6  # the news node, where the time goes
     assert "limits: max_minutes_in_ivr" in found[0].message
+
+
+def test_a_node_of_long_silent_tries_ends_within_the_bound(tmp_path: Path) -> None:
+    # ten tries of a minute's silence each: the bound is checked between tries, not only between nodes,
+    # and the proof counts the node's own timeout for each silence
+    menu_file = tmp_path / "slow.yaml"
+    menu_file.write_text(
+        "start: main\nlimits: {max_minutes_in_ivr: 5}\n"
+        "keys:\n  operator: {key: '0', goto: operator}\n"
+        "nodes:\n"
+        "  main:\n    kind: menu\n    timeout: 60\n    retries: 10\n"
+        "    say: {kk: 'Бірді басыңыз.', ru: 'Нажмите один.'}\n"
+        "    options: [{key: '1', goto: operator}]\n"
+        "  operator: {kind: queue, queue: {kk: kk-general, ru: ru-general}}\n",
+        encoding="utf-8",
+    )
+    menu = load_menu(menu_file)
+    result = explore(menu)
+    assert result.ok, [str(p) for p in problems(menu, result)]
+    assert 5 * 60 <= result.longest_unanswered <= 5 * 60 + 60 + 10  # the bound, then one try's silence
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("retries: 1000000", '"retries" must be at most 10: after 10 tries on_failure should take'),
+        ("timeout: 3600", '"timeout" must be at most 60 seconds: a caller silent for a minute'),
+        ("retries: yes", '"retries" must be a whole number, got yes'),
+    ],
+)
+def test_waits_that_would_only_keep_a_silent_caller_are_refused(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    menu_file = tmp_path / "m.yaml"
+    menu_file.write_text(f"start: a\ndefaults:\n  {line}\nnodes:\n  a: {{kind: hangup}}\n", encoding="utf-8")
+    [error] = check_menu(menu_file).errors
+    assert (error.line, error.column) == (3, 3 + line.index(":") + 2)
+    assert error.message.startswith(message), error.message

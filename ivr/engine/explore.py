@@ -34,6 +34,7 @@ from ivr.agi.channel import CallEnded, RecordResult
 from ivr.ami.client import QueueSummary
 from ivr.config import Settings
 from ivr.engine.interpreter import CallSession
+from ivr.engine.routing import OFFER_WAIT_MS
 from ivr.engine.simulate import (
     SimulatedChannel,
     SimulationServices,
@@ -41,7 +42,7 @@ from ivr.engine.simulate import (
     Typed,
     TypedSpeech,
 )
-from ivr.menus.model import LanguageNode, Menu, MenuNode, Node
+from ivr.menus.model import InputNode, LanguageNode, Menu, MenuNode, Node
 from ivr.menus.problems import MenuProblem
 from ivr.texts import LANGUAGES
 
@@ -272,7 +273,8 @@ class ExplorerChannel(SimulatedChannel):
             unhelpful, useful = unhelpful[:2], []
         typed = self.oracle.choose(signature, [*unhelpful, *useful], _describe)
         if typed is SILENCE:
-            self._spend(6.0)
+            # the node's own silence timeout (a callback offer or number check waits OFFER_WAIT_MS)
+            self._spend(node.input.timeout if isinstance(node, InputNode) else OFFER_WAIT_MS / 1000)
         elif typed not in unhelpful:
             self.since_input.clear()  # a usable answer
         return typed
@@ -567,6 +569,7 @@ def summary(menu: Menu, result: Exploration) -> str:
     return (
         f"{menu.name}: every call ends ({result.runs} paths: kk and ru; silence, wrong keys, unrecognised "
         f"speech; open, closed, holiday; AMI up and down; queue answered, timed out, refused; callbacks "
-        f"taken and let pass). Longest stay without an answer {minutes:.1f} min, bound "
-        f"{menu.limits.max_minutes_in_ivr:g} min."
+        f"taken and let pass). Longest stay without an answer {minutes:.1f} min: the bound is "
+        f"{menu.limits.max_minutes_in_ivr:g} min in the menus, then up to {WAY_OUT_ALLOWANCE / 60:g} min "
+        f"on the way out (closed message, callback offer, goodbye)."
     )

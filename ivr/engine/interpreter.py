@@ -190,6 +190,11 @@ class CallSession:
             return f"{limits.max_minutes_in_ivr:g} minutes in the IVR"
         return None
 
+    def _out_of_time(self) -> bool:
+        """The time bound, between two tries at one node: a node of many long tries must not hold a
+        silent caller past it (the walk then sends the call on its way out)."""
+        return self.ivr_seconds() >= self.menu.limits.max_seconds_in_ivr
+
     def _leave(self, reason: str, heading_to: str) -> str | None:
         """The call has reached a limit: to the operator node when it is a queue this caller can still
         join, else None (a goodbye)."""
@@ -313,6 +318,8 @@ class CallSession:
         self._enter_input(node)
         keys = {c.key: c.language for c in node.choices if c.key}
         for attempt in range(node.input.retries):
+            if attempt and self._out_of_time():
+                break
             digit = None
             # The greeting is played in every language, Kazakh first, each by its own voice.
             for language in LANGUAGES:
@@ -369,6 +376,8 @@ class CallSession:
     async def _menu(self, node: MenuNode) -> str | None:
         self._enter_input(node)
         for attempt in range(node.input.retries):
+            if attempt and self._out_of_time():
+                break
             prompts = node.short if attempt and node.short else node.say
             choice = await self._ask(node, prompts)
             if attempt == 0 and (choice is None or choice.how != "dtmf-barge-in"):

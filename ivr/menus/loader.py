@@ -88,6 +88,13 @@ _KNOWN_KEYS = {kind: frozenset(COMMON_KEYS + keys) for kind, keys in KIND_KEYS.i
 OPTION_KEYS = ("key", "phrases", "goto")
 CHOICE_KEYS = ("key", "language", "phrases")
 GLOBAL_KEY_KEYS = ("key", "phrases", "goto")
+# The most an input node may wait and ask: past these a silent caller is only kept on the line (the
+# call's bound is checked between prompts). The why follows the number in the error.
+INPUT_MAXIMA = {
+    "timeout": (60, " seconds: a caller silent for a minute after a prompt will not answer"),
+    "inter_digit_timeout": (15, " seconds between two keys of one answer"),
+    "retries": (10, ": after 10 tries on_failure should take the caller on (the operator by default)"),
+}
 HOURS_KEYS = ("timezone", "week", "holidays", "closed_message")
 # What ivr/closed says when a menu has no closed_message: keep the two in step (engine/system_texts.py).
 SAID_WHEN_CLOSED = {day: ((dt.time(9), dt.time(18)),) for day in ("mon", "tue", "wed", "thu", "fri")}
@@ -389,12 +396,21 @@ class _Reader:
             or (integer and isinstance(value, float))
         ):
             kind = "a whole number" if integer else "a number of seconds"
-            self.problems.error(pos, f'"{key}" must be {kind}, got {value!r}')
+            got = ("yes" if value else "no") if isinstance(value, bool) else repr(value)
+            self.problems.error(pos, f'"{key}" must be {kind}, got {got}')
             return None
         if value < minimum or (minimum == 0 and value == 0 and why == "positive"):
             self.problems.error(pos, f'"{key}" must be {why}, got {value!r}')
             return None
         return value
+
+    def _at_most(self, data: LocDict, key: str, value: float, limit: tuple[float, str]) -> bool:
+        """A caller who has not answered in that long will not: past it the call only waits."""
+        most, why = limit
+        if value <= most:
+            return True
+        self.problems.error(data.value_pos[key], f'"{key}" must be at most {most:g}{why}, got {value:g}')
+        return False
 
     def _positive_seconds(self, data: LocDict, key: str) -> float | None:
         value = self._number(data, key, integer=False, minimum=0, why="positive")
@@ -639,11 +655,11 @@ class _Reader:
         for key in ("timeout", "inter_digit_timeout"):
             if key in data:
                 seconds = self._positive_seconds(data, key)
-                if seconds is not None:
+                if seconds is not None and self._at_most(data, key, seconds, INPUT_MAXIMA[key]):
                     changes[key] = seconds
         if "retries" in data:
             retries = self._number(data, "retries", integer=True, minimum=1, why="at least 1")
-            if retries is not None:
+            if retries is not None and self._at_most(data, "retries", retries, INPUT_MAXIMA["retries"]):
                 changes["retries"] = int(retries)
         return attrs.evolve(base, **changes) if changes else base  # most nodes change nothing
 
