@@ -79,7 +79,7 @@ def test_invalid_edit_is_rejected_logged_and_the_old_menu_kept(
         assert library.poll() == []
     assert library.get("all_kinds") is good
     assert "menu all_kinds rejected" in caplog.text
-    assert f"{menus_dir / 'all_kinds.yaml'}:44:" in caplog.text and 'leads to "bok"' in caplog.text
+    assert f"{menus_dir / 'all_kinds.yaml'}:45:" in caplog.text and 'leads to "bok"' in caplog.text
     assert library.problems["all_kinds"][0].message.startswith('node "main" leads to "bok"')
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="ivr.menus.library"):

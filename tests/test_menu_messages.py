@@ -149,6 +149,14 @@ def test_a_file_saved_in_windows_1251_names_the_line_and_column_of_the_first_suc
     assert problem.message.startswith("byte 0xc7 is not UTF-8: the file was saved in another encoding")
 
 
+def test_an_unquoted_key_yaml_reads_as_another_number_is_an_error(tmp_path: Path) -> None:
+    # key: 010 is octal 8 to YAML: callers would have to press 8
+    line = line_of('      - key: "1"')
+    problem = only_error(edited(tmp_path, line, 'key: "1"', "key: 010"))
+    assert (problem.line, problem.column) == (line, 14)
+    assert problem.message == 'node "welcome" choice 1: key 010 is read by YAML as the number 8; quote it: key: "010"'
+
+
 def test_a_start_typo_points_at_the_start_line(tmp_path: Path) -> None:
     line = line_of("start: welcome")
     problem = only_error(edited(tmp_path, line, "start: welcome", "start: welcom"))

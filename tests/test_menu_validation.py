@@ -175,7 +175,7 @@ def test_hours_topics_ids_and_duplicates() -> None:
     assert_problem(problems, "misc.yaml", 4, 13, 'unknown time zone "Asia/Almati"')
     assert_problem(problems, "misc.yaml", 5, 15, "close before they open")
     assert_problem(problems, "misc.yaml", 5, 30, '"sunday" is not a weekday (did you mean "sun"?)')
-    assert_problem(problems, "misc.yaml", 6, 14, "holiday '2026-13-01' is not a date")
+    assert_problem(problems, "misc.yaml", 6, 14, "holiday 2026-13-01: there is no such day in the calendar")
     assert_problem(problems, "misc.yaml", 15, 3, 'key "main" appears twice in this mapping')
     assert_problem(  # on the topic: line of the second "main", the one YAML keeps
         problems, "misc.yaml", 17, 12, 'topic "generl", not listed in topics: (did you mean "general"?)'
@@ -225,7 +225,7 @@ def test_prompt_hook_problems_point_at_the_node(tmp_path: Path) -> None:
         HERE / "menus" / "all_kinds.yaml", ValidatorOptions(OPTIONS.queues_conf, recorded)
     ).problems
     assert [str(p) for p in problems] == [
-        f"{HERE / 'menus' / 'all_kinds.yaml'}:33:3: error: prompt audio: ru/all_kinds/main-short.wav is missing"
+        f"{HERE / 'menus' / 'all_kinds.yaml'}:34:3: error: prompt audio: ru/all_kinds/main-short.wav is missing"
     ]
 
 
@@ -241,7 +241,7 @@ def test_vocabulary_hook_flags_unknown_words() -> None:
     assert_problem(
         problems,
         "all_kinds.yaml",
-        44,
+        45,
         9,
         'ru phrase "очередь": очередь not in the ru speech model',
         "warning",

@@ -138,8 +138,10 @@ class MenuLibrary:
         if result.menu is None:
             kept = "keeping the previous version" if name in self._menus else "menu not available"
             log.error("menu %s rejected (%d errors), %s:", name, len(result.errors), kept)
-            for problem in result.problems:
+            for problem in result.errors:
                 log.error("  %s", problem)
+            for warning in result.warnings:
+                log.warning("  %s", warning)
             return
         for warning in result.warnings:
             log.warning("%s", warning)

@@ -453,10 +453,7 @@ class _Reader:
         if data.get(key) is not None:
             return False
         pos = data.key_pos[key]
-        if pos.file not in self.lines:
-            self.lines[pos.file] = self.file_texts.get(pos.file, "").splitlines()
-        lines = self.lines[pos.file]
-        text = lines[pos.line - 1] if 0 < pos.line <= len(lines) else ""
+        text = self._line_text(pos)
         found = hash_as_value(text[pos.column - 1 :])
         if found is None:
             return False
@@ -464,11 +461,28 @@ class _Reader:
         self.problems.error(Position(pos.file, pos.line, column), comment_message(key), text)
         return True
 
+    def _line_text(self, pos: Position) -> str:
+        if pos.file not in self.lines:
+            self.lines[pos.file] = self.file_texts.get(pos.file, "").splitlines()
+        lines = self.lines[pos.file]
+        return lines[pos.line - 1] if 0 < pos.line <= len(lines) else ""
+
     def _key(self, data: LocDict, where: str) -> str | None:
         if "key" not in data or self._hash_comment(data, "key"):
             return None
         raw = data["key"]
         value = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            pos = data.value_pos["key"]
+            written = re.match(r"[^\s,}\]#]*", self._line_text(pos)[pos.column - 1 :])
+            if written is not None and written.group() not in ("", value):
+                # key: 010 is octal 8 to YAML, key: 0x1 is 1: the caller would press another key
+                self.problems.error(
+                    pos,
+                    f'{where}: key {written.group()} is read by YAML as the number {value}; '
+                    f'quote it: key: "{written.group()}"',
+                )
+                return None
         if not isinstance(value, str) or not KEY_RE.match(value):
             given = "is empty" if raw is None else f"{raw!r} is not a DTMF key"
             self.problems.error(
