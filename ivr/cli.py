@@ -161,6 +161,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 await engine.stop(0)
                 return 2
         engine.pace_garbage_collection()
+        engine.refresh_prompts()
 
         def ready() -> None:
             # Announced only once SIGTERM is handled, so a supervisor that reads this can stop us cleanly.

@@ -154,7 +154,10 @@ def test_an_unquoted_key_yaml_reads_as_another_number_is_an_error(tmp_path: Path
     line = line_of('      - key: "1"')
     problem = only_error(edited(tmp_path, line, 'key: "1"', "key: 010"))
     assert (problem.line, problem.column) == (line, 14)
-    assert problem.message == 'node "welcome" choice 1: key 010 is read by YAML as the number 8; quote it: key: "010"'
+    assert (
+        problem.message
+        == 'node "welcome" choice 1: key 010 is read by YAML as the number 8; quote it: key: "010"'
+    )
 
 
 def test_a_start_typo_points_at_the_start_line(tmp_path: Path) -> None:

@@ -65,6 +65,40 @@ async def test_a_menu_edit_logs_its_prompts_once_and_prints_nothing(
     assert "Audio saved" not in capfd.readouterr().out
 
 
+async def test_prompts_edited_while_the_engine_was_stopped_are_made_again_once_it_serves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for part in ("menus", "asterisk-conf", "prompts"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    (tmp_path / "spool").mkdir()
+    menu = tmp_path / "menus" / "1414.yaml"
+    text = menu.read_text(encoding="utf-8")
+    menu.write_text(text.replace("мы не поняли ваш выбор.", "мы не поняли ваш выбор. Ещё раз."), "utf-8")
+    settings = project_settings(
+        tmp_path, menus_dir=str(tmp_path / "menus"), prompts=PromptSettings(dir=str(tmp_path / "prompts"))
+    )
+    caplog.set_level(logging.INFO)
+    engine = Engine(settings)
+    await engine.start()
+    try:
+        engine.refresh_prompts()  # as `ivr serve` does once started
+        for _ in range(200):
+            lines = [
+                r.getMessage() for r in caplog.records if "while the engine was stopped" in r.getMessage()
+            ]
+            if len(lines) == 2:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await engine.stop(2.0)
+    assert lines == [
+        "1 prompts are older than their text (edited while the engine was stopped), e.g. ru/1414/text-invalid: "
+        "synthesising them now; until then callers hear the old words",
+        "prompts edited while the engine was stopped; prompts: 1 synthesised, 0 recordings converted, "
+        "198 unchanged, 0 human, 0 removed, 0 failed",
+    ]
+
+
 async def test_a_menu_warning_is_logged_once_at_start(engine_settings, tmp_path, caplog) -> None:
     import shutil
 

@@ -173,9 +173,10 @@ class Engine:
         if self._prompt_build is None or self._prompt_build.done():
             self._prompt_build = asyncio.get_running_loop().create_task(self._build_changed_prompts(name))
 
-    async def _build_changed_prompts(self, name: str) -> None:
+    async def _build_changed_prompts(self, name: str, what: str = "") -> None:
         from ivr.prompts.build import build_prompts
 
+        what = what or f"menu {name} reloaded"
         while True:  # again if another edit landed while building
             version = self._menu_version
             texts = engine_prompt_texts(self.library.menus().values())
@@ -184,14 +185,36 @@ class Engine:
                     build_prompts, texts, self.settings.prompts.dir, self.settings
                 )
             except Exception as exc:
-                log.error("menu %s reloaded, but its prompts could not be built: %s", name, exc)
+                log.error("%s, but its prompts could not be built: %s", what, exc)
                 return
             if version == self._menu_version:
                 break
         if report.ok:
-            log.info("menu %s reloaded; prompts: %s", name, report.summary())
+            log.info("%s; prompts: %s", what, report.summary())
         else:
-            log.error("menu %s reloaded, but some prompts failed: %s", name, report.summary())
+            log.error("%s, but some prompts failed: %s", what, report.summary())
+
+    def refresh_prompts(self) -> None:
+        """`ivr serve`, once started: prompts whose text was edited while the engine was stopped are
+        synthesised again beside the calls, as a reload does for an edit made while it runs."""
+        task = asyncio.get_running_loop().create_task(self._refresh_stale_prompts(), name="prompt-refresh")
+        self._tasks.append(task)
+
+    async def _refresh_stale_prompts(self) -> None:
+        from ivr.prompts.build import build_prompts
+
+        texts = engine_prompt_texts(self.library.menus().values())
+        report = await asyncio.to_thread(
+            build_prompts, texts, self.settings.prompts.dir, self.settings, check_only=True
+        )
+        if not report.stale:
+            return
+        log.warning(
+            "%d prompts are older than their text (edited while the engine was stopped), e.g. %s: "
+            "synthesising them now; until then callers hear the old words",
+            len(report.stale), report.stale[0],
+        )  # fmt: skip
+        await self._build_changed_prompts("", "prompts edited while the engine was stopped")
 
     async def _start_optional_parts(self) -> None:
         settings = self.settings

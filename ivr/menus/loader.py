@@ -479,7 +479,7 @@ class _Reader:
                 # key: 010 is octal 8 to YAML, key: 0x1 is 1: the caller would press another key
                 self.problems.error(
                     pos,
-                    f'{where}: key {written.group()} is read by YAML as the number {value}; '
+                    f"{where}: key {written.group()} is read by YAML as the number {value}; "
                     f'quote it: key: "{written.group()}"',
                 )
                 return None
