@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ivr import __version__
-from ivr.clock import Clock
+from ivr.clock import Clock, share_test_clock
 from ivr.config import HTTP_TOKEN_ENV, SECRET_ENV, ConfigError, load_settings, override, parse_hostport
 from ivr.testing.fake_caller import QUEUE_OUTCOME_HELP, QUEUE_OUTCOMES
 
@@ -162,6 +162,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 return 2
         engine.pace_garbage_collection()
         engine.refresh_prompts()
+        try:
+            share_test_clock(settings.state_dir, clock)
+        except OSError as exc:
+            logging.getLogger("ivr").warning("the admin commands will not see the test clock: %s", exc)
 
         def ready() -> None:
             # Announced only once SIGTERM is handled, so a supervisor that reads this can stop us cleanly.

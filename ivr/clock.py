@@ -13,7 +13,9 @@ event loop's monotonic clock, which no pinned moment affects.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
+from pathlib import Path
 from typing import Protocol
 
 import attrs
@@ -107,3 +109,41 @@ class RunningClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+@attrs.define
+class OffsetClock:
+    """The machine's clock moved by `offset` seconds: the admin commands' view of a test deployment."""
+
+    offset: float
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.offset)
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
+# `ivr serve --clock` leaves how far its clock runs from the real time in its state directory, so that
+# `ivr incident`, `ivr callbacks` and `ivr stats` on the same state live at the engine's time (an
+# incident added "for 2h" is heard by its callers, "today" is the engine's day). A serve on the real
+# time removes it.
+TEST_CLOCK_FILE = "test-clock.json"
+
+
+def share_test_clock(state_dir: str | Path, clock: Clock) -> None:
+    path = Path(state_dir) / TEST_CLOCK_FILE
+    if isinstance(clock, SystemClock):
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"offset_seconds": clock.time() - time.time()}) + "\n", encoding="utf-8")
+
+
+def shared_test_clock(state_dir: str | Path) -> OffsetClock | None:
+    """The clock `ivr serve --clock` left in `state_dir`, or None (the real time)."""
+    try:
+        data = json.loads((Path(state_dir) / TEST_CLOCK_FILE).read_text(encoding="utf-8"))
+        return OffsetClock(float(data["offset_seconds"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

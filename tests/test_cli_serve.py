@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ivr.testing.engine_fixtures import private_prompts
+
 REPO = Path(__file__).resolve().parents[1]
 IVR = [sys.executable, "-m", "ivr"]
 
@@ -88,6 +90,32 @@ def test_the_readme_example_at_night_ends_with_a_goodbye(tmp_path: Path, project
         assert "STREAM FILE ivr/goodbye" in result.stdout
         assert "language ru; the engine hung up" in result.stdout
         assert "EXEC Queue" not in result.stdout
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+
+
+def test_admin_commands_live_at_the_time_of_an_engine_on_a_test_clock(
+    tmp_path: Path, project_prompts: Path
+) -> None:
+    # `ivr incident add --for 2h` on the real time would never be heard by this engine's callers
+    state = str(tmp_path / "state")
+    prompts = str(private_prompts(tmp_path))
+    process, port = start_engine(tmp_path, "--clock", WEDNESDAY_10, "--prompts", prompts)
+    try:
+        added = subprocess.run(
+            [*IVR, "incident", "add", "--kk", "Ақау.", "--ru", "Сбой.", "--for", "2h", "--state-dir", state],
+            cwd=REPO, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        assert "on the test clock of `ivr serve --clock`" in added.stderr
+        assert re.search(r"announced 2026-11-25 10:0\d \.\. 2026-11-25 12:0\d", added.stdout), added.stdout
+        for _ in range(100):  # its audio is made about a second after it is seen
+            call = run_testcall(port, "--press", "2", "--press", "0")
+            if "STREAM FILE incidents/incident-1" in call.stdout:
+                break
+        assert "STREAM FILE incidents/incident-1" in call.stdout, call.stdout
+        assert (tmp_path / "prompts" / "ru" / "incidents" / "incident-1.wav").is_file()
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)

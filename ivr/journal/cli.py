@@ -14,14 +14,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ivr.clock import SYSTEM_CLOCK
-from ivr.config import ConfigError, Settings, load_settings
+from ivr.clock import SYSTEM_CLOCK, TEST_CLOCK_FILE, Clock, shared_test_clock
+from ivr.config import ConfigError, Settings, load_settings, override
 from ivr.journal.callbacks import STATES, Callback
 from ivr.journal.db import StateError
 from ivr.journal.incidents import Incident
 from ivr.journal.state import State, open_state
 from ivr.journal.stats import StatsQuery, render_text, report
 from ivr.journal.timeutil import parse_day, parse_duration, parse_moment, zone
+from ivr.menus.problems import did_you_mean
 
 
 def register(subparsers: Any) -> None:
@@ -41,18 +42,22 @@ def register(subparsers: Any) -> None:
     until.add_argument(
         "--for", dest="duration", metavar="DURATION", help="how long from the start: 90m, 2h, 1d"
     )
+    _state_dir_option(add)
     add.set_defaults(func=_incident_add)
     listing = actions.add_parser("list", help="incidents being (or about to be) announced")
     listing.add_argument("--all", action="store_true", help="include ended and expired incidents")
+    _state_dir_option(listing)
     listing.set_defaults(func=_incident_list)
     end = actions.add_parser("end", help="stop announcing an incident now")
     end.add_argument("id", type=int)
+    _state_dir_option(end)
     end.set_defaults(func=_incident_end)
 
     callbacks = subparsers.add_parser("callbacks", help="callback requests and their state")
     cb_actions = callbacks.add_subparsers(dest="callbacks_action", required=True, metavar="ACTION")
     cb_list = cb_actions.add_parser("list", help="list callback requests")
     cb_list.add_argument("--state", choices=STATES, help="only callbacks in this state")
+    _state_dir_option(cb_list)
     cb_list.set_defaults(func=_callbacks_list)
 
     stats = subparsers.add_parser(
@@ -72,20 +77,39 @@ def register(subparsers: Any) -> None:
     stats.add_argument(
         "--chart", metavar="FILE", help="also write the charts to FILE (.html: self-contained page with SVG)"
     )
+    _state_dir_option(stats)
     stats.set_defaults(func=_stats)
 
 
-def _run(args: argparse.Namespace, work: Callable[[State, Settings], Awaitable[int]]) -> int:
+def _state_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="the engines' state directory (default: state_dir of ivr.toml, var/); with a shared "
+        "PostgreSQL, database_url in ivr.toml",
+    )
+
+
+def _run(args: argparse.Namespace, work: Callable[[State, Settings, Clock], Awaitable[int]]) -> int:
     try:
-        settings = load_settings(getattr(args, "config", None))
+        settings = override(load_settings(getattr(args, "config", None)), state_dir=args.state_dir)
     except ConfigError as exc:
         print(f"ivr: {exc}", file=sys.stderr)
         return 2
+    clock: Clock = SYSTEM_CLOCK
+    test_clock = shared_test_clock(settings.state_dir)
+    if test_clock is not None:
+        clock = test_clock
+        print(
+            f"ivr: on the test clock of `ivr serve --clock` ({settings.state_dir}/{TEST_CLOCK_FILE}): "
+            f"now is {_local(clock.now(), settings)} ({settings.timezone})",
+            file=sys.stderr,
+        )
 
     async def main() -> int:
-        state = await open_state(settings)
+        state = await open_state(settings, clock=clock)
         try:
-            return await work(state, settings)
+            return await work(state, settings, clock)
         finally:
             await state.close()
 
@@ -101,10 +125,20 @@ def _local(moment: datetime | None, settings: Settings) -> str:
 
 
 def _incident_add(args: argparse.Namespace) -> int:
-    async def work(state: State, settings: Settings) -> int:
+    async def work(state: State, settings: Settings, clock: Clock) -> int:
         tz = zone(settings.timezone)
-        starts = parse_moment(args.starts, tz) if args.starts else SYSTEM_CLOCK.now().astimezone(tz)
+        starts = parse_moment(args.starts, tz) if args.starts else clock.now().astimezone(tz)
         expires = parse_moment(args.expires, tz) if args.expires else starts + parse_duration(args.duration)
+        known = await asyncio.to_thread(_menu_topics, settings)
+        unknown = [t for t in args.topic if known is not None and t not in known]
+        if unknown:
+            hint = did_you_mean(unknown[0], known or ())
+            print(
+                f"ivr: --topic {unknown[0]}: no menu has that topic{hint}; the menus' topics: "
+                f"{', '.join(sorted(known or ()))}",
+                file=sys.stderr,
+            )
+            return 2
         incident_id = await state.incidents.add(args.kk, args.ru, args.topic, starts, expires)
         print(
             f"incident {incident_id} announced {_local(starts, settings)} .. {_local(expires, settings)} "
@@ -113,6 +147,23 @@ def _incident_add(args: argparse.Namespace) -> int:
         return 0
 
     return _run(args, work)
+
+
+def _menu_topics(settings: Settings) -> set[str] | None:
+    """Every topic of the menus in menus_dir (declared or on a node), or None when there are none to
+    read here: an incident's topic must be one callers can reach, or only the first announcement,
+    after the language choice, is ever heard."""
+    from ivr.menus.loader import check_menu
+
+    files = sorted(p for p in Path(settings.menus_dir).glob("*.yaml") if not p.name.startswith("_"))
+    topics: set[str] = set()
+    read = False
+    for file in files:
+        menu = check_menu(file).menu
+        if menu is not None:
+            read = True
+            topics.update(menu.topics, (node.topic for node in menu.nodes.values() if node.topic))
+    return topics if read else None
 
 
 def _incident_line(incident: Incident, settings: Settings, now: float) -> str:
@@ -131,11 +182,11 @@ def _incident_line(incident: Incident, settings: Settings, now: float) -> str:
 
 
 def _incident_list(args: argparse.Namespace) -> int:
-    async def work(state: State, settings: Settings) -> int:
+    async def work(state: State, settings: Settings, clock: Clock) -> int:
         incidents = await state.incidents.list(include_expired=args.all)
         if not incidents:
             print("no incidents" if args.all else "no active or upcoming incidents")
-        now = SYSTEM_CLOCK.time()
+        now = clock.time()
         for incident in incidents:
             print(_incident_line(incident, settings, now))
         return 0
@@ -144,7 +195,7 @@ def _incident_list(args: argparse.Namespace) -> int:
 
 
 def _incident_end(args: argparse.Namespace) -> int:
-    async def work(state: State, settings: Settings) -> int:
+    async def work(state: State, settings: Settings, clock: Clock) -> int:
         if await state.incidents.end(args.id):
             print(f"incident {args.id} ended")
             return 0
@@ -169,7 +220,7 @@ def _callback_line(callback: Callback, settings: Settings) -> str:
 
 
 def _callbacks_list(args: argparse.Namespace) -> int:
-    async def work(state: State, settings: Settings) -> int:
+    async def work(state: State, settings: Settings, clock: Clock) -> int:
         callbacks = await state.callbacks.list(args.state)
         if not callbacks:
             print("no callbacks" + (f" in state {args.state}" if args.state else ""))
@@ -189,7 +240,7 @@ def _stats(args: argparse.Namespace) -> int:
         )
         return 2
 
-    async def work(state: State, settings: Settings) -> int:
+    async def work(state: State, settings: Settings, clock: Clock) -> int:
         query = StatsQuery(
             start=parse_day(args.start) if args.start else None,
             end=parse_day(args.end) if args.end else None,
