@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,7 +84,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         "--http",
         metavar="HOST:PORT",
         help="serve the wallboard, /metrics, /healthz and /readyz here (a bare port: 127.0.0.1; off by "
-        f"default). Remote clients need the token from ${HTTP_TOKEN_ENV} or the file",
+        f"default). Without a token only this machine is served; with one (${HTTP_TOKEN_ENV}, or the "
+        "file) every client needs it, local ones too; /healthz and /readyz stay open",
     )
     p.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING (default INFO)")
     p.add_argument(
@@ -416,7 +418,22 @@ def build_parser() -> argparse.ArgumentParser:
     _testcall_parser(sub)
     for module in AREA_COMMANDS:
         importlib.import_module(module).register(sub)
+    _config_after_the_command(parser)
     return parser
+
+
+def _config_after_the_command(parser: argparse.ArgumentParser) -> None:
+    """`ivr serve --config F` as well as `ivr --config F serve`: every command takes it (SUPPRESS keeps
+    the one given before the command when none comes after)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                if not any("--config" in a.option_strings for a in command._actions):
+                    command.add_argument(
+                        "--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="settings file (default ./ivr.toml when present)",
+                    )  # fmt: skip
+                _config_after_the_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -432,3 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `ivr stats | head`: the reader has gone; say nothing more (Python's advice: stdout to devnull,
+        # so the flush at exit does not raise again)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

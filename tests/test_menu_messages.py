@@ -81,7 +81,7 @@ def test_hash_as_an_option_key_and_in_a_flow_mapping(tmp_path: Path) -> None:
 def test_an_empty_key_is_called_empty_not_none(tmp_path: Path) -> None:
     line = line_of('      - key: "2"')
     problem = only_error(edited(tmp_path, line, 'key: "2"', "key:"))
-    assert (problem.line, problem.message.split(";")[0]) == (line, 'node "welcome" choice 2: key is empty')
+    assert (problem.line, problem.message.split(";")[0]) == (line, 'node "welcome", 2nd choice: key is empty')
 
 
 def test_a_topic_typo_points_at_the_topic_line(tmp_path: Path) -> None:
@@ -156,7 +156,7 @@ def test_an_unquoted_key_yaml_reads_as_another_number_is_an_error(tmp_path: Path
     assert (problem.line, problem.column) == (line, 14)
     assert (
         problem.message
-        == 'node "welcome" choice 1: key 010 is read by YAML as the number 8; quote it: key: "010"'
+        == 'node "welcome", 1st choice: key 010 is read by YAML as the number 8; quote it: key: "010"'
     )
 
 

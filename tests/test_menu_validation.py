@@ -124,7 +124,7 @@ def test_dtmf_keys_valid_unique_and_clear_of_menu_wide_keys() -> None:
     assert_problem(problems, "keys.yaml", 13, 9, 'key "1" is already used at line 12')
     assert_problem(problems, "keys.yaml", 14, 9, 'key "*" is the menu-wide repeat key (keys.repeat)')
     assert_problem(problems, "keys.yaml", 15, 9, 'key "12" and key "1" start alike')
-    assert_problem(problems, "keys.yaml", 16, 9, "option 6 needs a key: this node takes DTMF only")
+    assert_problem(problems, "keys.yaml", 16, 9, 'main", 6th option needs a key: this node takes DTMF only')
 
 
 def test_an_option_may_repeat_the_operator_key_when_it_leads_to_the_operator() -> None:
@@ -167,7 +167,7 @@ def test_timeouts_positive_retries_at_least_one_inputs_known() -> None:
 
 
 def test_speech_only_option_needs_phrases_in_both_languages() -> None:
-    assert_problem(problems_of("numbers.yaml"), "numbers.yaml", 11, 9, "option 1 has no ru phrases")
+    assert_problem(problems_of("numbers.yaml"), "numbers.yaml", 11, 9, "1st option has no ru phrases")
 
 
 def test_hours_topics_ids_and_duplicates() -> None:

@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from ivr.clock import SYSTEM_CLOCK, TEST_CLOCK_FILE, Clock, shared_test_clock
 from ivr.config import ConfigError, Settings, load_settings, override
 from ivr.journal.callbacks import STATES, Callback
@@ -250,6 +252,11 @@ def _stats(args: argparse.Namespace) -> int:
         )
         figures = await report(state.db, query, settings.timezone)
         sys.stdout.write(render_text(figures))
+        if not figures.calls and args.topic:  # a typo, or a topic nobody has reached yet?
+            everything = await report(state.db, attrs.evolve(query, topic=None), settings.timezone)
+            known = [t.name for t in everything.topics]
+            if known and args.topic not in known:
+                print(f"ivr: the journal's topics: {', '.join(known)}", file=sys.stderr)
         if args.chart:
             from ivr.journal.chart import render_html
 

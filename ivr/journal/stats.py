@@ -230,6 +230,13 @@ def _pct(part: int, whole: int) -> str:
 
 def render_text(report: Report) -> str:
     q = report.query
+    if not report.calls:
+        wanted = [f"from {q.start}" if q.start else "", f"to {q.end}" if q.end else ""]
+        wanted += [
+            f"in language {q.language}" if q.language else "",
+            f"on topic {q.topic}" if q.topic else "",
+        ]
+        return f"No calls in the journal{''.join(' ' + w for w in wanted if w)}.\n"
     lines = [
         f"Calls {report.first_day or '-'} .. {report.last_day or '-'} ({report.timezone}); "
         f"language: {q.language or 'all'}; topic: {q.topic or 'all'}",

@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from ivr.menus import model as m
-from ivr.menus.problems import MenuError, MenuProblem, Problems, did_you_mean
+from ivr.menus.problems import MenuError, MenuProblem, Problems, did_you_mean, ordinal
 from ivr.menus.yamlerrors import comment_message, hash_as_value
 from ivr.menus.yamlpos import LocDict, LocList, Position, YamlSyntaxError, parse_yaml
 from ivr.texts import LANGUAGES
@@ -494,7 +494,7 @@ class _Reader:
 
     # -- texts -----------------------------------------------------------------------------------
 
-    def _texts(self, value: Any, pos: Position, where: str) -> m.Texts | None:
+    def _texts(self, value: Any, pos: Position, where: str, noun: str = "text") -> m.Texts | None:
         if not isinstance(value, LocDict):
             self.problems.error(pos, f"{where} must be {{kk: ..., ru: ...}}")
             return None
@@ -511,11 +511,11 @@ class _Reader:
             text = value.get(lang)
             if lang not in value:
                 name = "Kazakh" if lang == "kk" else "Russian"
-                self.problems.error(value.pos, f"{where} has no {name} text; add {lang}: ...")
+                self.problems.error(value.pos, f"{where} has no {name} {noun}; add {lang}: ...")
                 ok = False
             elif not isinstance(text, str) or not text.strip():
                 self.problems.error(
-                    value.value_pos[lang], f"{where}: the {lang} text is empty; write the text"
+                    value.value_pos[lang], f"{where}: the {lang} {noun} is empty; write the {noun}"
                 )
                 ok = False
             else:
@@ -842,7 +842,7 @@ class _Reader:
                         if "key" not in item:
                             self.problems.error(
                                 pos,
-                                f"{where} {item_key[:-1]} {number} needs a key: this node takes DTMF only",
+                                f"{where}, {ordinal(number)} {item_key[:-1]} needs a key: this node takes DTMF only",
                             )
         return cls(**common, **fields)
 
@@ -903,7 +903,7 @@ class _Reader:
     def _fields_menu(self, raw: LocDict, node_id: str, where: str, defaults: _Defaults) -> dict[str, Any]:
         options = []
         for number, (item, pos) in enumerate(self._items(raw, "options", where), start=1):
-            label = f"{where} option {number}"
+            label = f"{where}, {ordinal(number)} option"
             self._unknown_keys(item, OPTION_KEYS, f"in {label}")
             target = self._target(item, "goto")
             if target is None:
@@ -917,7 +917,7 @@ class _Reader:
     def _fields_language(self, raw: LocDict, node_id: str, where: str, defaults: _Defaults) -> dict[str, Any]:
         choices = []
         for number, (item, pos) in enumerate(self._items(raw, "choices", where), start=1):
-            label = f"{where} choice {number}"
+            label = f"{where}, {ordinal(number)} choice"
             self._unknown_keys(item, CHOICE_KEYS, f"in {label}")
             if "language" not in item:
                 self.problems.error(pos, f"{label} needs language: kk or ru")
@@ -942,7 +942,7 @@ class _Reader:
                     pos, f"{where}: queue needs a queue per language: {{kk: kk-..., ru: ru-...}}"
                 )
             else:
-                names = self._texts(value, pos, f"{where} queue")
+                names = self._texts(value, pos, f"{where} queue", "queue name")
                 if names is not None:
                     fields["queue"] = m.QueueSpec(names.kk, names.ru, pos)
         if "priority" in raw:

@@ -73,3 +73,9 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     """' (did you mean "x"?)' for a near miss, else ''."""
     match = difflib.get_close_matches(str(word), list(known), n=1, cutoff=0.6)
     return f' (did you mean "{match[0]}"?)' if match else ""
+
+
+def ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 11th, 22nd: "the 7th option" is not read as the option of key 7."""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"

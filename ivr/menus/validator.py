@@ -16,7 +16,7 @@ from pathlib import Path
 import attrs
 
 from ivr.menus import model as m
-from ivr.menus.problems import MenuProblem, Problems, did_you_mean
+from ivr.menus.problems import MenuProblem, Problems, did_you_mean, ordinal
 from ivr.menus.yamlpos import Position
 from ivr.texts import LANGUAGES, PromptText
 
@@ -216,7 +216,7 @@ def _check_keys(menu: m.Menu, problems: Problems) -> None:
         items = getattr(node, "options", ()) or getattr(node, "choices", ())
         used: dict[str, Position] = {}
         for number, item in enumerate(items, start=1):
-            label = f'node "{node.id}" {"choice" if isinstance(node, m.LanguageNode) else "option"} {number}'
+            label = f'node "{node.id}", {ordinal(number)} {"choice" if isinstance(node, m.LanguageNode) else "option"}'
             if item.key is None:
                 if not item.phrases and node.input.modes != {"dtmf"}:  # DTMF-only: the loader reports it
                     problems.error(
@@ -277,7 +277,7 @@ def _check_phrases(menu: m.Menu, problems: Problems) -> None:
                 langs = " and ".join(missing)
                 report(
                     item.pos,
-                    f'node "{node.id}" option {number} has no {langs} phrases, so {langs} callers cannot say '
+                    f'node "{node.id}", {ordinal(number)} option has no {langs} phrases, so {langs} callers cannot say '
                     f"it; add phrases: {{{missing[0]}: [...]}}",
                 )
             for lang in LANGUAGES:
@@ -286,8 +286,8 @@ def _check_phrases(menu: m.Menu, problems: Problems) -> None:
                     if other != number:
                         problems.warning(
                             item.pos,
-                            f'node "{node.id}": the {lang} phrase "{phrase}" is listed for option {other} and '
-                            f"option {number}; the first one wins",
+                            f'node "{node.id}": the {lang} phrase "{phrase}" is listed for the {ordinal(other)} '
+                            f"option and the {ordinal(number)}; the first one wins",
                         )
                         continue
                     key = phrase_key(phrase, lang)
@@ -295,8 +295,8 @@ def _check_phrases(menu: m.Menu, problems: Problems) -> None:
                     if first != number:
                         problems.warning(
                             item.pos,
-                            f'node "{node.id}": the {lang} phrase "{phrase}" of option {number} is "{first_phrase}" '
-                            f"of option {first} in another form ({' '.join(key)}); speech cannot tell the "
+                            f'node "{node.id}": the {lang} phrase "{phrase}" of the {ordinal(number)} option is '
+                            f'"{first_phrase}" of the {ordinal(first)} in another form ({" ".join(key)}); speech cannot tell the '
                             "two options apart by it, so keep it in one of them",
                         )
         if isinstance(node, m.LanguageNode) and not any(choice.phrases for choice in node.choices):
