@@ -354,8 +354,16 @@ def cmd_testcall(args: argparse.Namespace) -> int:
             print(call.summary())
             print(f"testcall: the connection broke mid-call: {exc or type(exc).__name__}", file=sys.stderr)
             return EXIT_BROKEN
-        ending = await _testcall_ending(call, settings)
-        lines, notes = steps(call, _prompt_texts(settings, args.script)), unused_steps(call)
+        ending, incidents = await _testcall_ending(call, settings)
+        menu_text = _prompt_texts(settings, args.script)
+
+        def text_of(sound: str, language: str) -> str | None:
+            said = incidents.get(sound)  # an outage's announcement, from the engine's state
+            if said is not None:
+                return said.text(language)
+            return menu_text(sound, language) if menu_text is not None else None
+
+        lines, notes = steps(call, text_of), unused_steps(call)
         notes += [
             f"AudioSocket #{number}: {session.describe()}" for number, session in enumerate(call.media, 1)
         ]
@@ -377,9 +385,11 @@ def _prompt_texts(settings: Any, menu_name: str) -> Any:
     return TextCatalogue(result.menu).text
 
 
-async def _testcall_ending(call: Any, settings: Any) -> Any:
+async def _testcall_ending(call: Any, settings: Any) -> tuple[Any, dict[str, Any]]:
     """How the call ended, with the engine's journal entry when its database is reachable from here
-    (the same machine's state directory, or the shared PostgreSQL)."""
+    (the same machine's state directory, or the shared PostgreSQL); and the incidents by sound name,
+    for what an announcement said."""
+    from ivr.engine.system_texts import incident_sound
     from ivr.testing.transcript import Ending
 
     fields = {
@@ -391,20 +401,23 @@ async def _testcall_ending(call: Any, settings: Any) -> Any:
         "how": call.ending(),
     }
     if not settings.database_url and not (Path(settings.state_dir) / "ivr.db").is_file():
-        return Ending(**fields, journal_note=f"not readable from here (no {settings.state_dir}/ivr.db)")
+        return Ending(**fields, journal_note=f"not readable from here (no {settings.state_dir}/ivr.db)"), {}
     from ivr.journal.state import open_state
 
     try:
         state = await open_state(settings)
     except Exception as exc:
-        return Ending(**fields, journal_note=f"not readable from here ({exc})")
+        return Ending(**fields, journal_note=f"not readable from here ({exc})"), {}
     try:
+        incidents = {incident_sound(i.id): i for i in await state.incidents.list(include_expired=True)}
         for _ in range(20):  # the engine commits its journal in small batches
             record = await state.journal.call(call.uniqueid)
             if record is not None and record.outcome is not None:
-                return Ending(**fields, outcome=record.outcome, topic=record.topic)
+                return Ending(**fields, outcome=record.outcome, topic=record.topic), incidents
             await asyncio.sleep(0.1)
-        return Ending(**fields, journal_note="no outcome recorded yet (another engine's journal?)")
+        where = "the shared database" if settings.database_url else f"{settings.state_dir}/ivr.db"
+        note = f"no outcome recorded in {where} (is it this engine's? --state-dir)"
+        return Ending(**fields, journal_note=note), incidents
     finally:
         await state.close()
 

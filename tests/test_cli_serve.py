@@ -111,10 +111,11 @@ def test_admin_commands_live_at_the_time_of_an_engine_on_a_test_clock(
         assert "on the test clock of `ivr serve --clock`" in added.stderr
         assert re.search(r"announced 2026-11-25 10:0\d \.\. 2026-11-25 12:0\d", added.stdout), added.stdout
         for _ in range(100):  # its audio is made about a second after it is seen
-            call = run_testcall(port, "--press", "2", "--press", "0")
+            call = run_testcall(port, "--press", "2", "--press", "0", "--state-dir", state)
             if "STREAM FILE incidents/incident-1" in call.stdout:
                 break
         assert "STREAM FILE incidents/incident-1" in call.stdout, call.stdout
+        assert "«Сбой.» (ru)" in call.stdout  # what the announcement said, from the engine's state
         assert (tmp_path / "prompts" / "ru" / "incidents" / "incident-1.wav").is_file()
     finally:
         process.send_signal(signal.SIGTERM)
