@@ -222,9 +222,19 @@ class Engine:
             from ivr.journal.state import open_state
 
             self.services.state = await open_state(
-                settings, clock=self.services.clock, journal_writer=settings.journal_writer
+                settings,
+                settings.http.name or None,  # one name for an engine, on the board and in the journal
+                clock=self.services.clock,
+                journal_writer=settings.journal_writer,
             )
             self._owned.add("state")
+            closed = await self.services.state.hand_back_orphans(self.services.clock.time())
+            if closed:
+                log.warning(
+                    "calls left unfinished by %s (stopped without closing them: killed, or the machine went "
+                    "down) are journalled as handed back: their callers went to the dialplan's queue",
+                    ", ".join(closed),
+                )
         if self.services.speech is None:
             from ivr.speech.recognizer import SpeechService
 

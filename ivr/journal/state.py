@@ -10,15 +10,36 @@ import attrs
 from ivr.clock import SYSTEM_CLOCK, Clock
 from ivr.config import Settings
 from ivr.journal.callbacks import CallbackStore
-from ivr.journal.db import Database, Target
+from ivr.journal.db import Database, Target, Tx
 from ivr.journal.incidents import IncidentStore
 from ivr.journal.journal import Journal
 from ivr.journal.rows_process import RowsProcess
+from ivr.journal.timeutil import zone
+from ivr.journal.writes import end_calls
 
 
 def default_engine_id() -> str:
     """host:pid names an engine uniquely among the engines sharing one database."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _a_process_of(host: str, engine_id: str) -> bool:
+    """host:pid: an engine named by its process, not by its settings."""
+    name, _, pid = engine_id.rpartition(":")
+    return name == host and pid.isdigit()
+
+
+def _gone(host: str, engine_id: str) -> bool:
+    """An engine of this machine whose process is no longer running."""
+    if not _a_process_of(host, engine_id):
+        return False
+    try:
+        os.kill(int(engine_id.rpartition(":")[2]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, run by another user
+        return False
+    return False
 
 
 @attrs.define
@@ -30,6 +51,31 @@ class State:
     engine_id: str
     timezone: str
     rows: RowsProcess | None = None  # the journal's writer process, when it has one
+
+    async def hand_back_orphans(self, now: float) -> list[str]:
+        """Calls an earlier run of this engine left unfinished: it was killed, or its machine stopped.
+        Their callers went back to the dialplan when the connection dropped, so they are journalled as
+        handed back, and the board stops counting them as in the IVR. An earlier run is this engine's
+        own name (a named engine), or this machine with a process id no longer running. Returns the
+        engine ids whose calls were closed."""
+        host = socket.gethostname()
+
+        def unfinished(tx: Tx) -> list[tuple[str, str]]:
+            return tx.all(
+                "SELECT call_id, engine_id FROM calls WHERE outcome IS NULL AND (engine_id = ? OR engine_id LIKE ?)",
+                (self.engine_id, f"{host}:%"),
+            )
+
+        named = not _a_process_of(host, self.engine_id)  # then its calls are an earlier run's
+        orphans = [
+            (call_id, engine) for call_id, engine in await self.db.read(unfinished)
+            if (named and engine == self.engine_id) or _gone(host, engine)
+        ]  # fmt: skip
+        if orphans:
+            tz = zone(self.timezone)
+            rows = [(call_id, now, "handed_back", None, engine, tz) for call_id, engine in orphans]
+            await self.db.write(lambda tx: end_calls(tx, rows))
+        return sorted({engine for _, engine in orphans})
 
     async def close(self) -> None:
         """Commit everything still queued or held by the journal and close the connections."""
