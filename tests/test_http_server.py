@@ -90,6 +90,22 @@ async def test_board_and_metrics_follow_live_calls_and_queues(board, board_engin
     assert CALLER not in metrics and CALLER not in str(after) and "9876543" not in own
 
 
+async def test_the_board_counts_calls_answered_by_an_operator_and_those_no_queue_took(
+    board, board_engine
+) -> None:
+    port = board_engine.server.port
+    await FakeCall([Press("2"), Press("0")]).run("127.0.0.1", port, timeout=30)  # an operator answers
+    await FakeCall([Press("2"), Press("0")], queue_outcome="timeout").run("127.0.0.1", port, timeout=30)
+    await board_engine.services.state.journal.flush()
+
+    async def both_counted() -> bool:
+        today = (await get_json(session, url(board, "/api/board")))[1]["today"]
+        return (today["queued"], today["no_operator"]) == (1, 1)
+
+    async with aiohttp.ClientSession() as session:
+        await until(both_counted)
+
+
 async def test_health_and_readiness_report_ami_without_requiring_it(board, fake_ami) -> None:
     async with aiohttp.ClientSession() as session:
         assert await get_json(session, url(board, "/healthz")) == (200, {"alive": True, "engine": "engine-a"})

@@ -117,6 +117,8 @@ def _today(today: Today | None, tz: ZoneInfo) -> dict[str, Any] | None:
         "self_served": today.self_served,
         "self_service_share": round(today.self_service_share, 3),
         "abandoned": today.abandoned,
+        "queued": today.queued,
+        "no_operator": today.no_operator,
         "callbacks_waiting": today.callbacks_waiting,
         "callbacks_done": today.callbacks_done,
         "callbacks_next": [

@@ -45,6 +45,8 @@ class Today:
     calls: int  # ended today, as the rollup counts them
     self_served: int
     abandoned: int
+    queued: int  # answered by an operator in a queue
+    no_operator: int  # no queue could take the caller: apology and hang-up
     callbacks_waiting: int
     callbacks_done: int
     callbacks_next: tuple[WaitingCallback, ...]  # the next few to be dialled
@@ -65,11 +67,13 @@ def read_today(tx: Tx, now: datetime, timezone: str, hours: int = 8) -> Today:
     row = tx.one(
         "SELECT COALESCE(SUM(calls), 0), "
         "COALESCE(SUM(CASE WHEN outcome = 'self_served' THEN calls ELSE 0 END), 0), "
-        "COALESCE(SUM(CASE WHEN outcome = 'abandoned' THEN calls ELSE 0 END), 0) "
+        "COALESCE(SUM(CASE WHEN outcome = 'abandoned' THEN calls ELSE 0 END), 0), "
+        "COALESCE(SUM(CASE WHEN outcome = 'queued' THEN calls ELSE 0 END), 0), "
+        "COALESCE(SUM(CASE WHEN outcome = 'no_operator' THEN calls ELSE 0 END), 0) "
         "FROM call_rollup WHERE day = ?",
         (day.isoformat(),),
     )
-    calls, self_served, abandoned = (int(v) for v in row) if row else (0, 0, 0)
+    calls, self_served, abandoned, queued, no_operator = (int(v) for v in row) if row else (0,) * 5
     waiting = tx.one("SELECT COUNT(*) FROM callbacks WHERE state IN ('pending', 'dialing')")
     done = tx.one(
         "SELECT COUNT(*) FROM callbacks WHERE state = 'done' AND updated_at >= ? AND updated_at <= ?",
@@ -90,6 +94,8 @@ def read_today(tx: Tx, now: datetime, timezone: str, hours: int = 8) -> Today:
         calls=calls,
         self_served=self_served,
         abandoned=abandoned,
+        queued=queued,
+        no_operator=no_operator,
         callbacks_waiting=int(waiting[0]) if waiting else 0,
         callbacks_done=int(done[0]) if done else 0,
         callbacks_next=tuple(
