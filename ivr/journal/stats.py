@@ -133,7 +133,7 @@ def compute(tx: Tx, query: StatsQuery, timezone: str) -> Report:
     )
     languages = sorted(
         (
-            Share(str(lang) or "?", int(c), int(s))
+            Share(str(lang) or "none", int(c), int(s))
             for lang, c, s, _ in tx.all(
                 f"SELECT language, {_SUMS} FROM call_rollup{where} GROUP BY language", params
             )
