@@ -258,6 +258,19 @@ def test_check_inside_the_menus_directory(
     assert run("check") == 0
 
 
+def test_a_fragment_no_menu_includes_is_named_not_silently_skipped(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "menus" / "_faq.yaml").write_text("texts:\n\tbroken: yes\n", encoding="utf-8")
+    monkeypatch.chdir(project)
+    assert run("check", "--no-paths") == 0
+    out = capsys.readouterr().out
+    assert (
+        "menus/_faq.yaml:1:1: warning: fragment _faq.yaml is included by no menu, so it is neither "
+        "checked nor used; add it to a menu's include: list, or remove it"
+    ) in out
+
+
 def test_check_where_there_are_no_menus_says_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

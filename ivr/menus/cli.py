@@ -118,8 +118,10 @@ def run_check(args: argparse.Namespace) -> int:
     warnings: list[MenuProblem] = []
     nodes = 0
     proofs: list[str] = []
+    read: set[Path] = set()
     for file in files:
         result = check_menu(file, options)
+        read.update(Path(source).resolve() for source in result.sources)
         errors += result.errors
         warnings += result.warnings
         if result.menu is not None:
@@ -129,6 +131,17 @@ def run_check(args: argparse.Namespace) -> int:
                 errors += [p for p in found if p.is_error]
                 warnings += [p for p in found if not p.is_error]
                 proofs += [proof] if proof else []
+    if target.is_dir():  # a fragment no menu includes is neither checked nor used: say so
+        for fragment in sorted(target.glob("_*.yaml")):
+            if fragment.resolve() not in read:
+                warnings.append(
+                    MenuProblem(
+                        str(fragment), 1, 1,
+                        f"fragment {fragment.name} is included by no menu, so it is neither checked nor used; "
+                        "add it to a menu's include: list, or remove it",
+                        "warning",
+                    )
+                )  # fmt: skip
     for problem in errors:
         print(problem)
     if warnings:
