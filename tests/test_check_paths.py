@@ -140,3 +140,23 @@ def test_waits_that_would_only_keep_a_silent_caller_are_refused(
     [error] = check_menu(menu_file).errors
     assert (error.line, error.column) == (3, 3 + line.index(":") + 2)
     assert error.message.startswith(message), error.message
+
+
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        (
+            "max_minutes_in_ivr: 100000",
+            '"max_minutes_in_ivr" must be at most 60 minutes: an hour in a voice menu',
+        ),
+        (
+            "max_menus_without_answer: 50",
+            '"max_menus_without_answer" must be at most 10: a caller who has not',
+        ),
+    ],
+)
+def test_limits_that_bound_nothing_are_refused(tmp_path: Path, limit: str, message: str) -> None:
+    menu_file = tmp_path / "m.yaml"
+    menu_file.write_text(f"start: a\nlimits:\n  {limit}\nnodes:\n  a: {{kind: hangup}}\n", encoding="utf-8")
+    [error] = check_menu(menu_file).errors
+    assert error.message.startswith(message), error.message

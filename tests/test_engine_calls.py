@@ -161,3 +161,15 @@ def test_parser_reads_the_fake_env_block() -> None:
     parser.receive_data(env_block("1414", args=["x"]))
     event = parser.next_event()
     assert isinstance(event, Environment) and event.env.args == ("x",)
+
+
+async def test_a_booking_caller_the_general_line_takes_is_still_a_booking_call(engine, place_call) -> None:
+    # 2: Russian; 2: booking; 2: "my booking is lost" -> the booking queue, which times out; the offer of
+    # a callback let pass; then `next: operator`: the general line answers
+    call = await place_call(
+        Press("2"), Press("2"), Press("2"), Silence(), queue_outcome={"ru-booking": "timeout"}
+    )
+    assert call.queued == ["ru-booking", "ru-general"]
+    await engine.services.state.journal.flush()
+    record = await engine.services.state.journal.call(call.uniqueid)
+    assert (record.outcome, record.topic) == ("queued", "booking")

@@ -20,7 +20,7 @@ def test_check_real_menus_dir_ok(capsys: pytest.CaptureFixture[str], monkeypatch
     monkeypatch.chdir(ROOT)
     assert run("check") == 0
     out = capsys.readouterr().out
-    assert out.strip().splitlines()[-1].startswith("OK: 1 menus, ")
+    assert out.strip().splitlines()[-1].startswith("OK: 1 menu, ")
 
 
 def test_check_bad_file_prints_positions_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,7 +38,7 @@ def test_check_strict_fails_on_warnings(tmp_path: Path, capsys: pytest.CaptureFi
     menu = tmp_path / "m.yaml"
     menu.write_text("start: a\nnodes:\n  a: {kind: hangup}\n  b: {kind: hangup}\n", encoding="utf-8")
     assert run("check", str(menu)) == 0
-    assert "OK: 1 menus, 2 nodes, 1 warnings" in capsys.readouterr().out
+    assert "OK: 1 menu, 2 nodes, 1 warning" in capsys.readouterr().out
     assert run("check", str(menu), "--strict") == 1
 
 

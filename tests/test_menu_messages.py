@@ -160,6 +160,19 @@ def test_an_unquoted_key_yaml_reads_as_another_number_is_an_error(tmp_path: Path
     )
 
 
+def test_a_key_starting_like_a_menu_wide_key_is_an_error(tmp_path: Path) -> None:
+    # "08" beside the operator's "0": pressing 0 would wait for a second key before the operator
+    line = line_of('      - key: "6"')
+    errors = check_menu(edited(tmp_path, line, 'key: "6"', 'key: "08"'), OPTIONS).errors
+    assert any(
+        e.line == line
+        and e.message.startswith(
+            'node "main", 6th option: key "08" and the menu-wide operator key "0" start alike'
+        )
+        for e in errors
+    ), [str(e) for e in errors]
+
+
 def test_a_start_typo_points_at_the_start_line(tmp_path: Path) -> None:
     line = line_of("start: welcome")
     problem = only_error(edited(tmp_path, line, "start: welcome", "start: welcom"))
@@ -252,7 +265,7 @@ def test_check_inside_the_menus_directory(
     monkeypatch.chdir(project / "menus")
     assert run("check") == 0
     out = capsys.readouterr()
-    assert out.out.strip().splitlines()[-1].startswith("OK: 1 menus, ")
+    assert out.out.strip().splitlines()[-1].startswith("OK: 1 menu, ")
     assert "warning" not in out.out  # queues.conf and prompts/ found beside the menus directory
     monkeypatch.chdir(project)
     assert run("check") == 0

@@ -161,7 +161,7 @@ def test_missing_queues_conf_skips_the_check_with_a_warning(tmp_path: Path) -> N
 def test_timeouts_positive_retries_at_least_one_inputs_known() -> None:
     problems = problems_of("numbers.yaml")
     assert_problem(problems, "numbers.yaml", 5, 21, 'input "keypad" is unknown; use dtmf, speech')
-    assert_problem(problems, "numbers.yaml", 6, 14, '"timeout" must be positive, got 0')
+    assert_problem(problems, "numbers.yaml", 6, 14, '"timeout" must be at least 1 second, got 0')
     assert_problem(problems, "numbers.yaml", 7, 26, '"inter_digit_timeout" must be positive, got -1')
     assert_problem(problems, "numbers.yaml", 8, 14, '"retries" must be at least 1, got 0')
 

@@ -99,6 +99,33 @@ async def test_prompts_edited_while_the_engine_was_stopped_are_made_again_once_i
     ]
 
 
+async def test_a_menu_moved_away_keeps_its_sounds_for_the_calls_still_on_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # calls in progress finish on the menu version they began with: a reload must not delete its audio
+    for part in ("menus", "asterisk-conf", "prompts"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    (tmp_path / "spool").mkdir()
+    settings = project_settings(
+        tmp_path, menus_dir=str(tmp_path / "menus"), prompts=PromptSettings(dir=str(tmp_path / "prompts"))
+    )
+    caplog.set_level(logging.INFO)
+    engine = Engine(settings)
+    await engine.start()
+    try:
+        (tmp_path / "menus" / "1414.yaml").rename(tmp_path / "menus" / "new1414.yaml")
+        for _ in range(300):
+            lines = [r.getMessage() for r in caplog.records if "reloaded; prompts" in r.getMessage()]
+            if lines:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await engine.stop(2.0)
+    assert lines and "0 removed" in lines[-1], lines
+    assert (tmp_path / "prompts" / "ru" / "1414" / "main.wav").is_file()
+    assert (tmp_path / "prompts" / "ru" / "new1414" / "main.wav").is_file()
+
+
 async def test_a_menu_warning_is_logged_once_at_start(engine_settings, tmp_path, caplog) -> None:
     import shutil
 

@@ -182,8 +182,9 @@ class Engine:
             texts = engine_prompt_texts(self.library.menus().values())
             try:
                 report = await asyncio.to_thread(
-                    build_prompts, texts, self.settings.prompts.dir, self.settings
-                )
+                    functools.partial(build_prompts, remove_unused=False),
+                    texts, self.settings.prompts.dir, self.settings,
+                )  # fmt: skip
             except Exception as exc:
                 log.error("%s, but its prompts could not be built: %s", what, exc)
                 return

@@ -266,7 +266,10 @@ class CallSession:
     async def _visit(self, node: Node) -> str | None:
         self.services.journal_event(self.call_id, "node", node.id)
         if node.topic and node.topic != self.topic:
-            self.topic = node.topic
+            # What the call was about, for statistics and callbacks: a general node after a subject
+            # (the operator line a booking caller ends in) keeps the subject.
+            if node.topic != GENERAL_TOPIC or self.topic in (None, GENERAL_TOPIC):
+                self.topic = node.topic
             await self._announce_incidents(node.topic)
         if isinstance(node, LanguageNode):
             return await self._language(node)

@@ -152,14 +152,19 @@ def run_check(args: argparse.Namespace) -> int:
     failed = bool(errors) or (args.strict and bool(warnings))
     if failed:
         print(
-            f"FAILED: {len(errors)} errors, {len(warnings)} warnings in {len(files)} menus", file=sys.stderr
+            f"FAILED: {_count(errors, 'error')}, {_count(warnings, 'warning')} in {_count(files, 'menu')}",
+            file=sys.stderr,
         )
         return 1
     for proof in proofs:
         print(proof)
-    tail = f", {len(warnings)} warnings" if warnings else ""
-    print(f"OK: {len(files)} menus, {nodes} nodes{tail}")
+    tail = f", {_count(warnings, 'warning')}" if warnings else ""
+    print(f"OK: {_count(files, 'menu')}, {nodes} nodes{tail}")
     return 0
+
+
+def _count(items: list, noun: str) -> str:
+    return f"{len(items)} {noun}" + ("" if len(items) == 1 else "s")
 
 
 def _every_call_ends(menu: Menu) -> tuple[list[MenuProblem], str]:

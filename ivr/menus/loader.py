@@ -95,6 +95,11 @@ INPUT_MAXIMA = {
     "inter_digit_timeout": (15, " seconds between two keys of one answer"),
     "retries": (10, ": after 10 tries on_failure should take the caller on (the operator by default)"),
 }
+# The bound on a call (menus/README.md, "Limits") is a promise to callers: past these it bounds nothing.
+LIMIT_MAXIMA = {
+    "menus": (10, ": a caller who has not answered 10 menus in a row needs a person"),
+    "minutes": (60, " minutes: an hour in a voice menu is not self-service"),
+}
 HOURS_KEYS = ("timezone", "week", "holidays", "closed_message")
 # What ivr/closed says when a menu has no closed_message: keep the two in step (engine/system_texts.py).
 SAID_WHEN_CLOSED = {day: ((dt.time(9), dt.time(18)),) for day in ("mon", "tue", "wed", "thu", "fri")}
@@ -409,11 +414,15 @@ class _Reader:
         most, why = limit
         if value <= most:
             return True
-        self.problems.error(data.value_pos[key], f'"{key}" must be at most {most:g}{why}, got {value:g}')
+        got = value if isinstance(value, int) else f"{value:g}"  # 1000000, not 1e+06
+        self.problems.error(data.value_pos[key], f'"{key}" must be at most {most:g}{why}, got {got}')
         return False
 
     def _positive_seconds(self, data: LocDict, key: str) -> float | None:
-        value = self._number(data, key, integer=False, minimum=0, why="positive")
+        if key == "timeout":  # a person needs a moment to answer a prompt that has just ended
+            value = self._number(data, key, integer=False, minimum=1, why="at least 1 second")
+        else:
+            value = self._number(data, key, integer=False, minimum=0, why="positive")
         return None if value is None else float(value)
 
     def _language(self, data: LocDict, key: str, default: str) -> str:
@@ -688,13 +697,17 @@ class _Reader:
         changes: dict[str, Any] = {}
         if "max_menus_without_answer" in value:
             menus = self._number(value, "max_menus_without_answer", integer=True, minimum=1, why="at least 1")
-            if menus is not None:
+            if menus is not None and self._at_most(
+                value, "max_menus_without_answer", menus, LIMIT_MAXIMA["menus"]
+            ):
                 changes["max_menus_without_answer"] = int(menus)
         if "max_minutes_in_ivr" in value:
             minutes = self._number(
                 value, "max_minutes_in_ivr", integer=False, minimum=1, why="at least 1 (minute)"
             )
-            if minutes is not None:
+            if minutes is not None and self._at_most(
+                value, "max_minutes_in_ivr", minutes, LIMIT_MAXIMA["minutes"]
+            ):
                 changes["max_minutes_in_ivr"] = float(minutes)
         return m.Limits(**changes, pos=pos)
 

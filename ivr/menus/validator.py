@@ -244,6 +244,17 @@ def _check_keys(menu: m.Menu, problems: Problems) -> None:
                         f'{label}: key "{item.key}" and key "{other}" start alike, so the shorter one '
                         "can never wait for the longer; use keys that do not prefix each other",
                     )
+            if node.global_keys and taken is None:
+                # "08" beside the menu-wide "0": pressing 0 would wait for a second key before the
+                # operator, in every node that offers "08"
+                for key, action in by_key.items():
+                    if key != item.key and (key.startswith(item.key) or item.key.startswith(key)):
+                        problems.error(
+                            item.pos,
+                            f'{label}: key "{item.key}" and the menu-wide {action.action} key "{key}" '
+                            "start alike, so one of them would wait for a second key; choose a key that "
+                            "starts with neither, or set global_keys: false on this node",
+                        )
         if node.input.modes == {"dtmf"} and not items and not node.global_keys:
             problems.error(node.pos, f'node "{node.id}" takes DTMF but offers no keys at all')
 

@@ -163,11 +163,15 @@ def build_prompts(
     wideband: bool = True,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
+    remove_unused: bool = True,
 ) -> BuildReport:
     """Bring prompts/<lang>/ in line with `texts` (the complete set for `languages`).
 
     `force` synthesises every generated prompt again (human recordings are still never touched).
     `wideband` also writes the 16 kHz `.wav16` Asterisk prefers on G.722/Opus channels.
+    `remove_unused=False` keeps generated prompts no text needs any more: the running engine builds
+    so, because calls in progress finish on the menu version they started with, and may still play
+    a sound a reload (or a menu file moved away) no longer names; `ivr prompts build` tidies them.
     """
     prompt_settings = settings.prompts if isinstance(settings, Settings) else settings
     targets = collect_texts(texts, languages, include_asterisk_sounds=include_asterisk_sounds)
@@ -198,7 +202,8 @@ def build_prompts(
         _execute([step for plan in plans.values() for step in plan.steps], workers, progress, tally)
     finally:
         for plan in plans.values():
-            _remove_unused(plan, tally)
+            if remove_unused:
+                _remove_unused(plan, tally)
             plan.manifest.save()
     return tally.report()
 
