@@ -253,6 +253,10 @@ def test_operators_log_in_and_out_of_their_desks_general_queue():
                 assert f'"${{IVR_DESK}}" = "{desk}"' in line, line
     assert "exten => *53,1," in body and "exten => *54,1," in body
     assert "Set(IVR_DESK=${CUT(IVR_ENDPOINT,-,2)})" in body  # op-kkru-301 -> kkru
+    # a member listed in queues.conf cannot log in or out by phone: the operator hears so
+    assert '$["${AQMSTATUS}" = "ADDED"]?Set(IVR_DONE=1)' in body
+    assert '$["${RQMSTATUS}" = "REMOVED"]?Set(IVR_DONE=1)' in body
+    assert body.count('Playback(${IF($["${IVR_DONE}" = "1"]?beep:beeperr)})') == 2
 
 
 def test_a_caller_given_back_by_a_queue_after_the_engine_stopped_hears_the_apology():
