@@ -93,6 +93,11 @@ async def test_live_calls_follow_what_the_journal_records(tmp_path) -> None:
         live.event("ghost", "node", "main")  # not a call this engine started: ignored
         assert len(live) == 2
         assert live.by_language() == {"ru": 1, "kk": 1} and live.by_node() == {"booking": 2}
+        journal.event("c2", "queue", "queue_booking", {"queue": "kk-booking"})  # waiting for an operator
+        assert (live.in_ivr(), live.in_queues(), live.by_node()) == (1, 1, {"booking": 1})
+        assert live.by_language(in_ivr=True) == {"ru": 1} and live.by_language() == {"ru": 1, "kk": 1}
+        journal.event("c2", "queue_result", "queue_booking", {"status": "TIMEOUT"})  # given back
+        assert (live.in_ivr(), live.in_queues()) == (2, 0)
         journal.call_ended("c1", "self_served", "booking")
         journal.call_ended("c1", "abandoned", None)  # a second end: the first outcome stands
         journal.event("c1", "hangup")  # after the end: ignored
@@ -118,6 +123,10 @@ async def test_todays_figures_are_read_for_the_clocks_day(backend) -> None:
         ("t2", 125, "abandoned"),
         ("t3", 10, "self_served"),
         ("t4", 5, "queued"),
+        ("t5", 4, "after_hours"),
+        ("t6", 3, "callback"),
+        ("t7", 2, "handed_back"),
+        ("t8", 1, "no_operator"),
     ]
     for call_id, minutes, outcome in calls:
         start = at - minutes * 60
@@ -147,8 +156,15 @@ async def test_todays_figures_are_read_for_the_clocks_day(backend) -> None:
     finally:
         await state.close()
     assert today.day == "2026-11-30"
-    assert (today.calls, today.self_served, today.abandoned) == (4, 2, 1)
-    assert today.self_service_share == 0.5
+    assert (today.calls, today.self_served, today.abandoned) == (8, 2, 1)
+    assert (today.queued, today.no_operator, today.after_hours, today.callback, today.other) == (
+        1,
+        1,
+        1,
+        1,
+        1,
+    )
+    assert today.self_service_share == 0.25
     assert (today.callbacks_waiting, today.callbacks_done) == (2, 1)
     assert [c.number for c in today.callbacks_next] == ["•••0001", "•••0002"]
     assert today.in_ivr_by_engine == (("engine-a", 1),)
@@ -156,9 +172,9 @@ async def test_todays_figures_are_read_for_the_clocks_day(backend) -> None:
     by_time = {dt.datetime.fromtimestamp(b.start, MONDAY_11.tzinfo).strftime("%H:%M"): b for b in today.bars}
     assert by_time["03:15"].start == today.bars[0].start and "11:00" in by_time
     assert (by_time["08:45"].calls, by_time["08:45"].self_served) == (2, 1)  # t1 08:50, t2 08:55
-    assert (by_time["10:45"].calls, by_time["10:45"].self_served) == (3, 1)  # t3, t4 and live-a
+    assert (by_time["10:45"].calls, by_time["10:45"].self_served) == (7, 1)  # t3-t8 and live-a
     assert by_time["09:00"].calls == 1  # the stale call did start then
-    assert sum(b.calls for b in today.bars) == 6  # all but yesterday's
+    assert sum(b.calls for b in today.bars) == 10  # all but yesterday's
 
 
 class StubAmi:
@@ -190,9 +206,18 @@ async def test_the_board_says_plainly_when_ami_or_the_journal_is_missing() -> No
         None,
     )
     assert board["engine"] == "engine-a" and board["at"] == "2026-11-30 11:00:00"
-    assert board["in_ivr"] == {"total": 1, "by_language": {"kk": 0, "ru": 0, "choosing": 1}, "by_node": []}
-    off = BoardSources("engine-a", live, QueueWatch(None, lambda: []), None, lambda: MONDAY_11, "Asia/Almaty")
-    assert (await snapshot(off))["ami"] == "off"
+    assert board["in_ivr"] == {
+        "total": 1,
+        "by_language": {"kk": 0, "ru": 0, "choosing": 1},
+        "by_node": [],
+        "in_queues": 0,
+    }
+    assert board["test_clock"] is False
+    off = BoardSources(
+        "engine-a", live, QueueWatch(None, lambda: []), None, lambda: MONDAY_11, "Asia/Almaty", lambda: True
+    )
+    pinned = await snapshot(off)
+    assert pinned["ami"] == "off" and pinned["test_clock"] is True  # the board says it runs on --clock
 
 
 async def test_twenty_boards_share_one_snapshot_per_tick() -> None:

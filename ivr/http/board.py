@@ -36,6 +36,7 @@ class BoardSources:
     state: Any  # ivr.journal.state.State, or None (no journal)
     clock: Callable[[], dt.datetime]
     timezone: str
+    test_clock: Callable[[], bool] = lambda: False  # the engine's clock is pinned (ivr serve --clock)
     journal_max_age: float = 2.0
     _today: Cached[Today | None] | None = attrs.field(default=None, init=False)
     _error: str = attrs.field(default="", init=False)
@@ -79,10 +80,12 @@ async def snapshot(sources: BoardSources) -> dict[str, Any]:
         "engine": sources.name,
         "at": now.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
         "timezone": sources.timezone,
+        "test_clock": sources.test_clock(),
         "in_ivr": {
-            "total": len(live),
-            "by_language": _languages(live.by_language()),
+            "total": live.in_ivr(),
+            "by_language": _languages(live.by_language(in_ivr=True)),
             "by_node": _top(live.by_node(), TOP_NODES),
+            "in_queues": live.in_queues(),  # this engine's calls waiting for or talking to an operator
         },
         "ami": queues.ami,
         "queues": [attrs.asdict(q) for q in queues.queues],
@@ -119,6 +122,9 @@ def _today(today: Today | None, tz: ZoneInfo) -> dict[str, Any] | None:
         "abandoned": today.abandoned,
         "queued": today.queued,
         "no_operator": today.no_operator,
+        "after_hours": today.after_hours,
+        "callback": today.callback,
+        "other": today.other,
         "callbacks_waiting": today.callbacks_waiting,
         "callbacks_done": today.callbacks_done,
         "callbacks_next": [

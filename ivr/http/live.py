@@ -24,6 +24,7 @@ class LiveCall:
     started: float  # epoch seconds, as the journal has it
     language: str = NO_LANGUAGE
     node: str = ""
+    in_queue: bool = False  # inside Queue(): waiting for an operator or talking to one, not in the IVR
 
 
 @attrs.define
@@ -44,6 +45,10 @@ class LiveCalls:
             call.node = node
         elif kind == "language" and data and data.get("language"):
             call.language = str(data["language"])
+        elif kind == "queue":
+            call.in_queue = True
+        elif kind == "queue_result":  # given back to the IVR; after an answer the call ends anyway
+            call.in_queue = False
 
     def finished(self, call_id: str, outcome: str, topic: str | None) -> None:
         call = self.calls.pop(call_id, None)
@@ -56,11 +61,19 @@ class LiveCalls:
     def __len__(self) -> int:
         return len(self.calls)
 
-    def by_language(self) -> dict[str, int]:
-        return dict(Counter(call.language for call in self.calls.values()))
+    def by_language(self, *, in_ivr: bool = False) -> dict[str, int]:
+        """Calls in progress by language; `in_ivr`: only those in the menus, not in a queue."""
+        return dict(Counter(c.language for c in self.calls.values() if not (in_ivr and c.in_queue)))
 
     def by_node(self) -> dict[str, int]:
-        return dict(Counter(call.node for call in self.calls.values() if call.node))
+        """Calls in the menus by node (a call in a queue is with the queue, not at a node)."""
+        return dict(Counter(call.node for call in self.calls.values() if call.node and not call.in_queue))
+
+    def in_ivr(self) -> int:
+        return sum(1 for call in self.calls.values() if not call.in_queue)
+
+    def in_queues(self) -> int:
+        return sum(1 for call in self.calls.values() if call.in_queue)
 
 
 class ObservedJournal:

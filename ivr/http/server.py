@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from ivr.clock import SystemClock
 from ivr.config import ConfigError, HttpSettings, parse_hostport
 from ivr.http import auth, health, incident_form, page
 from ivr.http.auth import Access, is_loopback
@@ -66,6 +67,7 @@ class BoardServer:
             state,
             clock=lambda: services.clock.now(),  # looked up each time: tests may swap the clock
             timezone=engine.settings.timezone,
+            test_clock=lambda: not isinstance(services.clock, SystemClock),
         )
         self.feed = Feed(self.snapshot, interval)
         self.metrics = EngineMetrics(

@@ -47,6 +47,9 @@ class Today:
     abandoned: int
     queued: int  # answered by an operator in a queue
     no_operator: int  # no queue could take the caller: apology and hang-up
+    after_hours: int  # came when the centre was closed and left no callback
+    callback: int  # left a callback request
+    other: int  # transferred, handed back to the dialplan, or rescued after an engine fault
     callbacks_waiting: int
     callbacks_done: int
     callbacks_next: tuple[WaitingCallback, ...]  # the next few to be dialled
@@ -69,11 +72,15 @@ def read_today(tx: Tx, now: datetime, timezone: str, hours: int = 8) -> Today:
         "COALESCE(SUM(CASE WHEN outcome = 'self_served' THEN calls ELSE 0 END), 0), "
         "COALESCE(SUM(CASE WHEN outcome = 'abandoned' THEN calls ELSE 0 END), 0), "
         "COALESCE(SUM(CASE WHEN outcome = 'queued' THEN calls ELSE 0 END), 0), "
-        "COALESCE(SUM(CASE WHEN outcome = 'no_operator' THEN calls ELSE 0 END), 0) "
+        "COALESCE(SUM(CASE WHEN outcome = 'no_operator' THEN calls ELSE 0 END), 0), "
+        "COALESCE(SUM(CASE WHEN outcome = 'after_hours' THEN calls ELSE 0 END), 0), "
+        "COALESCE(SUM(CASE WHEN outcome = 'callback' THEN calls ELSE 0 END), 0) "
         "FROM call_rollup WHERE day = ?",
         (day.isoformat(),),
     )
-    calls, self_served, abandoned, queued, no_operator = (int(v) for v in row) if row else (0,) * 5
+    calls, self_served, abandoned, queued, no_operator, after_hours, callback = (
+        (int(v) for v in row) if row else (0,) * 7
+    )
     waiting = tx.one("SELECT COUNT(*) FROM callbacks WHERE state IN ('pending', 'dialing')")
     done = tx.one(
         "SELECT COUNT(*) FROM callbacks WHERE state = 'done' AND updated_at >= ? AND updated_at <= ?",
@@ -96,6 +103,9 @@ def read_today(tx: Tx, now: datetime, timezone: str, hours: int = 8) -> Today:
         abandoned=abandoned,
         queued=queued,
         no_operator=no_operator,
+        after_hours=after_hours,
+        callback=callback,
+        other=calls - self_served - abandoned - queued - no_operator - after_hours - callback,
         callbacks_waiting=int(waiting[0]) if waiting else 0,
         callbacks_done=int(done[0]) if done else 0,
         callbacks_next=tuple(
