@@ -178,3 +178,30 @@ def test_callbacks_list_command(backend, tmp_path, capsys):
     assert "pending" in out[1] and "ru-general" in out[1] and "attempts: 0" in out[1]
     assert cli(["-c", str(config), "callbacks", "list", "--state", "pending"]) == 0
     assert capsys.readouterr().out.count("\n") == 1
+
+
+def test_a_callback_left_at_night_is_listed_for_when_the_centre_opens(tmp_path, capsys):
+    # the state of an engine on `--clock 2026-11-29T03:00+05:00`, a Sunday night, whatever the real hour
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    sunday_3am = 1_795_903_200.0  # 2026-11-29 03:00 in Almaty
+    (state_dir / "test-clock.json").write_text(json.dumps({"offset_seconds": sunday_3am - time.time()}))
+    config = tmp_path / "ivr.toml"
+    config.write_text(f'state_dir = "{state_dir}"\n')
+    assert cli(["-c", str(config), "callbacks", "list"]) == 0  # creates the journal; nothing in it yet
+    capsys.readouterr()
+
+    async def request() -> None:
+        from ivr.clock import shared_test_clock
+
+        state = await open_state(Settings(state_dir=str(state_dir)), clock=shared_test_clock(state_dir))
+        try:
+            await state.callbacks.request("77011234567", "ru", "ru-general", "booking", "call-1")
+        finally:
+            await state.close()
+
+    asyncio.run(request())
+    assert cli(["-c", str(config), "callbacks", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert "next: 2026-11-30 09:00" in out  # Monday morning, when the dialer calls
+    assert "AMI is not configured here" in err

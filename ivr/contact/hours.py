@@ -387,3 +387,12 @@ def _week_from_mapping(data: Mapping[str, Any]) -> tuple[Periods, ...]:
     period = DayHours.parse(f"{data['open']}-{data['close']}", "hours.open/close")
     open_days = {_weekday_index(day, "hours.days") for day in _as_list(data, "days") or WEEKDAYS[:5]}
     return tuple((period,) if day in open_days else () for day in range(7))
+
+
+def open_from(hours: Any, moment: dt.datetime) -> dt.datetime:
+    """`moment`, or the next opening after it when the centre is closed then: when a callback due at
+    `moment` is dialled (the dialer calls only in opening hours). Hours without a calendar (forced
+    open or closed, for tests and `ivr simulate`) keep the moment."""
+    if hours is None or hours.is_open(moment) or not hasattr(hours, "next_opening"):
+        return moment
+    return hours.next_opening(moment)

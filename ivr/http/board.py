@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from ivr.contact.hours import open_from
 from ivr.http.cache import Cached
 from ivr.http.live import NO_LANGUAGE, LiveCalls
 from ivr.http.queues import QueueWatch
@@ -37,6 +38,7 @@ class BoardSources:
     clock: Callable[[], dt.datetime]
     timezone: str
     test_clock: Callable[[], bool] = lambda: False  # the engine's clock is pinned (ivr serve --clock)
+    hours: Callable[[], Any] = lambda: None  # the engine's opening hours: callbacks are dialled in them
     journal_max_age: float = 2.0
     _today: Cached[Today | None] | None = attrs.field(default=None, init=False)
     _error: str = attrs.field(default="", init=False)
@@ -90,7 +92,7 @@ async def snapshot(sources: BoardSources) -> dict[str, Any]:
         "ami": queues.ami,
         "queues": [attrs.asdict(q) for q in queues.queues],
         "journal": "off" if sources.state is None else (journal_error or "ok"),
-        "today": _today(today, tz),
+        "today": _today(today, tz, now, sources.hours()),
         "incidents": [_incident(i, tz) for i in incidents],
     }
 
@@ -111,7 +113,13 @@ def _top(counts: dict[str, int], limit: int) -> list[tuple[str, int]]:
     return top + ([("…", rest)] if rest else [])
 
 
-def _today(today: Today | None, tz: ZoneInfo) -> dict[str, Any] | None:
+def _dialled_at(next_attempt_at: float, now: dt.datetime, hours: Any, tz: ZoneInfo) -> str:
+    """When the dialer will call: due, and in opening hours; with the date unless it is today."""
+    moment = open_from(hours, max(dt.datetime.fromtimestamp(next_attempt_at, tz), now)).astimezone(tz)
+    return moment.strftime("%H:%M" if moment.date() == now.astimezone(tz).date() else "%d.%m %H:%M")
+
+
+def _today(today: Today | None, tz: ZoneInfo, now: dt.datetime, hours: Any = None) -> dict[str, Any] | None:
     if today is None:
         return None
     return {
@@ -133,7 +141,7 @@ def _today(today: Today | None, tz: ZoneInfo) -> dict[str, Any] | None:
                 "language": c.language,
                 "queue": c.queue,
                 "attempts": c.attempts,
-                "next": dt.datetime.fromtimestamp(c.next_attempt_at, tz).strftime("%H:%M"),
+                "next": _dialled_at(c.next_attempt_at, now, hours, tz),
             }
             for c in today.callbacks_next
         ],

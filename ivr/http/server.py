@@ -68,6 +68,7 @@ class BoardServer:
             clock=lambda: services.clock.now(),  # looked up each time: tests may swap the clock
             timezone=engine.settings.timezone,
             test_clock=lambda: not isinstance(services.clock, SystemClock),
+            hours=lambda: services.hours,
         )
         self.feed = Feed(self.snapshot, interval)
         self.metrics = EngineMetrics(

@@ -18,6 +18,7 @@ import attrs
 
 from ivr.clock import SYSTEM_CLOCK, TEST_CLOCK_FILE, Clock, shared_test_clock
 from ivr.config import ConfigError, Settings, load_settings, override
+from ivr.contact.hours import open_from
 from ivr.journal.callbacks import STATES, Callback
 from ivr.journal.db import StateError
 from ivr.journal.incidents import Incident
@@ -207,7 +208,16 @@ def _incident_end(args: argparse.Namespace) -> int:
     return _run(args, work)
 
 
-def _callback_line(callback: Callback, settings: Settings) -> str:
+def _centre_hours(settings: Settings) -> Any:
+    """The opening hours the engines dial callbacks in: the default menu's (the 1414 default without)."""
+    from ivr.engine.app import hours_for
+    from ivr.menus.loader import check_menu
+
+    path = Path(settings.menus_dir) / f"{settings.default_menu}.yaml"
+    return hours_for(check_menu(path).menu if path.is_file() else None)
+
+
+def _callback_line(callback: Callback, settings: Settings, dialled: datetime | None = None) -> str:
     owner = (
         f"  engine {callback.engine_id} until {_local(callback.lease_until, settings)}"
         if callback.lease_until
@@ -217,7 +227,7 @@ def _callback_line(callback: Callback, settings: Settings) -> str:
     return (
         f"{callback.id:>6}  {callback.state:<8} {callback.number:<16} {callback.language}  {callback.queue:<16}"
         f" topic: {callback.topic or '-':<14} attempts: {callback.attempts}"
-        f"  next: {_local(callback.next_attempt_at, settings)}{owner}{error}"
+        f"  next: {_local(dialled or callback.next_attempt_at, settings)}{owner}{error}"
     )
 
 
@@ -226,8 +236,19 @@ def _callbacks_list(args: argparse.Namespace) -> int:
         callbacks = await state.callbacks.list(args.state)
         if not callbacks:
             print("no callbacks" + (f" in state {args.state}" if args.state else ""))
+        if not settings.ami.enabled:
+            print(
+                "ivr: AMI is not configured here ([ami] host): engines with these settings store callbacks "
+                "but do not dial them",
+                file=sys.stderr,
+            )
+        hours = await asyncio.to_thread(_centre_hours, settings)
+        now = clock.now()
         for callback in callbacks:
-            print(_callback_line(callback, settings))
+            # when it is dialled: once due, and only in opening hours (a night's request: the morning)
+            waiting = callback.state in ("pending", "dialing")
+            dialled = open_from(hours, max(callback.next_attempt_at, now)) if waiting else None
+            print(_callback_line(callback, settings, dialled))
         return 0
 
     return _run(args, work)
