@@ -181,6 +181,7 @@ async def test_a_token_is_needed_remotely_refusals_log_one_line(board_engine, ca
                 assert response.status == 200  # the load balancer's probe needs no token
             async with session.post(url(server, "/login"), data={"token": "guessed"}) as response:
                 assert response.status == 401
+                assert "Неверный токен" in await response.text()  # the form says why it is back
             assert not session.cookie_jar.filter_cookies(URL(url(server, "/")))
             async with session.post(url(server, "/login"), data={"token": "s3cret-token"}) as response:
                 assert response.status == 200 and str(response.url).endswith("/")  # redirected to the board

@@ -314,6 +314,13 @@ def test_without_a_token_only_this_machine_is_served() -> None:
     who, why = access.who(request("10.1.2.3"))
     assert who is None and "only this machine" in why
     assert not is_loopback("") and not is_loopback("board.example")
+    # a browser from afar gets a login form it could never pass: the form says so, in both languages
+    from ivr.http.page import login_page
+
+    assert "откройте табло с этого компьютера" in login_page("no token") and "IVR_HTTP_TOKEN" in login_page(
+        "no token"
+    )
+    assert 'id="note"' not in login_page()
 
 
 def test_with_a_token_every_client_needs_it_and_forms_need_the_csrf_token() -> None:

@@ -93,12 +93,13 @@ class Access:
         return True, ""
 
 
-def refuse(request: web.Request, why: str, status: int = 401) -> web.Response:
+def refuse(request: web.Request, why: str, status: int = 401, note: str = "") -> web.Response:
+    """`note`: what the login form says above itself (ivr.http.page.LOGIN_NOTES)."""
     log.warning("%d %s %s from %s: %s", status, request.method, request.path, request.remote, why)
     if request.path in ("/", LOGIN_PATH) and request.method in ("GET", "POST"):
         from ivr.http.page import html_response, login_page
 
-        return html_response(login_page(), status=status)
+        return html_response(login_page(note), status=status)
     return web.Response(status=status, text=f"{status}: {why}\n", headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -108,8 +109,8 @@ def middleware(access: Access) -> Callable[[web.Request, Handler], Awaitable[web
         if request.path in OPEN_PATHS or (request.path == LOGIN_PATH and request.method == "POST"):
             return await handler(request)
         who, why = access.who(request)
-        if who is None:
-            return refuse(request, why)
+        if who is None:  # without a token, a login form from afar could never succeed: it says so
+            return refuse(request, why, note="" if access.token else "no token")
         request[WHO] = who
         return await handler(request)
 
@@ -122,9 +123,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     offered = str(form.get("token", ""))
     if not access.token:
-        return refuse(request, "no token is configured; open the board from this machine", 403)
+        return refuse(request, "no token is configured; open the board from this machine", 403, "no token")
     if not access.token_matches(offered):
-        return refuse(request, "wrong token at login")
+        return refuse(request, "wrong token at login", note="wrong")
     response = web.HTTPSeeOther("/")
     response.set_cookie(COOKIE, access.session_cookie, httponly=True, samesite="Strict", path="/")
     raise response

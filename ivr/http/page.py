@@ -57,11 +57,22 @@ async def board(request: web.Request) -> web.Response:
     return html_response(render_board(config, nonce), nonce)
 
 
-def login_page() -> str:
+# Why the form is shown again, in both languages: a wrong token, or a board that has none to check.
+LOGIN_NOTES = {
+    "wrong": "Токен қате / Неверный токен",
+    "no token": (
+        "Бұл серверде токен бапталмаған: тақтаны осы компьютерден ашыңыз (IVR_HTTP_TOKEN) / "
+        "На сервере не задан токен: откройте табло с этого компьютера (IVR_HTTP_TOKEN)"
+    ),
+}
+
+
+def login_page(note: str = "") -> str:
     """Shown with the 401: both languages at once, since the page does not know the reader's yet."""
-    return """<!doctype html><html lang="kk"><head><meta charset="utf-8"><link rel="icon" href="data:,">
-<title>1414 IVR</title><style>body{background:#0f1720;color:#e8eef4;font:1.3rem sans-serif;display:grid;
-place-items:center;height:100vh;margin:0}form{display:grid;gap:.8rem}input,button{font-size:1.2rem;padding:.4rem}
-</style></head><body><form method="post" action="/login"><div>1414 IVR · Кіру / Вход</div>
+    said = f'<div id="note" style="color:#ff6b6b">{LOGIN_NOTES[note]}</div>' if note else ""
+    return f"""<!doctype html><html lang="kk"><head><meta charset="utf-8"><link rel="icon" href="data:,">
+<title>1414 IVR</title><style>body{{background:#0f1720;color:#e8eef4;font:1.3rem sans-serif;display:grid;
+place-items:center;height:100vh;margin:0}}form{{display:grid;gap:.8rem;max-width:40rem}}input,button{{font-size:1.2rem;padding:.4rem}}
+</style></head><body><form method="post" action="/login"><div>1414 IVR · Кіру / Вход</div>{said}
 <label>Токен / Токен доступа <input type="password" name="token" id="token" autofocus></label>
 <button type="submit">Кіру / Войти</button></form></body></html>"""
