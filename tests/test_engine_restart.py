@@ -46,7 +46,7 @@ async def test_a_killed_engines_calls_are_handed_back_at_the_next_start(
     finally:
         await engine.stop(1)
     assert outcomes == ["handed_back", "handed_back", None, None]
-    assert f"calls left unfinished by {killed} (stopped without closing them" in caplog.text
+    assert f"calls left unfinished by {killed} (2) (stopped without closing them" in caplog.text
 
 
 async def test_a_named_engine_closes_what_its_last_run_left(engine_settings, clock) -> None:

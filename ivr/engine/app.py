@@ -234,7 +234,7 @@ class Engine:
                 log.warning(
                     "calls left unfinished by %s (stopped without closing them: killed, or the machine went "
                     "down) are journalled as handed back: their callers went to the dialplan's queue",
-                    ", ".join(closed),
+                    ", ".join(f"{engine} ({count})" for engine, count in closed),
                 )
         if self.services.speech is None:
             from ivr.speech.recognizer import SpeechService

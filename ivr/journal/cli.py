@@ -70,7 +70,11 @@ def register(subparsers: Any) -> None:
         "--from", dest="start", metavar="DATE", help="first day (YYYY-MM-DD, local), inclusive"
     )
     stats.add_argument("--to", dest="end", metavar="DATE", help="last day (YYYY-MM-DD, local), inclusive")
-    stats.add_argument("--lang", choices=("kk", "ru"), help="only calls in this language")
+    stats.add_argument(
+        "--lang",
+        choices=("kk", "ru", "none"),
+        help="only calls in this language (none: hung up before choosing)",
+    )
     stats.add_argument(
         "--topic", metavar="T", help="only calls on this topic ('(none)' for calls without one)"
     )
@@ -132,6 +136,13 @@ def _incident_add(args: argparse.Namespace) -> int:
         tz = zone(settings.timezone)
         starts = parse_moment(args.starts, tz) if args.starts else clock.now().astimezone(tz)
         expires = parse_moment(args.expires, tz) if args.expires else starts + parse_duration(args.duration)
+        if expires <= clock.now():
+            print(
+                f"ivr: the incident would be over already: it ends {_local(expires, settings)}, and it is "
+                f"{_local(clock.now(), settings)} ({settings.timezone}); check --starts, --for or --expires",
+                file=sys.stderr,
+            )
+            return 2
         known = await asyncio.to_thread(_menu_topics, settings)
         unknown = [t for t in args.topic if known is not None and t not in known]
         if unknown:
@@ -277,11 +288,19 @@ def _stats(args: argparse.Namespace) -> int:
             everything = await report(state.db, attrs.evolve(query, topic=None), settings.timezone)
             known = [t.name for t in everything.topics]
             if known and args.topic not in known:
-                print(f"ivr: the journal's topics: {', '.join(known)}", file=sys.stderr)
+                hint = did_you_mean(args.topic, known)
+                print(
+                    f"ivr: no call has topic {args.topic}{hint}; the journal's topics: {', '.join(known)}",
+                    file=sys.stderr,
+                )
         if args.chart:
             from ivr.journal.chart import render_html
 
-            Path(args.chart).write_text(render_html(figures), encoding="utf-8")
+            try:
+                Path(args.chart).write_text(render_html(figures), encoding="utf-8")
+            except OSError as exc:
+                print(f"ivr: --chart {args.chart}: {exc.strerror or exc}", file=sys.stderr)
+                return 1
             print(f"charts written to {args.chart}")
         return 0
 

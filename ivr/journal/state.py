@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections import Counter
 
 import attrs
 
@@ -52,12 +53,12 @@ class State:
     timezone: str
     rows: RowsProcess | None = None  # the journal's writer process, when it has one
 
-    async def hand_back_orphans(self, now: float) -> list[str]:
+    async def hand_back_orphans(self, now: float) -> list[tuple[str, int]]:
         """Calls an earlier run of this engine left unfinished: it was killed, or its machine stopped.
         Their callers went back to the dialplan when the connection dropped, so they are journalled as
         handed back, and the board stops counting them as in the IVR. An earlier run is this engine's
-        own name (a named engine), or this machine with a process id no longer running. Returns the
-        engine ids whose calls were closed."""
+        own name (a named engine), or this machine with a process id no longer running. Returns each
+        engine id whose calls were closed, with how many."""
         host = socket.gethostname()
 
         def unfinished(tx: Tx) -> list[tuple[str, str]]:
@@ -75,7 +76,7 @@ class State:
             tz = zone(self.timezone)
             rows = [(call_id, now, "handed_back", None, engine, tz) for call_id, engine in orphans]
             await self.db.write(lambda tx: end_calls(tx, rows))
-        return sorted({engine for _, engine in orphans})
+        return sorted(Counter(engine for _, engine in orphans).items())
 
     async def close(self) -> None:
         """Commit everything still queued or held by the journal and close the connections."""

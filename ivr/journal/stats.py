@@ -20,6 +20,7 @@ from ivr.journal.journal import OUTCOMES
 from ivr.journal.timeutil import zone
 
 NO_TOPIC = "(none)"
+NO_LANGUAGE = "none"  # calls that ended before a language was chosen (as /metrics labels them)
 
 
 @attrs.frozen
@@ -92,7 +93,7 @@ def _conditions(query: StatsQuery, *, topic: bool = True) -> tuple[list[str], li
         params.append(query.end.isoformat())
     if query.language:
         clauses.append("language = ?")
-        params.append(query.language)
+        params.append("" if query.language == NO_LANGUAGE else query.language)
     if topic and query.topic:
         clauses.append("topic = ?")
         params.append("" if query.topic == NO_TOPIC else query.topic)
@@ -133,7 +134,7 @@ def compute(tx: Tx, query: StatsQuery, timezone: str) -> Report:
     )
     languages = sorted(
         (
-            Share(str(lang) or "none", int(c), int(s))
+            Share(str(lang) or NO_LANGUAGE, int(c), int(s))
             for lang, c, s, _ in tx.all(
                 f"SELECT language, {_SUMS} FROM call_rollup{where} GROUP BY language", params
             )

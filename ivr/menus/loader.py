@@ -759,7 +759,7 @@ class _Reader:
             closed_message = self._prompts(
                 value, "closed_message", f"{self.name}/hours-closed", "closed_message"
             )
-        elif "week" in value and week != SAID_WHEN_CLOSED:
+        elif "week" in value and not self.problems.has_errors and _merged(week) != SAID_WHEN_CLOSED:
             self.problems.warning(
                 value.key_pos["week"],
                 "callers who call outside these hours hear the built-in closed message, which says "
@@ -998,6 +998,21 @@ def _as_mapping(values: dict[str, Any], pos: Position) -> LocDict:
     result.pos = pos
     result.key_pos = dict.fromkeys(values, pos)
     result.value_pos = dict.fromkeys(values, pos)
+    return result
+
+
+def _merged(week: dict[str, tuple[tuple[dt.time, dt.time], ...]]) -> dict[str, Any]:
+    """Each day's periods with touching ones joined: 09:00-13:00 and 13:00-18:00 are 09:00-18:00."""
+    result: dict[str, Any] = {}
+    for day, periods in week.items():
+        joined: list[tuple[dt.time, dt.time]] = []
+        for opens, closes in periods:
+            if joined and joined[-1][1] == opens:
+                joined[-1] = (joined[-1][0], closes)
+            else:
+                joined.append((opens, closes))
+        if joined:
+            result[day] = tuple(joined)
     return result
 
 

@@ -163,6 +163,12 @@ async def engine(engine_settings: Settings, engine_services: EngineServices) -> 
 
 @pytest.fixture
 def place_call(engine: Engine) -> Callable[..., Awaitable[FakeCall]]:
+    """`await place_call(Press("2"), Say(...), Silence(), HangUp(), timeout=60, **options)`: one call from
+    the fake Asterisk into `engine`, returned once it has ended and the journal has it. `options` are
+    FakeCall's: `queue_outcome=`, `callerid=`, `calleridname=`, `hangup_at=`, `reply_delay=`,
+    `agi_script=` (the menu asked for). A call the engine keeps past `timeout` fails the test with
+    its transcript."""
+
     async def place(*script: Action, timeout: float = 60.0, **options: Any) -> FakeCall:
         assert engine.server is not None
         call = FakeCall(script, **options)
