@@ -61,22 +61,24 @@ class State:
         engine id whose calls were closed, with how many."""
         host = socket.gethostname()
 
-        def unfinished(tx: Tx) -> list[tuple[str, str]]:
+        def unfinished(tx: Tx) -> list[tuple[str, str, float]]:
             return tx.all(
-                "SELECT call_id, engine_id FROM calls WHERE outcome IS NULL AND (engine_id = ? OR engine_id LIKE ?)",
+                "SELECT call_id, engine_id, started_at FROM calls "
+                "WHERE outcome IS NULL AND (engine_id = ? OR engine_id LIKE ?)",
                 (self.engine_id, f"{host}:%"),
             )
 
         named = not _a_process_of(host, self.engine_id)  # then its calls are an earlier run's
         orphans = [
-            (call_id, engine) for call_id, engine in await self.db.read(unfinished)
+            (call_id, engine, started) for call_id, engine, started in await self.db.read(unfinished)
             if (named and engine == self.engine_id) or _gone(host, engine)
         ]  # fmt: skip
         if orphans:
             tz = zone(self.timezone)
-            rows = [(call_id, now, "handed_back", None, engine, tz) for call_id, engine in orphans]
+            # never before it began (a test deployment's clock starts again at its --clock moment)
+            rows = [(c, max(now, float(started)), "handed_back", None, e, tz) for c, e, started in orphans]
             await self.db.write(lambda tx: end_calls(tx, rows))
-        return sorted(Counter(engine for _, engine in orphans).items())
+        return sorted(Counter(engine for _, engine, _ in orphans).items())
 
     async def close(self) -> None:
         """Commit everything still queued or held by the journal and close the connections."""
