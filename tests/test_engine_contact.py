@@ -264,59 +264,61 @@ def menus_copy(tmp_path: Path) -> Path:
     return root / "menus"
 
 
-async def test_a_valid_menu_edit_reaches_new_calls_and_a_bad_one_is_refused(
-    engine_settings, menus_copy
-) -> None:
+@pytest.fixture
+async def engine_on_the_copy(engine_settings, menus_copy):
+    """An engine serving the copied menus, an admin's to edit, on Tuesday at 10:00."""
     settings = attrs.evolve(engine_settings, menus_dir=str(menus_copy))
     engine = Engine(settings, EngineServices(settings=settings, clock=FixedClock(TUESDAY_10)))
     await engine.start()
     try:
-        menu_file = menus_copy / "1414.yaml"
-        text = menu_file.read_text(encoding="utf-8")
-        # the operator of the 0 key now sends Russian callers to the eGov desk
-        menu_file.write_text(
-            text.replace(
-                "queue: {kk: kk-general, ru: ru-general}\n    callback_offer: true\n\n  queue_egov",
-                "queue: {kk: kk-general, ru: ru-egov}\n    callback_offer: true\n\n  queue_egov",
-                1,
-            ),
-            encoding="utf-8",
-        )
-        assert engine.library.poll() == ["1414"]
-        call = FakeCall([Press("2"), Press("0")])
-        await call.run("127.0.0.1", engine.server.port, timeout=30)
-        assert call.queue == "ru-egov"
-        menu_file.write_text(text.replace("kind: queue", "kind: queu", 1), encoding="utf-8")
-        assert engine.library.poll() == []
-        assert any("queu" in str(p) for p in engine.library.problems["1414"])
-        call = FakeCall([Press("2"), Press("0")])
-        await call.run("127.0.0.1", engine.server.port, timeout=30)
-        assert call.queue == "ru-egov"  # the last good version keeps serving
+        yield engine
     finally:
         await engine.stop(1)
+
+
+async def test_a_valid_menu_edit_reaches_new_calls_and_a_bad_one_is_refused(
+    engine_on_the_copy, menus_copy
+) -> None:
+    engine = engine_on_the_copy
+    menu_file = menus_copy / "1414.yaml"
+    text = menu_file.read_text(encoding="utf-8")
+    # the operator of the 0 key now sends Russian callers to the eGov desk
+    menu_file.write_text(
+        text.replace(
+            "queue: {kk: kk-general, ru: ru-general}\n    callback_offer: true\n\n  queue_egov",
+            "queue: {kk: kk-general, ru: ru-egov}\n    callback_offer: true\n\n  queue_egov",
+            1,
+        ),
+        encoding="utf-8",
+    )
+    assert engine.library.poll() == ["1414"]
+    call = FakeCall([Press("2"), Press("0")])
+    await call.run("127.0.0.1", engine.server.port, timeout=30)
+    assert call.queue == "ru-egov"
+    menu_file.write_text(text.replace("kind: queue", "kind: queu", 1), encoding="utf-8")
+    assert engine.library.poll() == []
+    assert any("queu" in str(p) for p in engine.library.problems["1414"])
+    call = FakeCall([Press("2"), Press("0")])
+    await call.run("127.0.0.1", engine.server.port, timeout=30)
+    assert call.queue == "ru-egov"  # the last good version keeps serving
 
 
 async def test_new_holidays_and_the_menus_own_closed_message_reach_the_next_call(
-    engine_settings, menus_copy
+    engine_on_the_copy, menus_copy
 ) -> None:
-    settings = attrs.evolve(engine_settings, menus_dir=str(menus_copy))
-    engine = Engine(settings, EngineServices(settings=settings, clock=FixedClock(TUESDAY_10)))
-    await engine.start()
-    try:
-        menu_file = menus_copy / "1414.yaml"
-        text = menu_file.read_text(encoding="utf-8")
-        # Tuesday 24 November becomes a holiday, with the centre's own words for its hours
-        edited = text.replace(
-            "  holidays:\n",
-            '  closed_message: {kk: "Бүгін мереке.", ru: "Сегодня праздник."}\n  holidays:\n    - 2026-11-24\n',
-            1,
-        )
-        assert edited != text
-        menu_file.write_text(edited, encoding="utf-8")
-        assert engine.library.poll() == ["1414"]
-        call = FakeCall([Press("2"), Press("0")])
-        await call.run("127.0.0.1", engine.server.port, timeout=30)
-        assert "1414/hours-closed" in call.prompts and "ivr/closed" not in call.prompts
-        assert call.queue is None
-    finally:
-        await engine.stop(1)
+    engine = engine_on_the_copy
+    menu_file = menus_copy / "1414.yaml"
+    text = menu_file.read_text(encoding="utf-8")
+    # Tuesday 24 November becomes a holiday, with the centre's own words for its hours
+    edited = text.replace(
+        "  holidays:\n",
+        '  closed_message: {kk: "Бүгін мереке.", ru: "Сегодня праздник."}\n  holidays:\n    - 2026-11-24\n',
+        1,
+    )
+    assert edited != text
+    menu_file.write_text(edited, encoding="utf-8")
+    assert engine.library.poll() == ["1414"]
+    call = FakeCall([Press("2"), Press("0")])
+    await call.run("127.0.0.1", engine.server.port, timeout=30)
+    assert "1414/hours-closed" in call.prompts and "ivr/closed" not in call.prompts
+    assert call.queue is None

@@ -35,27 +35,48 @@ def test_the_tts_driver_prints_nothing_even_after_synthesis(
     assert levels["pyttsx3: Playback error: no device"] == "WARNING"  # errors are kept
 
 
-async def test_a_menu_edit_logs_its_prompts_once_and_prints_nothing(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A copy of the project's menus, Asterisk configuration and prompts an engine may change."""
     for part in ("menus", "asterisk-conf", "prompts"):
         shutil.copytree(ROOT / part, tmp_path / part)
     (tmp_path / "spool").mkdir()
-    settings = project_settings(
-        tmp_path, menus_dir=str(tmp_path / "menus"), prompts=PromptSettings(dir=str(tmp_path / "prompts"))
+    return tmp_path
+
+
+def site_engine(site: Path) -> Engine:
+    return Engine(
+        project_settings(
+            site, menus_dir=str(site / "menus"), prompts=PromptSettings(dir=str(site / "prompts"))
+        )
     )
+
+
+async def logged(caplog: pytest.LogCaptureFixture, fragment: str, count: int = 1) -> list[str]:
+    """The log lines holding `fragment`, once there are `count` of them (or after 30 s, those there are)."""
+    for _ in range(300):
+        lines = [r.getMessage() for r in caplog.records if fragment in r.getMessage()]
+        if len(lines) >= count:
+            break
+        await asyncio.sleep(0.1)
+    return lines
+
+
+def a_text_edited(site: Path) -> None:
+    menu = site / "menus" / "1414.yaml"
+    text = menu.read_text(encoding="utf-8")
+    menu.write_text(text.replace("мы не поняли ваш выбор.", "мы не поняли ваш выбор. Ещё раз."), "utf-8")
+
+
+async def test_a_menu_edit_logs_its_prompts_once_and_prints_nothing(
+    site: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
     caplog.set_level(logging.INFO)
-    engine = Engine(settings)
+    engine = site_engine(site)
     await engine.start()
     try:
-        menu = tmp_path / "menus" / "1414.yaml"
-        text = menu.read_text(encoding="utf-8")
-        menu.write_text(text.replace("мы не поняли ваш выбор.", "мы не поняли ваш выбор. Ещё раз."), "utf-8")
-        for _ in range(200):
-            lines = [r.getMessage() for r in caplog.records if "reloaded; prompts" in r.getMessage()]
-            if lines:
-                break
-            await asyncio.sleep(0.1)
+        a_text_edited(site)
+        lines = await logged(caplog, "reloaded; prompts")
     finally:
         await engine.stop(2.0)
     assert lines == [
@@ -66,29 +87,15 @@ async def test_a_menu_edit_logs_its_prompts_once_and_prints_nothing(
 
 
 async def test_prompts_edited_while_the_engine_was_stopped_are_made_again_once_it_serves(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    site: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for part in ("menus", "asterisk-conf", "prompts"):
-        shutil.copytree(ROOT / part, tmp_path / part)
-    (tmp_path / "spool").mkdir()
-    menu = tmp_path / "menus" / "1414.yaml"
-    text = menu.read_text(encoding="utf-8")
-    menu.write_text(text.replace("мы не поняли ваш выбор.", "мы не поняли ваш выбор. Ещё раз."), "utf-8")
-    settings = project_settings(
-        tmp_path, menus_dir=str(tmp_path / "menus"), prompts=PromptSettings(dir=str(tmp_path / "prompts"))
-    )
+    a_text_edited(site)
     caplog.set_level(logging.INFO)
-    engine = Engine(settings)
+    engine = site_engine(site)
     await engine.start()
     try:
         engine.refresh_prompts()  # as `ivr serve` does once started
-        for _ in range(200):
-            lines = [
-                r.getMessage() for r in caplog.records if "while the engine was stopped" in r.getMessage()
-            ]
-            if len(lines) == 2:
-                break
-            await asyncio.sleep(0.1)
+        lines = await logged(caplog, "while the engine was stopped", 2)
     finally:
         await engine.stop(2.0)
     assert lines == [
@@ -100,30 +107,20 @@ async def test_prompts_edited_while_the_engine_was_stopped_are_made_again_once_i
 
 
 async def test_a_menu_moved_away_keeps_its_sounds_for_the_calls_still_on_it(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    site: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # calls in progress finish on the menu version they began with: a reload must not delete its audio
-    for part in ("menus", "asterisk-conf", "prompts"):
-        shutil.copytree(ROOT / part, tmp_path / part)
-    (tmp_path / "spool").mkdir()
-    settings = project_settings(
-        tmp_path, menus_dir=str(tmp_path / "menus"), prompts=PromptSettings(dir=str(tmp_path / "prompts"))
-    )
     caplog.set_level(logging.INFO)
-    engine = Engine(settings)
+    engine = site_engine(site)
     await engine.start()
     try:
-        (tmp_path / "menus" / "1414.yaml").rename(tmp_path / "menus" / "new1414.yaml")
-        for _ in range(300):
-            lines = [r.getMessage() for r in caplog.records if "reloaded; prompts" in r.getMessage()]
-            if lines:
-                break
-            await asyncio.sleep(0.1)
+        (site / "menus" / "1414.yaml").rename(site / "menus" / "new1414.yaml")
+        lines = await logged(caplog, "reloaded; prompts")
     finally:
         await engine.stop(2.0)
     assert lines and "0 removed" in lines[-1], lines
-    assert (tmp_path / "prompts" / "ru" / "1414" / "main.wav").is_file()
-    assert (tmp_path / "prompts" / "ru" / "new1414" / "main.wav").is_file()
+    assert (site / "prompts" / "ru" / "1414" / "main.wav").is_file()
+    assert (site / "prompts" / "ru" / "new1414" / "main.wav").is_file()
 
 
 async def test_a_menu_warning_is_logged_once_at_start(engine_settings, tmp_path, caplog) -> None:
