@@ -410,7 +410,7 @@ class _Reader:
         return value
 
     def _at_most(self, data: LocDict, key: str, value: float, limit: tuple[float, str]) -> bool:
-        """A caller who has not answered in that long will not: past it the call only waits."""
+        """`value` within its most (INPUT_MAXIMA, LIMIT_MAXIMA), else an error that says why."""
         most, why = limit
         if value <= most:
             return True
