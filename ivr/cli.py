@@ -16,6 +16,7 @@ import attrs
 from ivr import __version__
 from ivr.clock import Clock, share_test_clock
 from ivr.config import HTTP_TOKEN_ENV, SECRET_ENV, ConfigError, load_settings, override, parse_hostport
+from ivr.journal.timeutil import zone
 from ivr.testing.fake_caller import QUEUE_OUTCOME_HELP, QUEUE_OUTCOMES
 
 if TYPE_CHECKING:
@@ -141,8 +142,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         engine = Engine(settings, EngineServices(settings=settings, clock=clock))
         if args.clock:
             logging.getLogger("ivr").warning(
-                "TEST CLOCK: the engine's time starts at %s, not the real time (--clock)",
-                clock.now().isoformat(),
+                "TEST CLOCK: the engine's time starts at %s (%s), not the real time (--clock)",
+                clock.now().astimezone(zone(settings.timezone)).strftime("%Y-%m-%d %H:%M"),
+                settings.timezone,
             )
         try:
             port = await engine.start()

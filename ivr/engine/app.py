@@ -73,6 +73,7 @@ class Engine:
         self._stopping = asyncio.Event()
         self._stopped = False  # stop() has run (or is running): a second call does nothing
         self._hours_from_menu = False  # services.hours follows the default menu's reloads
+        self._reloaded: set[str] = set()  # menus reloaded since their prompts were last built
         self._owned: set[str] = set()
         self._prompt_build: asyncio.Task[None] | None = None
         self._menu_version = 0  # parts this engine opened (and so closes); given ones stay open
@@ -170,14 +171,17 @@ class Engine:
             if hours != self.services.hours:
                 self.services.hours = hours
                 log.info("menu %s reloaded: its opening hours and holidays are in force", name)
+        self._reloaded.add(name)
         if self._prompt_build is None or self._prompt_build.done():
-            self._prompt_build = asyncio.get_running_loop().create_task(self._build_changed_prompts(name))
+            self._prompt_build = asyncio.get_running_loop().create_task(self._build_changed_prompts())
 
-    async def _build_changed_prompts(self, name: str, what: str = "") -> None:
+    async def _build_changed_prompts(self, what: str = "") -> None:
         from ivr.prompts.build import build_prompts
 
-        what = what or f"menu {name} reloaded"
+        names: set[str] = set()
         while True:  # again if another edit landed while building
+            names |= self._reloaded  # every menu reloaded meanwhile (a renamed file is two)
+            self._reloaded.clear()
             version = self._menu_version
             texts = engine_prompt_texts(self.library.menus().values())
             try:
@@ -186,10 +190,12 @@ class Engine:
                     texts, self.settings.prompts.dir, self.settings,
                 )  # fmt: skip
             except Exception as exc:
-                log.error("%s, but its prompts could not be built: %s", what, exc)
+                what = what or f"menus {', '.join(sorted(names))} reloaded"
+                log.error("%s, but their prompts could not be built: %s", what, exc)
                 return
             if version == self._menu_version:
                 break
+        what = what or f"menu{'s' if len(names) > 1 else ''} {', '.join(sorted(names))} reloaded"
         if report.ok:
             log.info("%s; prompts: %s", what, report.summary())
         else:
@@ -215,7 +221,7 @@ class Engine:
             "synthesising them now; until then callers hear the old words",
             len(report.stale), report.stale[0],
         )  # fmt: skip
-        await self._build_changed_prompts("", "prompts edited while the engine was stopped")
+        await self._build_changed_prompts("prompts edited while the engine was stopped")
 
     async def _start_optional_parts(self) -> None:
         settings = self.settings

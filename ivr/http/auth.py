@@ -95,7 +95,10 @@ class Access:
 
 def refuse(request: web.Request, why: str, status: int = 401, note: str = "") -> web.Response:
     """`note`: what the login form says above itself (ivr.http.page.LOGIN_NOTES)."""
-    log.warning("%d %s %s from %s: %s", status, request.method, request.path, request.remote, why)
+    # A browser's first look at the board, before it has logged in, is no warning's business.
+    first_look = request.method == "GET" and request.path in ("/", LOGIN_PATH) and not note
+    level = logging.INFO if first_look else logging.WARNING
+    log.log(level, "%d %s %s from %s: %s", status, request.method, request.path, request.remote, why)
     if request.path in ("/", LOGIN_PATH) and request.method in ("GET", "POST"):
         from ivr.http.page import html_response, login_page
 

@@ -293,6 +293,7 @@ def _stats(args: argparse.Namespace) -> int:
                     f"ivr: no call has topic {args.topic}{hint}; the journal's topics: {', '.join(known)}",
                     file=sys.stderr,
                 )
+                return 1  # a typo, for a script: not an empty result
         if args.chart:
             from ivr.journal.chart import render_html
 

@@ -253,7 +253,7 @@ def render_text(report: Report) -> str:
         f"  {s.name:<12} {s.calls:>10,}  {_pct(s.calls, report.calls)}  self-served {_pct(s.self_served, s.calls)}"
         for s in report.languages
     ]
-    lines += ["", f"Top topics (of {report.calls:,} calls)"]
+    lines += ["", f"Top topics (of {report.calls:,} call{'' if report.calls == 1 else 's'})"]
     lines += [
         f"  {s.name:<24} {s.calls:>10,}  {_pct(s.calls, report.calls)}  self-served {_pct(s.self_served, s.calls)}"
         for s in report.topics

@@ -95,6 +95,8 @@ INPUT_MAXIMA = {
     "inter_digit_timeout": (15, " seconds between two keys of one answer"),
     "retries": (10, ": after 10 tries on_failure should take the caller on (the operator by default)"),
 }
+# A queue node's timeout: past an hour the wait is better offered as a callback (callback_offer).
+QUEUE_WAIT_MOST = (3600, " seconds in a queue: offer a callback instead (callback_offer: true)")
 # The bound on a call (menus/README.md, "Limits") is a promise to callers: past these it bounds nothing.
 LIMIT_MAXIMA = {
     "menus": (10, ": a caller who has not answered 10 menus in a row needs a person"),
@@ -964,7 +966,7 @@ class _Reader:
                 fields["priority"] = int(priority)
         if "timeout" in raw:
             seconds = self._number(raw, "timeout", integer=True, minimum=1, why="at least 1 second")
-            if seconds is not None:
+            if seconds is not None and self._at_most(raw, "timeout", seconds, QUEUE_WAIT_MOST):
                 fields["timeout"] = int(seconds)
         if "callback_offer" in raw:
             if isinstance(raw["callback_offer"], bool):
