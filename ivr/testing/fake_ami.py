@@ -871,7 +871,7 @@ class FakeAmi:
         snapshot = QueueCaller(
             channel, uniqueid, caller_id_num=number, caller_id_name=name,
             language=variables.get("IVR_LANG", outcome.language), context="ivr-callback-queue",
-            dialplan_priority=6,
+            dialplan_priority=5,  # the UserEvent line of [ivr-callback-queue], as a real Asterisk 22 showed
         ).snapshot()  # fmt: skip
         self.emit(
             "UserEvent",
