@@ -173,3 +173,14 @@ async def test_a_booking_caller_the_general_line_takes_is_still_a_booking_call(e
     await engine.services.state.journal.flush()
     record = await engine.services.state.journal.call(call.uniqueid)
     assert (record.outcome, record.topic) == ("queued", "booking")
+
+
+async def test_the_operator_key_pressed_over_we_did_not_hear_you_is_taken(engine, place_call) -> None:
+    # 2: Russian; silence at the main menu; 0 while "we did not hear your answer" plays
+    call = await place_call(Press("2"), Silence(), Press("0"))
+    assert call.queue == "ru-general"
+    assert call.prompts[call.prompts.index("1414/text-silence") + 1 :][:1] != ["1414/main-short"]
+    record = await engine.services.state.journal.call(call.uniqueid)
+    # the main menu lists "0: the operator" itself, so it is that option's choice
+    choices = [e.data for e in record.events if e.kind == "choice"]
+    assert {"how": "dtmf-barge-in", "target": "operator"} in choices

@@ -387,14 +387,19 @@ class CallSession:
                 self._heard_answer(node)
             if choice is None:
                 self.services.journal_event(self.call_id, "silence", node.id)
-                await self._play(node.silence, self._global_digits(node))
-                continue
-            if choice.action == "invalid":
+                pressed = await self._play(node.silence, self._global_digits(node))
+            elif choice.action == "invalid":
                 self.services.journal_event(self.call_id, "invalid", node.id, {"input": choice.value})
-                await self._play(node.invalid, self._global_digits(node))
-                continue
-            self.unanswered = 0
-            return await self._take(node, choice)
+                pressed = await self._play(node.invalid, self._global_digits(node))
+            else:
+                self.unanswered = 0
+                return await self._take(node, choice)
+            if pressed is not None:  # a menu-wide key over the apology ("0": the operator) is taken
+                choice = await self._key_choice(node, pressed)
+                if choice.action != "invalid":
+                    choice.how = "dtmf-barge-in"
+                    self.unanswered = 0
+                    return await self._take(node, choice)
         self.unanswered += 1
         self.services.journal_event(self.call_id, "failure", node.id)
         return self.resolve(node.on_failure) or self.menu.operator
