@@ -68,7 +68,7 @@ async def test_queue_timeout_without_next_offers_a_callback_then_apologises_and_
 ) -> None:
     call = await place_call(Press("1"), Press("0"), queue_outcome="timeout")
     assert call.queue == "kk-general"
-    assert call.prompts[-2:] == ["ivr/callback-offer", "ivr/operators-busy"]
+    assert call.prompts[-2:] == ["ivr/callback-offer-busy", "ivr/operators-busy"]
     assert call.hangup_by == "engine"
     record = await engine.services.state.journal.call(call.uniqueid)
     assert record.outcome == "no_operator"

@@ -118,7 +118,7 @@ async def test_a_queue_that_gives_the_caller_back_never_loops(engine, place_call
     # Russian, then 0: the general operator queue, which has no `next:`.
     call = await place_call(Press("2"), Press("0"), queue_outcome=refusal)
     assert call.queued == ["ru-general"]  # tried once, never again
-    assert call.prompts[-2:] == ["ivr/callback-offer", "ivr/operators-busy"]
+    assert call.prompts[-2:] == ["ivr/callback-offer-busy", "ivr/operators-busy"]
     assert call.hangup_by == "engine"
     assert await outcome(engine, call) == "no_operator"
 
@@ -130,8 +130,8 @@ async def test_a_topic_queue_that_refuses_leads_to_the_general_line_once(engine,
     )
     assert call.queued == ["ru-egov", "ru-general"]
     assert call.hangup_by == "engine" and call.prompts[-1] == "ivr/operators-busy"
-    # "2" at the first offer means "I will wait": the offer may come again after the next refusal
-    assert call.prompts.count("ivr/callback-offer") == 2
+    # "2" at the first offer is no "let it pass": the offer may come again after the next refusal
+    assert call.prompts.count("ivr/callback-offer-busy") == 2
     assert await outcome(engine, call) == "no_operator"
 
 

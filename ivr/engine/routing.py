@@ -119,7 +119,7 @@ async def _queue(session: CallSession, node: QueueNode, queue: str) -> str | Non
 async def _given_back(session: CallSession, node: QueueNode, queue: str, *, offer: bool) -> str | None:
     """The queue did not answer: a callback, another queue, or an apology and a hang-up."""
     session.outcome = "no_operator"
-    if offer and await _offer_if_allowed(session, node, queue, closed=False) == TAKEN:
+    if offer and await _offer_if_allowed(session, node, queue, closed=False, given_back=True) == TAKEN:
         return None
     if node.next is not None:
         return session.resolve(node.next)  # the admin's way on: another queue, a message, a menu
@@ -166,20 +166,28 @@ async def _announce_wait(session: CallSession, summary: object) -> None:
     await session.channel.exec("Playback", ["&".join(sounds)])
 
 
-async def _offer_if_allowed(session: CallSession, node: QueueNode, queue: str, *, closed: bool) -> str:
+async def _offer_if_allowed(
+    session: CallSession, node: QueueNode, queue: str, *, closed: bool, given_back: bool = False
+) -> str:
     if not node.callback_offer or session.services.state is None or session.callback_ignored:
         return IGNORED
-    answer = await offer_callback(session, queue, closed=closed)
+    answer = await offer_callback(session, queue, closed=closed, given_back=given_back)
     if answer == IGNORED:
         session.callback_ignored = True
     return answer
 
 
-async def offer_callback(session: CallSession, queue: str, *, closed: bool) -> str:
+async def offer_callback(session: CallSession, queue: str, *, closed: bool, given_back: bool = False) -> str:
     """Offer to be called back; on yes, confirm the number and store the request durably.
-    Returns TAKEN, DECLINED ("2") or IGNORED (silence, another key, no usable number)."""
+    Returns TAKEN, DECLINED ("2") or IGNORED (silence, another key, no usable number).
+    The words fit the moment: closed (1: call me back, 2: the menu), before a long wait (1: call me
+    back, 2: stay on the line) or after the queue gave the caller back (1: call me back; staying on
+    the line is no longer a choice)."""
     channel = session.channel
-    offer = "ivr/callback-offer-closed" if closed else "ivr/callback-offer"
+    if closed:
+        offer = "ivr/callback-offer-closed"
+    else:
+        offer = "ivr/callback-offer-busy" if given_back else "ivr/callback-offer"
     session.services.journal_event(session.call_id, "callback_offer", data={"queue": queue})
     digit = await session._play_sound(offer, CALLBACK_KEYS)
     if digit is None:
