@@ -8,6 +8,7 @@ import importlib
 import logging
 import os
 import sys
+import wave
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -301,6 +302,16 @@ def _at(step: object, value: str) -> Action:
         raise ConfigError(f"--at {value!r}: seconds, e.g. 1.5") from None
     if seconds < 0 or not isinstance(step, Press | Say | HangUp):
         raise ConfigError("--at SECONDS follows a --say, --press or --hangup, and is not negative")
+    if isinstance(step, Say):  # said over AudioSocket, as the line carries it: 8 kHz slin
+        from ivr.testing.fake_audiosocket import read_slin
+
+        try:
+            read_slin(step.audio)
+        except (ValueError, EOFError, wave.Error) as exc:
+            raise ConfigError(
+                f"--say {step.audio} --at: over AudioSocket the caller speaks 8 kHz mono 16-bit WAV "
+                f"({exc}); convert it: sox {step.audio} -r 8000 -c 1 -b 16 answer-8k.wav"
+            ) from None
     return attrs.evolve(step, at=seconds)
 
 

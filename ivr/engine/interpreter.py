@@ -45,7 +45,7 @@ from ivr.menus.model import (
     TopNode,
     TransferNode,
 )
-from ivr.speech.matcher import Match, is_operator_request
+from ivr.speech.matcher import Match, Matcher, is_operator_request
 from ivr.speech.recognizer import Recognition
 from ivr.texts import LANGUAGES
 
@@ -543,6 +543,18 @@ class CallSession:
             await self._play_sound("ivr/press-a-key", "")
             digit = await self.channel.wait_for_digit(int(node.input.timeout * 1000))
             return await self._key_choice(node, digit) if digit else None
+        choice = await self._decide(node, heard, matcher, question)
+        if log.isEnabledFor(logging.DEBUG):  # what was heard and made of it (the journal keeps it too)
+            said = f"{choice.action} {choice.value}" if choice is not None else "nothing"
+            log.debug(
+                "call %s at %s (%s) heard %r (confidence %.2f): %s",
+                self.call_id, node.id, self.language, heard.confident_text(0.0), heard.confidence, said,
+            )  # fmt: skip
+        return choice
+
+    async def _decide(
+        self, node: MenuNode, heard: Recognition, matcher: Matcher[str], question: bool
+    ) -> _Choice | None:
         text = heard.confident_text(0.0)
         if not text.strip():
             return None

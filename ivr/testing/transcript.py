@@ -48,9 +48,10 @@ def _key(command: str, reply: str) -> str | None:
     if command not in KEY_REPLIES or "result=" not in reply:
         return None
     value = reply.split("result=", 1)[1].split(" ", 1)[0]
-    if not value.lstrip("-").isdigit() or int(value) <= 0:
-        return None
-    return chr(int(value))
+    if not value.lstrip("-").isdigit() or int(value) <= 0 or "(timeout)" in reply:
+        return None  # RECORD FILE's "(timeout)" result is milliseconds left, not a key
+    key = chr(int(value))
+    return key if key in "0123456789*#ABCD" else None
 
 
 def _sounds(command: str, args: tuple[str, ...]) -> list[str]:
