@@ -45,8 +45,9 @@ class Readiness:
         if state is None:
             return "no journal"
         try:
-            # An empty transaction through the writer thread: it is alive and the database takes writes.
-            await asyncio.wait_for(state.db.write(lambda tx: None), JOURNAL_TIMEOUT)
+            # A round trip through the writer thread: it is alive and the database answers (an empty
+            # transaction may never reach the server, and passed with PostgreSQL down).
+            await asyncio.wait_for(state.db.write(lambda tx: tx.one("SELECT 1")), JOURNAL_TIMEOUT)
         except TimeoutError:
             return f"no commit within {JOURNAL_TIMEOUT:g} s"
         except Exception as exc:

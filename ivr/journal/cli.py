@@ -92,17 +92,31 @@ def _state_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir",
         metavar="DIR",
-        help="the engines' state directory (default: state_dir of ivr.toml, var/); with a shared "
-        "PostgreSQL, database_url in ivr.toml",
+        help="the engines' state directory (default: state_dir of ivr.toml, var/)",
+    )
+    parser.add_argument(
+        "--database-url", metavar="URL", help="the engines' shared PostgreSQL (database_url of ivr.toml)"
     )
 
 
 def _run(args: argparse.Namespace, work: Callable[[State, Settings, Clock], Awaitable[int]]) -> int:
     try:
-        settings = override(load_settings(getattr(args, "config", None)), state_dir=args.state_dir)
+        settings = override(
+            load_settings(getattr(args, "config", None)),
+            state_dir=args.state_dir,
+            database_url=args.database_url,
+        )
     except ConfigError as exc:
         print(f"ivr: {exc}", file=sys.stderr)
         return 2
+    journal = Path(settings.state_dir) / "ivr.db"
+    if not settings.database_url and not journal.is_file():
+        # Run from another directory, these commands would read (and start) a journal no engine uses.
+        print(
+            f"ivr: no journal at {journal} yet: a new, empty one is made there. If the engines keep theirs "
+            "elsewhere, give --state-dir or --database-url (or run where their ivr.toml is)",
+            file=sys.stderr,
+        )
     clock: Clock = SYSTEM_CLOCK
     test_clock = shared_test_clock(settings.state_dir)
     if test_clock is not None:

@@ -656,4 +656,8 @@ def settle(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]])
 
 
 def _is_expected(exc: BaseException) -> bool:
-    return isinstance(exc, (ValueError, LookupError, StateError))
+    """Failures that say all there is in one line: no traceback for them (a database that went away
+    would otherwise fill the log with one per batch)."""
+    if isinstance(exc, (ValueError, LookupError, StateError)):
+        return True
+    return type(exc).__name__ == "OperationalError"  # psycopg's and sqlite3's: the server or file is away
