@@ -16,7 +16,15 @@ import attrs
 
 from ivr import __version__
 from ivr.clock import Clock, share_test_clock
-from ivr.config import HTTP_TOKEN_ENV, SECRET_ENV, ConfigError, load_settings, override, parse_hostport
+from ivr.config import (
+    HTTP_TOKEN_ENV,
+    SECRET_ENV,
+    ConfigError,
+    check_model_languages,
+    load_settings,
+    override,
+    parse_hostport,
+)
 from ivr.journal.timeutil import zone
 from ivr.testing.fake_caller import QUEUE_OUTCOME_HELP, QUEUE_OUTCOMES
 
@@ -109,6 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not sep or not lang or not path:
             raise ConfigError(f"--speech-model {item!r}: expected LANG=DIR, e.g. ru=/opt/vosk/ru")
         models[lang] = path
+    check_model_languages(models, "--speech-model")
     settings = override(
         settings,
         **{

@@ -201,11 +201,19 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: {exc}") from None
     settings = _build(Settings, "", table)
+    check_model_languages(settings.speech.models, "speech.models")
     if env.get(SECRET_ENV):
         settings = attrs.evolve(settings, ami=attrs.evolve(settings.ami, secret=env[SECRET_ENV]))
     if env.get(HTTP_TOKEN_ENV):
         settings = attrs.evolve(settings, http=attrs.evolve(settings.http, token=env[HTTP_TOKEN_ENV]))
     return settings
+
+
+def check_model_languages(models: dict[str, str], where: str) -> None:
+    """The engine's callers speak kk and ru: a model for another language is a typo, not a setting."""
+    unknown = sorted(set(models) - {"kk", "ru"})
+    if unknown:
+        raise ConfigError(f"{where}: {', '.join(unknown)}: the languages are kk and ru")
 
 
 def override(settings: Settings, **changes: Any) -> Settings:
