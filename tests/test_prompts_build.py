@@ -183,6 +183,26 @@ def test_a_recording_in_another_format_replaces_the_generated_prompt(built: Path
         assert wav.getframerate() == 8000 and 1.9 < wav.getnframes() / 8000 < 2.1
 
 
+@pytest.mark.parametrize("rate", [8000, 22050])  # used as it is, and converted
+def test_a_recording_whose_text_was_edited_since_is_named_and_kept(built: Path, rate: int) -> None:
+    make_recording(wav_of(built, "ru", "1414/bye"), rate, 1)
+    assert build(built).outdated_human == ()
+    recorded = wav_of(built, "ru", "1414/bye").read_bytes()
+    edited = [
+        t if (t.name, t.language) != ("1414/bye", "ru") else PromptText(t.name, t.language, "До встречи!")
+        for t in TEXTS
+    ]
+    report = build(built, edited)
+    assert report.outdated_human == ("ru/1414/bye",)
+    assert (
+        "recording older than its text: ru/1414/bye (callers still hear the recorded words"
+        in report.summary()
+    )
+    assert wav_of(built, "ru", "1414/bye").read_bytes() == recorded  # a person's recording is never replaced
+    check = build(built, edited, check_only=True)
+    assert check.ok and "recording older than its text: ru/1414/bye" in check.summary()
+
+
 def test_two_recordings_for_one_prompt_are_reported_not_guessed(built: Path) -> None:
     make_recording(wav_of(built, "kk", "1414/bye"), 8000, 1)
     make_recording(built / "kk" / "1414" / "bye.au", 44100, 1)

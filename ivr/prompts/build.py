@@ -61,6 +61,7 @@ class BuildReport:
     unchanged: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()  # generated files of texts no longer in the menus (check: would be)
     unused_human: tuple[str, ...] = ()  # human recordings no text refers to (kept)
+    outdated_human: tuple[str, ...] = ()  # human recordings whose text changed since they were adopted
     missing: tuple[str, ...] = ()  # check_only: no audio at all
     stale: tuple[str, ...] = ()  # check_only: text/voice changed, or a recording awaits conversion
     failed: tuple[str, ...] = ()  # messages
@@ -80,12 +81,14 @@ class BuildReport:
             lines = [f"missing: {name}" for name in self.missing]
             lines += [f"stale: {name}" for name in self.stale]
             lines += [f"unused, a build removes it: {name}" for name in self.removed]
+            lines += [OUTDATED.format(name=name) for name in self.outdated_human]
             lines += [f"error: {message}" for message in self.failed]
             counts = f"{len(self.missing)} missing, {len(self.stale)} stale, {len(self.unchanged)} up to date"
             lines.append(f"prompts check: {counts}, {len(self.human)} human recordings")
             return "\n".join(lines)
         lines = [f"error: {message}" for message in self.failed]
         lines += [f"unused human recording (kept): {name}" for name in self.unused_human]
+        lines += [OUTDATED.format(name=name) for name in self.outdated_human]
         lines.append(
             f"{label}{len(self.synthesized)} synthesised, {len(self.converted)} recordings converted, "
             f"{len(self.unchanged)} unchanged, {len(self.human)} human, {len(self.removed)} removed, "
@@ -98,6 +101,13 @@ def content_key(text: str, voice: VoiceSettings, wideband: bool) -> str:
     """What a generated file depends on; any change makes it stale."""
     basis = {"v": SYNTH_VERSION, "text": normalize_text(text), "voice": voice.fingerprint(), "wb": wideband}
     return hashlib.sha256(json.dumps(basis, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+# Callers hear a person's recording whatever the text says now: the admin must hear of a change.
+OUTDATED = (
+    "recording older than its text: {name} (callers still hear the recorded words; record it again, "
+    "or delete it to hear the new text synthesised)"
+)
 
 
 def normalize_text(text: str) -> str:
@@ -304,6 +314,7 @@ class _Tally:
     unchanged: list[str] = attrs.field(factory=list)
     removed: list[str] = attrs.field(factory=list)
     unused_human: list[str] = attrs.field(factory=list)
+    outdated_human: list[str] = attrs.field(factory=list)
     missing: list[str] = attrs.field(factory=list)
     stale: list[str] = attrs.field(factory=list)
     failed: list[str] = attrs.field(factory=list)
@@ -347,11 +358,13 @@ def _plan_language(
                 tally.failed.append(f"{key}: several recordings ({found}); keep one")
                 continue
             job = RenderJob(key, wav, wav16_target, source=sources[0])
-            plan.steps.append(_Step(key, language_dir, name, "recording", job, plan.manifest, entry))
+            plan.steps.append(_Step(key, language_dir, name, "recording", job, plan.manifest, entry, text))
         elif pending and entry is not None and entry.kind == HUMAN and kept is not None and kept.is_file():
             # A conversion was interrupted after the original was moved aside: convert it again.
             job = RenderJob(key, wav, wav16_target, source=kept)
-            step = _Step(key, language_dir, name, "recording", job, plan.manifest, entry, move_source="kept")
+            step = _Step(
+                key, language_dir, name, "recording", job, plan.manifest, entry, text, move_source="kept"
+            )
             plan.steps.append(step)
         elif wav_sha is None:
             plan.steps.append(_Step(key, language_dir, name, "missing", speak, plan.manifest, entry, text))
@@ -363,28 +376,35 @@ def _plan_language(
             else:
                 tally.unchanged.append(key)
         elif ours:
+            if (
+                entry is not None
+                and entry.kind == HUMAN
+                and entry.text
+                and entry.text != normalize_text(text)
+            ):
+                tally.outdated_human.append(key)
             tally.human.append(key)
             tally.unchanged.append(key)
         else:
-            _adopt_recording(plan, name, key, wav, wav_sha, wav16_target, tally)
+            _adopt_recording(plan, name, key, wav, wav_sha, wav16_target, tally, text)
     return plan
 
 
 def _adopt_recording(
-    plan: _Plan, name: str, key: str, wav: Path, wav_sha: str, wav16: Path | None, tally: _Tally
+    plan: _Plan, name: str, key: str, wav: Path, wav_sha: str, wav16: Path | None, tally: _Tally, text: str
 ) -> None:
     """A .wav the build did not write: a person's recording. Record it; convert it if Asterisk can't play it."""
     info = read_wav_info(wav)
     if info is not None and info.is_narrowband_native:
         plan.adopted.append((name, plan.manifest.entries.get(name)))
-        plan.manifest.entries[name] = Entry(HUMAN, wav_sha)
+        plan.manifest.entries[name] = Entry(HUMAN, wav_sha, text=normalize_text(text))  # what it says
         tally.human.append(key)
         tally.unchanged.append(key)
         return
     job = RenderJob(key, wav, wav16, source=wav)
     previous = plan.manifest.entries.get(name)
     step = _Step(
-        key, plan.language_dir, name, "recording", job, plan.manifest, previous, move_source="before"
+        key, plan.language_dir, name, "recording", job, plan.manifest, previous, text, move_source="before"
     )
     plan.steps.append(step)
 
@@ -475,7 +495,9 @@ def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) ->
     if result.wav16_sha is None:
         _drop_generated_wav16(step.language_dir, step.name, step.previous)
     relative = source.relative_to(step.language_dir).as_posix()
-    manifest.entries[step.name] = Entry(HUMAN, result.wav_sha, result.wav16_sha, source=relative)
+    manifest.entries[step.name] = Entry(
+        HUMAN, result.wav_sha, result.wav16_sha, text=normalize_text(step.text), source=relative
+    )
     tally.converted.append(step.key)
     tally.human.append(step.key)
 
