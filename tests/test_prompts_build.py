@@ -179,6 +179,7 @@ def test_a_recording_in_another_format_replaces_the_generated_prompt(built: Path
     assert not flac.exists()  # moved aside, not lost
     kept = list((built / "ru" / ".originals" / "1414").glob("operator.*.flac"))
     assert len(kept) == 1
+    assert build(built).unknown == ()  # the kept original is the build's own, not a stray file
     with wave.open(str(wav_of(built, "ru", "1414/operator")), "rb") as wav:
         assert wav.getframerate() == 8000 and 1.9 < wav.getnframes() / 8000 < 2.1
 
@@ -201,6 +202,16 @@ def test_a_recording_whose_text_was_edited_since_is_named_and_kept(built: Path, 
     assert wav_of(built, "ru", "1414/bye").read_bytes() == recorded  # a person's recording is never replaced
     check = build(built, edited, check_only=True)
     assert check.ok and "recording older than its text: ru/1414/bye" in check.summary()
+
+
+def test_a_recording_named_after_no_prompt_is_named_not_passed_over(built: Path) -> None:
+    make_recording(built / "ru" / "1414" / "by.wav", 8000, 1)  # for 1414/bye, misspelt
+    make_recording(built / "ru" / "bye.mp3", 22050, 1)  # outside its menu's folder
+    report = build(built)
+    assert report.unknown == ("ru/1414/by.wav", "ru/bye.mp3")
+    assert "no prompt is named after ru/1414/by.wav: it is never played" in report.summary()
+    assert build(built, check_only=True).unknown == ("ru/1414/by.wav", "ru/bye.mp3")
+    assert (built / "ru" / "1414" / "by.wav").exists()  # named, not touched
 
 
 def test_two_recordings_for_one_prompt_are_reported_not_guessed(built: Path) -> None:

@@ -62,6 +62,7 @@ class BuildReport:
     removed: tuple[str, ...] = ()  # generated files of texts no longer in the menus (check: would be)
     unused_human: tuple[str, ...] = ()  # human recordings no text refers to (kept)
     outdated_human: tuple[str, ...] = ()  # human recordings whose text changed since they were adopted
+    unknown: tuple[str, ...] = ()  # audio files named after no prompt: never played (a misnamed recording?)
     missing: tuple[str, ...] = ()  # check_only: no audio at all
     stale: tuple[str, ...] = ()  # check_only: text/voice changed, or a recording awaits conversion
     failed: tuple[str, ...] = ()  # messages
@@ -82,6 +83,7 @@ class BuildReport:
             lines += [f"stale: {name}" for name in self.stale]
             lines += [f"unused, a build removes it: {name}" for name in self.removed]
             lines += [OUTDATED.format(name=name) for name in self.outdated_human]
+            lines += [UNKNOWN.format(name=name) for name in self.unknown]
             lines += [f"error: {message}" for message in self.failed]
             counts = f"{len(self.missing)} missing, {len(self.stale)} stale, {len(self.unchanged)} up to date"
             lines.append(f"prompts check: {counts}, {len(self.human)} human recordings")
@@ -89,6 +91,7 @@ class BuildReport:
         lines = [f"error: {message}" for message in self.failed]
         lines += [f"unused human recording (kept): {name}" for name in self.unused_human]
         lines += [OUTDATED.format(name=name) for name in self.outdated_human]
+        lines += [UNKNOWN.format(name=name) for name in self.unknown]
         lines.append(
             f"{label}{len(self.synthesized)} synthesised, {len(self.converted)} recordings converted, "
             f"{len(self.unchanged)} unchanged, {len(self.human)} human, {len(self.removed)} removed, "
@@ -108,6 +111,9 @@ OUTDATED = (
     "recording older than its text: {name} (callers still hear the recorded words; record it again, "
     "or delete it to hear the new text synthesised)"
 )
+
+
+UNKNOWN = "no prompt is named after {name}: it is never played (a recording with a wrong name or place?)"
 
 
 def normalize_text(text: str) -> str:
@@ -192,6 +198,8 @@ def build_prompts(
         language: _plan_language(root / language, names, voices[language], wideband, force, tally)
         for language, names in targets.items()
     }
+    for plan in plans.values():
+        _name_unknown_files(plan, tally)
     if check_only:
         for plan in plans.values():
             for step in plan.steps:
@@ -315,6 +323,7 @@ class _Tally:
     removed: list[str] = attrs.field(factory=list)
     unused_human: list[str] = attrs.field(factory=list)
     outdated_human: list[str] = attrs.field(factory=list)
+    unknown: list[str] = attrs.field(factory=list)
     missing: list[str] = attrs.field(factory=list)
     stale: list[str] = attrs.field(factory=list)
     failed: list[str] = attrs.field(factory=list)
@@ -407,6 +416,24 @@ def _adopt_recording(
         key, plan.language_dir, name, "recording", job, plan.manifest, previous, text, move_source="before"
     )
     plan.steps.append(step)
+
+
+def _name_unknown_files(plan: _Plan, tally: _Tally) -> None:
+    """Audio files in prompts/<lang>/ that no prompt is named after (`goodby.wav`, `egov.WAV`, `main.mp3`
+    outside its menu's folder): the build would otherwise pass over them without a word."""
+    audio = {NARROWBAND_EXT, WIDEBAND_EXT, *HUMAN_SOURCE_EXTS}
+    language = plan.language_dir.name
+    if not plan.language_dir.is_dir():
+        return
+    for path in plan.language_dir.rglob("*"):
+        relative = path.relative_to(plan.language_dir)
+        if relative.parts[0] in (ORIGINALS_DIR, "incidents") or not path.is_file():
+            continue  # admins' originals kept by the build; outage announcements the engine writes
+        if path.suffix.lower() not in audio:
+            continue
+        name = relative.with_suffix("").as_posix()
+        if name not in plan.targets and name not in plan.manifest.entries:
+            tally.unknown.append(f"{language}/{relative.as_posix()}")
 
 
 def _drop_generated_wav16(language_dir: Path, name: str, entry: Entry | None) -> None:

@@ -52,7 +52,13 @@ def private_prompts(tmp_path: Path) -> Path:
         own = root / language_dir.name
         own.mkdir(parents=True)
         for entry in language_dir.iterdir():
-            if entry.name != "incidents":
+            if entry.name == "incidents":
+                continue
+            if entry.is_dir():  # a folder of its own, its files linked: a sound a test makes stays here
+                (own / entry.name).mkdir()
+                for sound in entry.iterdir():
+                    (own / entry.name / sound.name).symlink_to(sound)
+            else:
                 (own / entry.name).symlink_to(entry)
         (own / "incidents").mkdir()
     return root
