@@ -207,10 +207,11 @@ def test_a_recording_whose_text_was_edited_since_is_named_and_kept(built: Path, 
 def test_a_recording_named_after_no_prompt_is_named_not_passed_over(built: Path) -> None:
     make_recording(built / "ru" / "1414" / "by.wav", 8000, 1)  # for 1414/bye, misspelt
     make_recording(built / "ru" / "bye.mp3", 22050, 1)  # outside its menu's folder
+    make_recording(built / "kk" / "1414" / "bye.WAV", 8000, 1)  # the build looks for bye.wav
     report = build(built)
-    assert report.unknown == ("ru/1414/by.wav", "ru/bye.mp3")
+    assert report.unknown == ("kk/1414/bye.WAV", "ru/1414/by.wav", "ru/bye.mp3")
     assert "no prompt is named after ru/1414/by.wav: it is never played" in report.summary()
-    assert build(built, check_only=True).unknown == ("ru/1414/by.wav", "ru/bye.mp3")
+    assert build(built, check_only=True).unknown == ("kk/1414/bye.WAV", "ru/1414/by.wav", "ru/bye.mp3")
     assert (built / "ru" / "1414" / "by.wav").exists()  # named, not touched
 
 

@@ -432,7 +432,8 @@ def _name_unknown_files(plan: _Plan, tally: _Tally) -> None:
         if path.suffix.lower() not in audio:
             continue
         name = relative.with_suffix("").as_posix()
-        if name not in plan.targets and name not in plan.manifest.entries:
+        known = name in plan.targets or name in plan.manifest.entries
+        if not known or path.suffix not in audio:  # `egov.WAV`: the build looks for `egov.wav` only
             tally.unknown.append(f"{language}/{relative.as_posix()}")
 
 
