@@ -96,6 +96,12 @@ def test_say_writes_one_trial_file(tmp_path: Path) -> None:
         assert 1.0 < wav.getnframes() / 8000 < 6.0
 
 
+def test_say_refuses_a_file_name_that_is_not_wav(tmp_path: Path, capsys) -> None:
+    assert run("prompts", "say", "Проверка", "--lang", "ru", "-o", str(tmp_path / "try.mp3")) == 2
+    assert "the audio is a WAV file; name it .wav" in capsys.readouterr().err
+    assert not (tmp_path / "try.mp3").exists()
+
+
 def test_progress_in_a_log_is_a_line_per_tenth_and_silent_for_short_builds() -> None:
     import io
 

@@ -135,6 +135,9 @@ def texts_from_menus(menus_dir: Path) -> list[PromptText]:
 
 
 def say_handler(args: argparse.Namespace) -> int:
+    if Path(args.output).suffix.lower() != ".wav":  # it writes WAV: another ending would mislead
+        print(f"ivr prompts say: -o {args.output}: the audio is a WAV file; name it .wav", file=sys.stderr)
+        return 2
     try:
         settings = load_settings(getattr(args, "config", None))
         voice = voice_for(settings.prompts, args.lang)
