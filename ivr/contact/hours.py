@@ -389,10 +389,11 @@ def _week_from_mapping(data: Mapping[str, Any]) -> tuple[Periods, ...]:
     return tuple((period,) if day in open_days else () for day in range(7))
 
 
-def open_from(hours: Any, moment: dt.datetime) -> dt.datetime:
-    """`moment`, or the next opening after it when the centre is closed then: when a callback due at
-    `moment` is dialled (the dialer calls only in opening hours). Hours without a calendar (forced
-    open or closed, for tests and `ivr simulate`) keep the moment."""
+def dialled_at(hours: Any, due: dt.datetime, now: dt.datetime) -> dt.datetime:
+    """When a callback due at `due` is dialled: once due (not before `now`), and only in opening hours,
+    so a night's request goes out at the next opening. Hours without a calendar (forced open or closed,
+    for tests and `ivr simulate`) keep the moment."""
+    moment = max(due, now)
     if hours is None or hours.is_open(moment) or not hasattr(hours, "next_opening"):
         return moment
     return hours.next_opening(moment)

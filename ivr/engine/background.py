@@ -61,7 +61,7 @@ class IncidentAudio:
         # is not heard learns why from the log (a start in the future, or an engine whose clock was
         # pinned with --clock while `ivr incident add` read the machine's).
         now = self.state.incidents.now()
-        for incident in await self.state.incidents.list():
+        for incident in await self.state.incidents.current():
             if incident.starts_at.timestamp() > now and incident.id not in self._upcoming:
                 self._upcoming.add(incident.id)
                 log.info(

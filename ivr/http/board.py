@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from ivr.contact.hours import open_from
+from ivr.contact.hours import dialled_at
 from ivr.http.cache import Cached
 from ivr.http.live import NO_LANGUAGE, LiveCalls
 from ivr.http.queues import QueueWatch
@@ -115,7 +115,7 @@ def _top(counts: dict[str, int], limit: int) -> list[tuple[str, int]]:
 
 def _dialled_at(next_attempt_at: float, now: dt.datetime, hours: Any, tz: ZoneInfo) -> str:
     """When the dialer will call: due, and in opening hours; with the date unless it is today."""
-    moment = open_from(hours, max(dt.datetime.fromtimestamp(next_attempt_at, tz), now)).astimezone(tz)
+    moment = dialled_at(hours, dt.datetime.fromtimestamp(next_attempt_at, tz), now).astimezone(tz)
     return moment.strftime("%H:%M" if moment.date() == now.astimezone(tz).date() else "%d.%m %H:%M")
 
 

@@ -18,7 +18,7 @@ import attrs
 
 from ivr.clock import SYSTEM_CLOCK, TEST_CLOCK_FILE, Clock, shared_test_clock
 from ivr.config import ConfigError, Settings, load_settings, override
-from ivr.contact.hours import open_from
+from ivr.contact.hours import dialled_at
 from ivr.journal.callbacks import STATES, Callback
 from ivr.journal.db import StateError
 from ivr.journal.incidents import Incident
@@ -272,7 +272,7 @@ def _callbacks_list(args: argparse.Namespace) -> int:
         for callback in callbacks:
             # when it is dialled: once due, and only in opening hours (a night's request: the morning)
             waiting = callback.state in ("pending", "dialing")
-            dialled = open_from(hours, max(callback.next_attempt_at, now)) if waiting else None
+            dialled = dialled_at(hours, callback.next_attempt_at, now) if waiting else None
             print(_callback_line(callback, settings, dialled))
         return 0
 

@@ -139,6 +139,12 @@ class IncidentStore:
         current = await self._current()
         return [i for i in current if i.is_active(moment) and i.affects(topic)]
 
+    async def current(self) -> list[Incident]:
+        """Incidents announced now or later (neither ended nor expired), from the cache `active` reads:
+        what the engine makes audio for, a second at most after an admin adds one."""
+        moment = self._now()
+        return [i for i in await self._current() if i.ended_at is None and i.expires_at.timestamp() > moment]
+
     async def _current(self) -> list[Incident]:
         while True:
             if self._fetched_at is not None and self._clock() - self._fetched_at < self._ttl:

@@ -481,9 +481,9 @@ class _Reader:
     def _key(self, data: LocDict, where: str) -> str | None:
         if "key" not in data or self._hash_comment(data, "key"):
             return None
-        raw = data["key"]
-        value = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
+        raw = value = data["key"]
         if isinstance(raw, int) and not isinstance(raw, bool):
+            value = str(raw)
             pos = data.value_pos["key"]
             written = re.match(r"[^\s,}\]#]*", self._line_text(pos)[pos.column - 1 :])
             if written is not None and written.group() not in ("", value):
