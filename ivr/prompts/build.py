@@ -75,6 +75,12 @@ class BuildReport:
     def exit_code(self) -> int:
         return 0 if self.ok else 1
 
+    def _notices(self) -> list[str]:
+        """What the admin should see to, a build or a check alike (neither fails for it)."""
+        return [OUTDATED.format(name=n) for n in self.outdated_human] + [
+            UNKNOWN.format(name=n) for n in self.unknown
+        ]
+
     def summary(self, label: str = "") -> str:
         """Problems, one a line, then the counts. `label` starts the counts line: the CLI prints
         "prompts: ", while the engine's log line says "prompts:" itself and passes nothing."""
@@ -82,16 +88,14 @@ class BuildReport:
             lines = [f"missing: {name}" for name in self.missing]
             lines += [f"stale: {name}" for name in self.stale]
             lines += [f"unused, a build removes it: {name}" for name in self.removed]
-            lines += [OUTDATED.format(name=name) for name in self.outdated_human]
-            lines += [UNKNOWN.format(name=name) for name in self.unknown]
+            lines += self._notices()
             lines += [f"error: {message}" for message in self.failed]
             counts = f"{len(self.missing)} missing, {len(self.stale)} stale, {len(self.unchanged)} up to date"
             lines.append(f"prompts check: {counts}, {len(self.human)} human recordings")
             return "\n".join(lines)
         lines = [f"error: {message}" for message in self.failed]
         lines += [f"unused human recording (kept): {name}" for name in self.unused_human]
-        lines += [OUTDATED.format(name=name) for name in self.outdated_human]
-        lines += [UNKNOWN.format(name=name) for name in self.unknown]
+        lines += self._notices()
         lines.append(
             f"{label}{len(self.synthesized)} synthesised, {len(self.converted)} recordings converted, "
             f"{len(self.unchanged)} unchanged, {len(self.human)} human, {len(self.removed)} removed, "
