@@ -137,9 +137,14 @@ async def test_an_incident_added_on_the_page_is_heard_by_the_next_caller(
     await page.fill("textarea[name=kk]", "Брондау қызметі уақытша істемейді.")
     await page.fill("textarea[name=ru]", "Сервис записи временно не работает.")
     await page.select_option("select[name=duration]", "2h")
+    await page.click("label:has-text('ХҚКО-ға жазылу')")  # the topic by the name the menu gives it
     await page.click("#incidentForm button[type=submit]")
     await page.wait_for_selector("[data-incident='1']", timeout=5000)
-    assert "Брондау қызметі" in (await page.text_content("[data-incident='1']") or "")
+    shown = await page.text_content("[data-incident='1']") or ""
+    assert "Брондау қызметі" in shown and "ХҚКО-ға жазылу" in shown and "booking" not in shown
+    await page.click("#lang-ru")
+    assert "Запись в ЦОН" in (await page.text_content("[data-incident='1'] .meta") or "")
+    assert await page.locator("label[title=booking]").text_content() == "Запись в ЦОН"
 
     audio = board_engine.services.incident_audio
     for _ in range(100):  # the engine synthesises the announcement within its 1-second round
@@ -158,7 +163,7 @@ async def test_an_incident_added_on_the_page_is_heard_by_the_next_caller(
     assert not any(p.startswith("incidents/") for p in after.prompts)
     incidents = await board_engine.services.state.incidents.list(include_expired=True)
     assert [(i.text_ru, i.topics, i.ended_at is not None) for i in incidents] == [
-        ("Сервис записи временно не работает.", (), True)
+        ("Сервис записи временно не работает.", ("booking",), True)
     ]
     assert page.problems == []
 

@@ -224,4 +224,7 @@ async def test_the_page_is_self_contained_and_locked_down(board) -> None:
     assert f'<script nonce="{nonce}">' in page
     # nothing fetched from elsewhere: no CDN script, stylesheet or font (only XML namespace names)
     assert "https://" not in page and "@import" not in page and "url(" not in page
-    assert '"topics": ["general", "egov", "booking"' in page  # the incident form's topics, from the menus
+    # the incident form's topics, from the menus, with the names they give them
+    assert (
+        '"topics": [{"id": "general", "kk": "Жалпы сұрақтар", "ru": "Общие вопросы"}, {"id": "egov"' in page
+    )

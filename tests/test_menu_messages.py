@@ -91,6 +91,23 @@ def test_a_topic_typo_points_at_the_topic_line(tmp_path: Path) -> None:
     assert 'has topic "bokking", not listed in topics: (did you mean "booking"?)' in problem.message
 
 
+def test_topic_names_are_read_and_a_missing_language_is_named(tmp_path: Path) -> None:
+    menu = check_menu(MENU, OPTIONS).menu
+    assert menu is not None and menu.topics[:3] == ("general", "egov", "booking")
+    assert (menu.topic_names["booking"].kk, menu.topic_names["booking"].ru) == (
+        "ХҚКО-ға жазылу",
+        "Запись в ЦОН",
+    )
+
+    line = line_of("  booking: {kk: ")
+    problem = only_error(edited(tmp_path, line, ", ru: Запись в ЦОН}", "}"))
+    assert (problem.line, problem.message) == (line, 'topic "booking" has no Russian name; add ru: ...')
+
+    nameless = check_menu(edited(tmp_path, line, "{kk: ХҚКО-ға жазылу, ru: Запись в ЦОН}", ""), OPTIONS)
+    assert nameless.errors == [] and nameless.menu is not None
+    assert "booking" in nameless.menu.topics and "booking" not in nameless.menu.topic_names
+
+
 def test_overlapping_opening_hours_are_an_error_on_the_later_period(tmp_path: Path) -> None:
     # once a traceback from `ivr check`, and an engine that would not start again
     line = line_of('tue: "09:00-18:00"')

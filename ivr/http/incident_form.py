@@ -53,7 +53,7 @@ async def add_incident(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     kk, ru = str(form.get("kk", "")).strip(), str(form.get("ru", "")).strip()
     topics = _topics(form)
-    known = request.app[TOPICS]
+    known = [topic.id for topic in request.app[TOPICS]()]
     try:
         if len(kk) > MAX_TEXT or len(ru) > MAX_TEXT:
             raise ValueError(f"an announcement is at most {MAX_TEXT} characters per language")

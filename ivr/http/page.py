@@ -12,6 +12,7 @@ import secrets
 from importlib import resources
 from typing import Any
 
+import attrs
 from aiohttp import web
 
 from ivr.http.keys import ACCESS, ENGINE_NAME, TOPICS, WHO
@@ -52,7 +53,7 @@ async def board(request: web.Request) -> web.Response:
     config = {
         "engine": request.app[ENGINE_NAME],
         "csrf": request.app[ACCESS].csrf_token(request[WHO]),
-        "topics": request.app[TOPICS],
+        "topics": [attrs.asdict(topic) for topic in request.app[TOPICS]()],
     }
     return html_response(render_board(config, nonce), nonce)
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
+import attrs
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -42,13 +43,28 @@ def parse_bind(text: str) -> tuple[str, int]:
     return host, port
 
 
-def menu_topics(menus: Any) -> list[str]:
-    """The topics an incident may name: those the menus declare, or else those their nodes carry."""
-    topics: dict[str, None] = {}
+@attrs.frozen
+class MenuTopic:
+    """A topic an incident may name, with what the board shows for it (the id when the menu gives no
+    names)."""
+
+    id: str
+    kk: str
+    ru: str
+
+
+def menu_topics(menus: Any) -> list[MenuTopic]:
+    """The topics an incident may name: those the menus declare, or else those their nodes carry; the
+    first menu that names a topic names it."""
+    ids: dict[str, None] = {}
+    named: dict[str, MenuTopic] = {}
     for menu in menus:
         for topic in menu.topics or sorted({n.topic for n in menu.nodes.values() if n.topic}):
-            topics[topic] = None
-    return list(topics)
+            ids[topic] = None
+            names = menu.topic_names.get(topic)
+            if names is not None:
+                named.setdefault(topic, MenuTopic(topic, names.kk, names.ru))
+    return [named.get(topic) or MenuTopic(topic, topic, topic) for topic in ids]
 
 
 class BoardServer:
@@ -87,7 +103,8 @@ class BoardServer:
         app[ACCESS] = self.access
         app[ENGINE_NAME] = self.name
         app[SERVICES] = self.engine.services
-        app[TOPICS] = menu_topics(self.engine.library.menus().values())
+        # Read per request: a menu reload may add topics or rename them.
+        app[TOPICS] = lambda: menu_topics(self.engine.library.menus().values())
         app[READINESS] = self.readiness
         app[FEED_REFRESH] = self.feed.nudge
         app.router.add_get("/", page.board)

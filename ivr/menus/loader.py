@@ -197,6 +197,7 @@ class _Reader:
         self.raw_texts: dict[str, tuple[Any, Position]] = {}
         self.raw_nodes: dict[str, tuple[Any, Position]] = {}
         self.topics: list[str] = []
+        self.topic_names: dict[str, m.Texts] = {}
         self.texts: dict[str, m.SharedText] = {}
         # file -> its text, to look at what the parser dropped; split into lines (self.lines) only then:
         # splitting a 2,000-node menu up front cost some 20 million instructions, for a rare mistake.
@@ -286,6 +287,7 @@ class _Reader:
             global_keys=global_keys,
             default_language=default_language,
             topics=topics,
+            topic_names=self.topic_names,
             hours=hours,
             limits=limits,
             sources=tuple(dict.fromkeys(self.sources)),
@@ -316,13 +318,7 @@ class _Reader:
                     continue
                 store[key] = (value, pos)
         if "topics" in data:
-            for value, pos in self._list_of_words(data, "topics"):
-                if not ID_RE.match(value):
-                    self.problems.error(pos, f'topic "{value}" must use only a-z, 0-9 and "_"')
-                elif value in self.topics:
-                    self.problems.warning(pos, f'topic "{value}" is listed twice')
-                else:
-                    self.topics.append(value)
+            self._collect_topics(data)
         if "include" in data:
             for value, pos in self._list_of_words(data, "include"):
                 target = path.parent / value  # shown as written, relative like the menu's own path
@@ -339,6 +335,32 @@ class _Reader:
                     continue
                 self._unknown_keys(fragment, FRAGMENT_KEYS, "in an included fragment")
                 self._collect(fragment, target, chain | {target.resolve()})
+
+    def _collect_topics(self, data: LocDict) -> None:
+        """`topics:` as a list of ids, or as a mapping of ids to their names ({kk: ..., ru: ...}, or
+        nothing for an id without one)."""
+        value = data["topics"]
+        if not isinstance(value, LocDict):
+            for word, pos in self._list_of_words(data, "topics"):
+                self._add_topic(word, pos)
+            return
+        for key, names in value.items():
+            pos = value.key_pos[key]
+            if names is None:
+                self._add_topic(str(key), pos)
+                continue
+            # Names in error are reported here; the topic still counts, or every node of it would be too.
+            self._add_topic(str(key), pos, self._texts(names, value.value_pos[key], f'topic "{key}"', "name"))
+
+    def _add_topic(self, topic: str, pos: Position, names: m.Texts | None = None) -> None:
+        if not ID_RE.match(topic):
+            self.problems.error(pos, f'topic "{topic}" must use only a-z, 0-9 and "_"')
+        elif topic in self.topics:
+            self.problems.warning(pos, f'topic "{topic}" is listed twice')
+        else:
+            self.topics.append(topic)
+            if names is not None:
+                self.topic_names[topic] = names
 
     # -- generic value readers -------------------------------------------------------------------
 

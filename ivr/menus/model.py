@@ -372,6 +372,8 @@ class Menu:
     global_keys: dict[str, GlobalKey] = attrs.field(factory=dict)
     default_language: str = LANGUAGES[0]
     topics: tuple[str, ...] = ()  # declared topics; empty: any topic name is accepted
+    # What supervisors read for a topic (the board), where `topics:` gives names: {kk: ..., ru: ...}.
+    topic_names: dict[str, Texts] = attrs.field(factory=dict)
     hours: Hours | None = None
     limits: Limits = Limits()
     sources: tuple[str, ...] = ()  # the menu file first, then included fragments
