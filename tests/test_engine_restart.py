@@ -8,9 +8,11 @@ import subprocess
 import sys
 
 import attrs
+import pytest
 
-from ivr.engine.app import Engine
+from ivr.engine.app import Engine, StartupError
 from ivr.engine.services import EngineServices
+from ivr.journal.engines import LEASE_SECONDS
 from ivr.journal.state import open_state
 from ivr.testing.engine_fixtures import OPEN_HOURS
 
@@ -62,3 +64,101 @@ async def test_a_named_engine_closes_what_its_last_run_left(engine_settings, clo
     finally:
         await engine.stop(1)
     assert outcomes == ["handed_back", None]
+
+
+HOLD_THE_NAME = """
+import asyncio, sys
+from ivr.config import Settings
+from ivr.journal.engines import EngineLease
+from ivr.journal.state import open_state
+
+async def main(state_dir, name, now):
+    state = await open_state(Settings(state_dir=state_dir), name)
+    await EngineLease(state.db, name, lambda: now).claim()
+    print("holding", flush=True)
+    await asyncio.to_thread(sys.stdin.read)  # until the test closes our stdin, or kills us
+
+asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+"""
+
+
+async def test_a_second_engine_with_a_running_engines_name_refuses_to_start(engine_settings, clock) -> None:
+    # Two engines with one name would close each other's calls at start: the second one must not run.
+    settings = attrs.evolve(engine_settings, http=attrs.evolve(engine_settings.http, name="ivr-a"))
+    await calls_left_open(settings, "ivr-a", "1795000000.7@127.0.0.1")  # the running engine's call
+    other = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_NAME, settings.state_dir, "ivr-a", str(clock.time())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert other.stdout.readline() == "holding\n"
+        engine = Engine(settings, EngineServices(settings=settings, clock=clock))
+        with pytest.raises(StartupError) as refused:
+            await engine.start()
+        await engine.stop(0)
+        assert (
+            f'another engine is running with the name "ivr-a": {socket.gethostname()} (process {other.pid})'
+            in str(refused.value)
+        )
+        assert "give this one its own [http] name" in str(refused.value)
+        state = await open_state(settings, "ivr-a")
+        try:
+            assert (await state.journal.call("1795000000.7@127.0.0.1")).outcome is None  # left alone
+        finally:
+            await state.close()
+    finally:
+        other.kill()  # as kill -9 would: its lease is left behind, and its process is gone
+        other.wait()
+    engine = Engine(settings, EngineServices(settings=settings, clock=clock))
+    await engine.start()  # this machine's process holding the name is gone: the name is free
+    try:
+        outcome = (await engine.services.state.journal.call("1795000000.7@127.0.0.1")).outcome
+    finally:
+        await engine.stop(1)
+    assert outcome == "handed_back"  # now the call is an earlier run's
+
+
+async def lease_of_another_machine(settings, name: str, seen_at: float) -> None:
+    state = await open_state(settings, name)
+    await state.db.write(
+        lambda tx: tx.execute(
+            "INSERT INTO engines (engine_id, host, pid, started_at, seen_at) VALUES (?, ?, ?, ?, ?)",
+            (name, "ivr-b.example", 4242, seen_at - 3600, seen_at),
+        )
+    )
+    await state.close()
+
+
+async def test_another_machines_engine_holds_its_name_until_its_lease_runs_out(
+    engine_settings, clock, caplog
+) -> None:
+    settings = attrs.evolve(engine_settings, http=attrs.evolve(engine_settings.http, name="ivr-b"))
+    await lease_of_another_machine(settings, "ivr-b", clock.time() - 20)  # renewed 20 s ago
+    engine = Engine(settings, EngineServices(settings=settings, clock=clock))
+    with pytest.raises(StartupError, match=r"ivr-b\.example \(process 4242\), last heard of 20 s ago"):
+        await engine.start()
+    await engine.stop(0)
+
+    clock.advance(LEASE_SECONDS)  # no renewal for longer than a lease: that engine has stopped
+    engine = Engine(settings, EngineServices(settings=settings, clock=clock))
+    await engine.start()
+    await engine.stop(1)
+    assert (
+        'the name "ivr-b" was held by ivr-b.example (process 4242), not heard of for 80 s: taken over'
+        in caplog.text
+    )
+
+
+async def test_a_clean_stop_gives_the_name_back_at_once(engine_settings, clock) -> None:
+    settings = attrs.evolve(engine_settings, http=attrs.evolve(engine_settings.http, name="ivr-c"))
+    first = Engine(settings, EngineServices(settings=settings, clock=clock))
+    await first.start()
+    await first.stop(1)
+    state = await open_state(settings, "ivr-c")
+    try:
+        left = await state.db.read(lambda tx: tx.all("SELECT engine_id FROM engines"))
+    finally:
+        await state.close()
+    assert left == []

@@ -75,6 +75,7 @@ class Engine:
         self._hours_from_menu = False  # services.hours follows the default menu's reloads
         self._reloaded: set[str] = set()  # menus reloaded since their prompts were last built
         self._owned: set[str] = set()
+        self._lease: Any = None  # ivr.journal.engines.EngineLease, with the journal
         self._prompt_build: asyncio.Task[None] | None = None
         self._menu_version = 0  # parts this engine opened (and so closes); given ones stay open
         # Set by pace_garbage_collection(): `ivr serve` and the benches, not engines inside a test run.
@@ -226,15 +227,38 @@ class Engine:
     async def _start_optional_parts(self) -> None:
         settings = self.settings
         if self.services.state is None:
+            from ivr.journal.db import StateError
+            from ivr.journal.engines import EngineLease
             from ivr.journal.state import open_state
 
-            self.services.state = await open_state(
-                settings,
-                settings.http.name or None,  # one name for an engine, on the board and in the journal
-                clock=self.services.clock,
-                journal_writer=settings.journal_writer,
-            )
+            try:
+                self.services.state = await open_state(
+                    settings,
+                    settings.http.name or None,  # one name for an engine, on the board and in the journal
+                    clock=self.services.clock,
+                    journal_writer=settings.journal_writer,
+                )
+            except StateError as exc:
+                raise StartupError(f"the journal's database: {exc}") from None
             self._owned.add("state")
+            # The name first: the calls closed below as an earlier run's are those of this name.
+            self._lease = EngineLease(
+                self.services.state.db, self.services.state.engine_id, self.services.clock.time
+            )
+            try:
+                taken_from = await self._lease.claim()
+            except StateError as exc:
+                self._lease = None
+                raise StartupError(str(exc)) from None
+            if taken_from is not None and taken_from.host != self._lease.host:
+                log.warning(
+                    'the name "%s" was held by %s (process %d), not heard of for %.0f s: taken over',
+                    self._lease.engine_id,
+                    taken_from.host,
+                    taken_from.pid,
+                    self.services.clock.time() - taken_from.seen_at,
+                )
+            self._tasks.append(asyncio.create_task(self._renew_lease(), name="engine-lease"))
             closed = await self.services.state.hand_back_orphans(self.services.clock.time())
             if closed:
                 log.warning(
@@ -272,6 +296,16 @@ class Engine:
             dialer = CallbackDialer(self.services)
             self._tasks.append(asyncio.create_task(dialer.run(), name="callback-dialer"))
             CallbackGivenBack(self.services).start()
+
+    async def _renew_lease(self) -> None:
+        from ivr.journal.engines import RENEW_EVERY
+
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            try:
+                await self._lease.renew()
+            except Exception as exc:  # the database is away: the lease lasts several renewals
+                log.warning("engine name lease not renewed: %s", exc)
 
     @staticmethod
     def _prepare_spool(spool: str) -> None:
@@ -333,6 +367,9 @@ class Engine:
         if "speech" in self._owned:
             self.services.speech.close()
         if "state" in self._owned:
+            if self._lease is not None:
+                with contextlib.suppress(Exception):  # a lease not given back runs out
+                    await self._lease.release()
             await self.services.state.close()
 
     async def serve_forever(self, ready: Callable[[], None] | None = None) -> None:

@@ -111,4 +111,18 @@ def _v2(dialect: Dialect) -> list[str]:
     ]
 
 
-MIGRATIONS: list[Callable[[Dialect], list[str]]] = [_v1, _v2]
+def _v3(dialect: Dialect) -> list[str]:
+    # Who holds each engine name (ivr.journal.engines): two running engines with one name would close
+    # each other's calls, so a starting engine checks here.
+    return [
+        """CREATE TABLE engines (
+            engine_id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at DOUBLE PRECISION NOT NULL,
+            seen_at DOUBLE PRECISION NOT NULL
+        )""",
+    ]
+
+
+MIGRATIONS: list[Callable[[Dialect], list[str]]] = [_v1, _v2, _v3]
