@@ -515,3 +515,11 @@ def test_a_quiet_recording_is_adopted_not_taken_for_silence(built: Path) -> None
     make_recording(bye, 8000, 1, volume=0.03)  # -30 dBFS: quiet, but a voice
     report = build(built)
     assert report.refused == () and report.human == ("ru/1414/bye",)
+
+
+def test_ivr_check_names_a_broken_recording_at_its_prompt(built: Path) -> None:
+    bye = wav_of(built, "ru", "1414/bye")
+    not_audio(bye)
+    [message] = check_prompts([t for t in TEXTS if t.name == "1414/bye"], built)
+    assert message.startswith(f"recording refused: {bye} {BROKEN['not audio'][1]}")
+    assert check_prompts([t for t in TEXTS if t.name != "1414/bye"], built) == []

@@ -42,7 +42,7 @@ from ivr.prompts.audio import (
     sox_path,
 )
 from ivr.prompts.catalog import asterisk_sound_texts
-from ivr.prompts.manifest import GENERATED, HUMAN, Entry, Manifest
+from ivr.prompts.manifest import GENERATED, HUMAN, Entry, Manifest, ManifestError
 from ivr.prompts.render import RenderJob, RenderResult, render
 from ivr.prompts.synth import SYNTH_VERSION, SynthError, VoiceSettings, all_voices, synthesis_problems
 from ivr.texts import LANGUAGES, PromptText
@@ -291,7 +291,8 @@ def check_prompts(
     *,
     buildable_is_fine: bool = False,
 ) -> list[str]:
-    """Messages for the menu validator: prompts missing, and why they could not be built here.
+    """Messages for the menu validator: prompts missing, and why they could not be built here; recordings
+    a build refuses (broken) or cannot choose between.
 
     With `buildable_is_fine`, a missing prompt this machine can synthesise is no problem (`ivr check`
     after an edit: the engine builds it on reload); only prompts neither present nor buildable are.
@@ -303,18 +304,28 @@ def check_prompts(
     ]
     languages = sorted({t.language for t in texts} & set(LANGUAGES))
     try:
-        collect_texts(texts, languages, include_asterisk_sounds=False)
+        targets = collect_texts(texts, languages, include_asterisk_sounds=False)
         voices = all_voices(prompt_settings, tuple(languages))
-    except (PromptError, SynthError) as exc:
+        recordings = _recording_problems(targets, Path(prompts_dir), voices)
+    except (PromptError, SynthError, ManifestError) as exc:
         return [*messages, *str(exc).splitlines()]
     if messages:
         reasons = synthesis_problems(voices)
         if sox_path() is None:
             reasons.append("sox is not installed: prompts cannot be converted (apt-get install sox)")
-        if buildable_is_fine and not reasons:
-            return []
-        messages += reasons
-    return messages
+        messages = [] if buildable_is_fine and not reasons else messages + reasons
+    return messages + recordings
+
+
+def _recording_problems(
+    targets: dict[str, dict[str, str]], root: Path, voices: dict[str, VoiceSettings]
+) -> list[str]:
+    """What a check of these prompts says about their recordings, nothing else: the build's own plan,
+    so `ivr check` and `ivr prompts build --check` never disagree."""
+    tally = _Tally()
+    for language, names in targets.items():
+        _plan_language(root / language, names, voices[language], True, False, tally)
+    return [refusal.message(check_only=True) for refusal in sorted(set(tally.refused))] + tally.failed
 
 
 # --- planning -------------------------------------------------------------------------------------
