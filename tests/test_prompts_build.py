@@ -510,6 +510,15 @@ def test_a_broken_wav_over_an_earlier_recording_leaves_no_format_of_it(built: Pa
     assert_synthesised_in_both_formats(built, "kk", "1414/welcome")
 
 
+def test_a_narrowband_build_leaves_no_wav16_of_other_words(built: Path) -> None:
+    welcome = wav_of(built, "ru", "1414/welcome")
+    not_audio(welcome)
+    edited = [t if t.name != "1414/bye" else PromptText(t.name, t.language, "До встречи!") for t in TEXTS]
+    report = build(built, edited, wideband=False)
+    assert len(report.synthesized) == len(TEXTS)  # the set of formats is part of what a prompt is made of
+    assert list(built.rglob("*.wav16")) == []  # wideband channels play the .wav: the new words everywhere
+
+
 def test_a_quiet_recording_is_adopted_not_taken_for_silence(built: Path) -> None:
     bye = wav_of(built, "ru", "1414/bye")
     make_recording(bye, 8000, 1, volume=0.03)  # -30 dBFS: quiet, but a voice

@@ -596,7 +596,8 @@ def _name_unknown_files(plan: _Plan, tally: _Tally) -> None:
 
 
 def _drop_generated_wav16(language_dir: Path, name: str, entry: Entry | None) -> None:
-    """A human .wav replaced a generated prompt: the old generated .wav16 must not speak for it."""
+    """The prompt's new audio has no .wav16 (a human .wav, an 8 kHz recording, a narrowband build): the
+    previous one, the build's by its hash, must not speak other words for it on wideband channels."""
     wav16 = language_dir / f"{name}{WIDEBAND_EXT}"
     if entry is not None and entry.wav16_sha and _sha_or_none(wav16) == entry.wav16_sha:
         wav16.unlink()
@@ -675,6 +676,8 @@ def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) ->
     if result.error:
         tally.failed.append(f"{step.key}: {result.error}")
         return
+    if result.wav16_sha is None:  # the last build's .wav16 would speak other words on wideband channels
+        _drop_generated_wav16(step.language_dir, step.name, step.previous)
     if job.source is None:
         key = content_key(step.text, job.voice, job.wav16 is not None) if job.voice else ""
         manifest.entries[step.name] = Entry(GENERATED, result.wav_sha, result.wav16_sha, key, step.text)
@@ -686,8 +689,6 @@ def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) ->
         kept.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, kept)
         source = kept
-    if result.wav16_sha is None:
-        _drop_generated_wav16(step.language_dir, step.name, step.previous)
     relative = source.relative_to(step.language_dir).as_posix()
     manifest.entries[step.name] = Entry(
         HUMAN, result.wav_sha, result.wav16_sha, text=normalize_text(step.text), source=relative
