@@ -532,3 +532,30 @@ def test_ivr_check_names_a_broken_recording_at_its_prompt(built: Path) -> None:
     [message] = check_prompts([t for t in TEXTS if t.name == "1414/bye"], built)
     assert message.startswith(f"recording refused: {bye} {BROKEN['not audio'][1]}")
     assert check_prompts([t for t in TEXTS if t.name != "1414/bye"], built) == []
+
+
+# --- recordings no prompt uses -----------------------------------------------------------------------
+
+
+def test_a_recording_no_prompt_uses_any_more_is_named_with_what_to_do(built: Path) -> None:
+    welcome = wav_of(built, "kk", "1414/welcome")
+    make_recording(welcome, 44100, 2)
+    build(built)
+    texts = [t for t in TEXTS if (t.name, t.language) != ("1414/welcome", "kk")]  # its node deleted
+
+    notice = (
+        "recording no prompt uses any more: kk/1414/welcome.wav (its node deleted or renamed?); it is kept: "
+        "delete it if it is no longer needed (the next build removes its .wav16 with it)"
+    )
+    check = build(built, texts, check_only=True)
+    assert check.exit_code == 0 and notice in check.summary().splitlines()
+    assert notice in build(built, texts).summary().splitlines()
+    assert welcome.exists()
+
+    welcome.unlink()  # the admin lets it go
+    report = build(built, texts)
+    assert report.removed == ("kk/1414/welcome",)
+    assert not wav_of(built, "kk", "1414/welcome", ".wav16").exists()
+    assert "1414/welcome" not in manifest(built, "kk")
+    assert list((built / "kk" / ".originals" / "1414").glob("welcome.*.wav"))  # the person's bytes stay
+    assert "no prompt uses" not in build(built, texts, check_only=True).summary()

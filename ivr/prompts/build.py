@@ -91,9 +91,11 @@ class BuildReport:
 
     def _notices(self) -> list[str]:
         """What the admin should see to, a build or a check alike (neither fails for it)."""
-        return [OUTDATED.format(name=n) for n in self.outdated_human] + [
-            UNKNOWN.format(name=n) for n in self.unknown
-        ]
+        return (
+            [OUTDATED.format(name=n) for n in self.outdated_human]
+            + [UNKNOWN.format(name=n) for n in self.unknown]
+            + [UNUSED_HUMAN.format(name=n) for n in self.unused_human]
+        )
 
     def summary(self, label: str = "") -> str:
         """Problems, one a line, then the counts. `label` starts the counts line: the CLI prints
@@ -112,7 +114,6 @@ class BuildReport:
             return "\n".join(lines)
         lines = [f"error: {message}" for message in self.failed]
         lines += self.refused
-        lines += [f"unused human recording (kept): {name}" for name in self.unused_human]
         lines += self._notices()
         lines.append(
             f"{label}{len(self.synthesized)} synthesised, {len(self.converted)} recordings converted, "
@@ -142,6 +143,12 @@ OUTDATED = (
 
 
 UNKNOWN = "no prompt is named after {name}: it is never played (a recording with a wrong name or place?)"
+
+# A node deleted from its menu leaves the person's recording behind, unplayed: the build never deletes it.
+UNUSED_HUMAN = (
+    "recording no prompt uses any more: {name}.wav (its node deleted or renamed?); it is kept: delete it "
+    "if it is no longer needed (the next build removes its .wav16 with it)"
+)
 
 
 def normalize_text(text: str) -> str:
@@ -719,10 +726,11 @@ def _remove_unused(plan: _Plan, tally: _Tally, *, dry_run: bool = False) -> None
         key = f"{language}/{name}"
         wav = plan.language_dir / f"{name}{NARROWBAND_EXT}"
         wav16 = plan.language_dir / f"{name}{WIDEBAND_EXT}"
-        if entry.kind == HUMAN:
-            if wav.exists():
-                tally.unused_human.append(key)
+        if entry.kind == HUMAN and wav.exists():
+            tally.unused_human.append(key)  # a person's recording is theirs to delete
             continue
+        # A generated prompt, or a recording its admin deleted: what the build made of it goes too (a
+        # converted .wav16 by its hash), the original in .originals/ stays.
         tally.removed.append(key)
         if dry_run:
             continue
