@@ -208,11 +208,11 @@ def test_a_recording_whose_text_was_edited_since_is_named_and_kept(built: Path, 
 def test_a_recording_named_after_no_prompt_is_named_not_passed_over(built: Path) -> None:
     make_recording(built / "ru" / "1414" / "by.wav", 8000, 1)  # for 1414/bye, misspelt
     make_recording(built / "ru" / "bye.mp3", 22050, 1)  # outside its menu's folder
-    make_recording(built / "kk" / "1414" / "bye.WAV", 8000, 1)  # the build looks for bye.wav
+    make_recording(built / "kk" / "1414" / "Bye.wav", 8000, 1)  # Asterisk looks for bye.wav, case and all
     report = build(built)
-    assert report.unknown == ("kk/1414/bye.WAV", "ru/1414/by.wav", "ru/bye.mp3")
+    assert report.unknown == ("kk/1414/Bye.wav", "ru/1414/by.wav", "ru/bye.mp3")
     assert "no prompt is named after ru/1414/by.wav: it is never played" in report.summary()
-    assert build(built, check_only=True).unknown == ("kk/1414/bye.WAV", "ru/1414/by.wav", "ru/bye.mp3")
+    assert build(built, check_only=True).unknown == ("kk/1414/Bye.wav", "ru/1414/by.wav", "ru/bye.mp3")
     assert (built / "ru" / "1414" / "by.wav").exists()  # named, not touched
 
 
@@ -534,7 +534,7 @@ def test_ivr_check_names_a_broken_recording_at_its_prompt(built: Path) -> None:
     assert check_prompts([t for t in TEXTS if t.name != "1414/bye"], built) == []
 
 
-# --- recordings no prompt uses -----------------------------------------------------------------------
+# --- recordings no prompt uses, endings in capitals ---------------------------------------------------
 
 
 def test_a_recording_no_prompt_uses_any_more_is_named_with_what_to_do(built: Path) -> None:
@@ -559,3 +559,27 @@ def test_a_recording_no_prompt_uses_any_more_is_named_with_what_to_do(built: Pat
     assert "1414/welcome" not in manifest(built, "kk")
     assert list((built / "kk" / ".originals" / "1414").glob("welcome.*.wav"))  # the person's bytes stay
     assert "no prompt uses" not in build(built, texts, check_only=True).summary()
+
+
+def test_a_recording_with_an_upper_case_ending_is_adopted_and_said_so(built: Path) -> None:
+    upper = built / "kk" / "1414" / "bye.WAV"  # as Windows tools name it; Asterisk looks for bye.wav
+    make_recording(upper, 8000, 1)
+
+    check = build(built, check_only=True)
+    assert check.stale == ("kk/1414/bye",) and check.unknown == ()
+    assert (
+        "kk/1414/bye.WAV: a build adopts it as kk/1414/bye.wav (Asterisk looks for the lower-case ending only)"
+        in check.summary().splitlines()
+    )
+
+    report = build(built)
+    assert report.converted == ("kk/1414/bye",) and report.recased == ("kk/1414/bye.WAV",)
+    assert (
+        "kk/1414/bye.WAV adopted as kk/1414/bye.wav: Asterisk looks for the lower-case ending"
+        in report.summary()
+    )
+    with wave.open(str(wav_of(built, "kk", "1414/bye")), "rb") as wav:
+        assert wav.getframerate() == 8000 and 1.4 < wav.getnframes() / 8000 < 1.6
+    assert not wav_of(built, "kk", "1414/bye", ".wav16").exists()  # 8 kHz: no wideband copy of the old text
+    assert not upper.exists() and list((built / "kk" / ".originals" / "1414").glob("bye.*.WAV"))
+    assert build(built).recased == ()

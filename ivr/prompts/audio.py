@@ -46,7 +46,7 @@ HUMAN_SOURCE_EXTS = (
 )
 
 # Every ending a recording may have, .wav included: a name's own `.wav` is what Asterisk plays, any
-# other of these (`.mp3`) is converted into it.
+# other of these (`.mp3`, or `.WAV` from a Windows tool) is converted into it.
 RECORDING_EXTS = (NARROWBAND_EXT, *HUMAN_SOURCE_EXTS)
 
 # A recording whose loudest sample stays below this is silence (a muted microphone, an empty take):

@@ -2,10 +2,10 @@
 
 The texts handed to build_prompts are the complete set for the languages built: a generated file whose
 text is no longer among them is deleted. Per (language, name) the build decides:
-- an admin's recording is there (any file the manifest does not know as the build's own, or a name.mp3
-  ... beside it): check that it is sound audio, keep it, convert it to the native format if it is not
-  already, mark it human; the original bytes go to prompts/<lang>/.originals/ when the file has to be
-  converted.
+- an admin's recording is there (any file the manifest does not know as the build's own, or a name.mp3,
+  name.WAV ... beside it): check that it is sound audio, keep it, convert it to the native format if it
+  is not already, mark it human; the original bytes go to prompts/<lang>/.originals/ when the file has
+  to be converted.
 - the recording is broken (not audio, empty, cut short, silent): refuse it, and callers keep hearing one
   consistent prompt. A name.mp3 beside the prompt stays where it is and the prompt's files are not
   touched; a name.wav has itself replaced the prompt's narrowband audio, so it is set aside into
@@ -32,8 +32,8 @@ import attrs
 
 from ivr.config import PromptSettings, Settings
 from ivr.prompts.audio import (
-    HUMAN_SOURCE_EXTS,
     NARROWBAND_EXT,
+    RECORDING_EXTS,
     WIDEBAND_EXT,
     AudioError,
     file_sha256,
@@ -73,6 +73,7 @@ class BuildReport:
     unused_human: tuple[str, ...] = ()  # human recordings no text refers to (kept)
     outdated_human: tuple[str, ...] = ()  # human recordings whose text changed since they were adopted
     unknown: tuple[str, ...] = ()  # audio files named after no prompt: never played (a misnamed recording?)
+    recased: tuple[str, ...] = ()  # recordings with an upper-case ending (bye.WAV) adopted as bye.wav
     missing: tuple[str, ...] = ()  # check_only: no audio at all
     stale: tuple[str, ...] = ()  # check_only: text/voice changed, or a recording awaits conversion
     # Broken recordings (messages): callers hear a consistent prompt without them, but not what the
@@ -91,10 +92,12 @@ class BuildReport:
 
     def _notices(self) -> list[str]:
         """What the admin should see to, a build or a check alike (neither fails for it)."""
+        recased = RECASED_CHECK if self.check_only else RECASED
         return (
             [OUTDATED.format(name=n) for n in self.outdated_human]
             + [UNKNOWN.format(name=n) for n in self.unknown]
             + [UNUSED_HUMAN.format(name=n) for n in self.unused_human]
+            + [recased.format(file=f, name=_lower_case_ending(f)) for f in self.recased]
         )
 
     def summary(self, label: str = "") -> str:
@@ -149,6 +152,18 @@ UNUSED_HUMAN = (
     "recording no prompt uses any more: {name}.wav (its node deleted or renamed?); it is kept: delete it "
     "if it is no longer needed (the next build removes its .wav16 with it)"
 )
+
+# Windows tools write endings in capitals; Asterisk looks for bye.wav only, so the build converts.
+RECASED = (
+    "{file} adopted as {name}: Asterisk looks for the lower-case ending only (the original is kept in "
+    ".originals/)"
+)
+RECASED_CHECK = "{file}: a build adopts it as {name} (Asterisk looks for the lower-case ending only)"
+
+
+def _lower_case_ending(file: str) -> str:
+    stem, dot, ending = file.rpartition(".")
+    return f"{stem}{dot}{ending.lower()}"
 
 
 def normalize_text(text: str) -> str:
@@ -266,6 +281,22 @@ def _tally_for_check(step: _Step, tally: _Tally) -> None:
     if step.reason == "refused":
         return
     (tally.missing if step.reason == "missing" else tally.stale).append(step.key)
+    if _recased(step):
+        tally.recased.append(_file_key(step, step.job.source))
+
+
+def _recased(step: _Step) -> bool:
+    """A name.WAV (or .Wav) beside the prompt: converted, and said so, as the admin meant it to play."""
+    source = step.job.source
+    if step.move_source != "after" or source is None:
+        return False
+    return source.suffix != NARROWBAND_EXT and source.suffix.lower() == NARROWBAND_EXT
+
+
+def _file_key(step: _Step, path: Path | None) -> str:
+    """ "kk/1414/bye.WAV": a file under prompts/, as the report's other names are written."""
+    assert path is not None
+    return f"{step.language_dir.name}/{path.relative_to(step.language_dir).as_posix()}"
 
 
 def missing_prompts(
@@ -365,6 +396,8 @@ class _Plan:
     steps: list[_Step] = attrs.field(factory=list)
     # Native human .wav files found in place of generated ones: their old generated .wav16 goes on build.
     adopted: list[tuple[str, Entry | None]] = attrs.field(factory=list)
+    # Each folder's file names, read once (recordings are found by their ending in any case).
+    listings: dict[Path, tuple[str, ...]] = attrs.field(factory=dict)
 
     @property
     def needs_speech(self) -> bool:
@@ -385,6 +418,11 @@ class _Plan:
     def files(self, name: str) -> tuple[Path, Path]:
         base = self.language_dir / name
         return base.with_name(base.name + NARROWBAND_EXT), base.with_name(base.name + WIDEBAND_EXT)
+
+    def file_names(self, folder: Path) -> tuple[str, ...]:
+        if folder not in self.listings:
+            self.listings[folder] = tuple(sorted(os.listdir(folder))) if folder.is_dir() else ()
+        return self.listings[folder]
 
 
 # Where a refused recording stands, for its message: it is the prompt's own .wav, a name.mp3 (or
@@ -437,6 +475,7 @@ class _Tally:
     unused_human: list[str] = attrs.field(factory=list)
     outdated_human: list[str] = attrs.field(factory=list)
     unknown: list[str] = attrs.field(factory=list)
+    recased: list[str] = attrs.field(factory=list)
     missing: list[str] = attrs.field(factory=list)
     stale: list[str] = attrs.field(factory=list)
     refused: list[_Refusal] = attrs.field(factory=list)
@@ -480,7 +519,7 @@ def _plan_prompt(plan: _Plan, name: str, text: str, tally: _Tally) -> None:
     pending = entry is not None and entry.pending
     ours = entry is not None and wav_sha is not None and (pending or wav_sha == entry.wav_sha)
     wav16_target = wav16 if plan.wideband else None
-    sources = _recording_sources(wav)
+    sources = _recording_sources(plan, wav)
     if sources:
         if len(sources) > 1 or (wav_sha is not None and not ours):
             found = ", ".join(p.name for p in ([wav] if wav_sha and not ours else []) + sources)
@@ -555,10 +594,24 @@ def _fault_of(recording: Path) -> str | None:
         return f"could not be read: {exc.strerror or exc}"
 
 
-def _recording_sources(wav: Path) -> list[Path]:
-    """The admin's recordings beside the prompt's own .wav: name.mp3, name.flac ..."""
-    sources = [wav.with_name(wav.stem + ext) for ext in HUMAN_SOURCE_EXTS]
-    return [path for path in sources if path.is_file()]
+def _is_recording_ending(ending: str) -> bool:
+    """name.mp3, name.flac ... and name.WAV: Windows tools write endings in capitals, while Asterisk
+    looks for name.wav exactly; the build converts such a file into name.wav like any other source."""
+    return ending != NARROWBAND_EXT and ending.lower() in RECORDING_EXTS
+
+
+def _recording_sources(plan: _Plan, wav: Path) -> list[Path]:
+    """The admin's recordings beside the prompt's own .wav, by the folder's listing: on a file system
+    that ignores case, bye.WAV is bye.wav itself (the same file), not a second recording."""
+    stem = wav.name[: -len(NARROWBAND_EXT)]
+    found = []
+    for file_name in plan.file_names(wav.parent):
+        if not (file_name.startswith(stem) and _is_recording_ending(file_name[len(stem) :])):
+            continue
+        path = wav.parent / file_name
+        if path.is_file() and not (wav.exists() and os.path.samefile(path, wav)):
+            found.append(path)
+    return found
 
 
 _SET_ASIDE_NAME = re.compile(r"(?P<name>.+)\.[0-9a-f]{12}(?P<ending>\.[^./]+)")
@@ -584,9 +637,8 @@ def _name_refusals_set_aside(plan: _Plan, tally: _Tally) -> None:
 
 
 def _name_unknown_files(plan: _Plan, tally: _Tally) -> None:
-    """Audio files in prompts/<lang>/ that no prompt is named after (`goodby.wav`, `egov.WAV`, `main.mp3`
+    """Audio files in prompts/<lang>/ that no prompt is named after (`goodby.wav`, `egov.WAV16`, `main.mp3`
     outside its menu's folder): the build would otherwise pass over them without a word."""
-    audio = {NARROWBAND_EXT, WIDEBAND_EXT, *HUMAN_SOURCE_EXTS}
     language = plan.language_dir.name
     if not plan.language_dir.is_dir():
         return
@@ -594,11 +646,13 @@ def _name_unknown_files(plan: _Plan, tally: _Tally) -> None:
         relative = path.relative_to(plan.language_dir)
         if relative.parts[0] in (ORIGINALS_DIR, REFUSED_DIR, "incidents") or not path.is_file():
             continue  # admins' originals kept by the build; outage announcements the engine writes
-        if path.suffix.lower() not in audio:
+        ending = path.suffix
+        if ending.lower() not in (WIDEBAND_EXT, *RECORDING_EXTS):
             continue
         name = relative.with_suffix("").as_posix()
         known = name in plan.targets or name in plan.manifest.entries
-        if not known or path.suffix not in audio:  # `egov.WAV`: the build looks for `egov.wav` only
+        played = ending in (NARROWBAND_EXT, WIDEBAND_EXT) or _is_recording_ending(ending)
+        if not known or not played:  # `egov.WAV16`: Asterisk looks for `egov.wav16` only
             tally.unknown.append(f"{language}/{relative.as_posix()}")
 
 
@@ -690,6 +744,8 @@ def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) ->
         manifest.entries[step.name] = Entry(GENERATED, result.wav_sha, result.wav16_sha, key, step.text)
         tally.synthesized.append(step.key)
         return
+    if _recased(step):
+        tally.recased.append(_file_key(step, step.job.source))
     source = job.source
     if step.move_source == "after":
         kept = _original_path(step, source)
