@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ivr.config import PromptSettings
+from ivr.prompts.audio import file_sha256
 from ivr.prompts.build import (
     PromptError,
     build_prompts,
@@ -54,10 +55,10 @@ def manifest(prompts: Path, language: str) -> dict:
     return json.loads((prompts / language / ".manifest.json").read_text(encoding="utf-8"))["entries"]
 
 
-def make_recording(path: Path, rate: int, channels: int, seconds: float = 1.5) -> None:
+def make_recording(path: Path, rate: int, channels: int, seconds: float = 1.5, volume: float = 1.0) -> None:
     """Stands in for a person's recording: a tone made by sox in the given rate and channel count."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    synth = ["synth", str(seconds), "sine", "300-900"]
+    synth = ["synth", str(seconds), "sine", "300-900", "vol", str(volume)]
     subprocess.run(
         ["sox", "-R", "-n", "-r", str(rate), "-c", str(channels), "-b", "16", str(path), *synth], check=True
     )
@@ -207,11 +208,11 @@ def test_a_recording_whose_text_was_edited_since_is_named_and_kept(built: Path, 
 def test_a_recording_named_after_no_prompt_is_named_not_passed_over(built: Path) -> None:
     make_recording(built / "ru" / "1414" / "by.wav", 8000, 1)  # for 1414/bye, misspelt
     make_recording(built / "ru" / "bye.mp3", 22050, 1)  # outside its menu's folder
-    make_recording(built / "kk" / "1414" / "bye.WAV", 8000, 1)  # the build looks for bye.wav
+    make_recording(built / "kk" / "1414" / "Bye.wav", 8000, 1)  # Asterisk looks for bye.wav, case and all
     report = build(built)
-    assert report.unknown == ("kk/1414/bye.WAV", "ru/1414/by.wav", "ru/bye.mp3")
+    assert report.unknown == ("kk/1414/Bye.wav", "ru/1414/by.wav", "ru/bye.mp3")
     assert "no prompt is named after ru/1414/by.wav: it is never played" in report.summary()
-    assert build(built, check_only=True).unknown == ("kk/1414/bye.WAV", "ru/1414/by.wav", "ru/bye.mp3")
+    assert build(built, check_only=True).unknown == ("kk/1414/Bye.wav", "ru/1414/by.wav", "ru/bye.mp3")
     assert (built / "ru" / "1414" / "by.wav").exists()  # named, not touched
 
 
@@ -362,3 +363,223 @@ def test_pyttsx3_speaks_with_the_configured_voice_not_a_fallback(tmp_path: Path,
             lengths[engine] = wav.getnframes()
     # Same voice, same length (espeak-ng varies by a few samples); a fallback voice differs by far more.
     assert abs(lengths["pyttsx3"] - lengths["espeak-ng"]) < 0.02 * lengths["espeak-ng"]
+
+
+# --- recordings that cannot be played ------------------------------------------------------------
+
+
+def not_audio(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(range(256)) * 8)
+
+
+def empty_file(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def header_only(path: Path) -> None:
+    """A WAV in the very format Asterisk plays, with no sound after its header: it would be adopted as is."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+
+
+def silent(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["sox", "-D", "-n", "-r", "44100", "-c", "2", "-b", "16", str(path), "trim", "0", "2"], check=True
+    )
+
+
+def nearly_silent(path: Path) -> None:
+    make_recording(path, 8000, 1, volume=0.005)  # -46 dBFS: a muted microphone's hiss
+
+
+def cut_short(path: Path) -> None:
+    make_recording(path, 44100, 2, seconds=2.0)
+    path.write_bytes(path.read_bytes()[:4000])  # a copy that stopped half-way
+
+
+BROKEN = {
+    "not audio": (
+        not_audio,
+        "is not audio sox can read (sox: can't open input file: WAVE: RIFF header not found)",
+    ),
+    "empty": (empty_file, "is an empty file (0 bytes)"),
+    "header only": (header_only, "holds no sound (a header with no audio after it)"),
+    "silent": (silent, "is silent (every sample is zero; a muted microphone?)"),
+    "nearly silent": (nearly_silent, "is silent (its loudest sound is at -46 dBFS; a muted microphone?)"),
+    "cut short": (
+        cut_short,
+        "is cut short: its header promises 2.0 s of sound, the file holds 0.02 s (a copy that did not finish?)",
+    ),
+}
+
+
+def assert_synthesised_in_both_formats(prompts: Path, language: str, name: str) -> None:
+    """Both files are the build's own speech of the text, made together: no format speaks for another source."""
+    entry = manifest(prompts, language)[name]
+    assert entry["kind"] == "generated" and not entry.get("pending")
+    wav, wav16 = wav_of(prompts, language, name), wav_of(prompts, language, name, ".wav16")
+    assert file_sha256(wav) == entry["wav_sha"] and file_sha256(wav16) == entry["wav16_sha"]
+    with wave.open(str(wav), "rb") as narrow, wave.open(str(wav16), "rb") as wide:
+        seconds = narrow.getnframes() / 8000
+        assert seconds > 2.0  # the text spoken, not a recording's leftovers
+        assert abs(wide.getnframes() / 16000 - seconds) < 0.01
+
+
+@pytest.mark.parametrize("fault", BROKEN)
+def test_a_broken_recording_in_a_prompts_place_is_set_aside_and_callers_hear_the_text(
+    built: Path, fault: str
+) -> None:
+    make, says = BROKEN[fault]
+    welcome = wav_of(built, "ru", "1414/welcome")
+    make(welcome)
+    broken = welcome.read_bytes()
+
+    check = build(built, check_only=True)
+    assert check.exit_code == 1
+    assert f"recording refused: {welcome} {says}" in check.summary()
+    assert "until `ivr prompts build`" in check.summary()
+    assert (
+        welcome.read_bytes() == broken and not (built / "ru" / ".refused").exists()
+    )  # a check writes nothing
+
+    report = build(built)
+    assert report.ok and report.exit_code == 1  # every prompt plays (the engine may start), but say so
+    assert report.synthesized == ("ru/1414/welcome",) and report.human == ()
+    kept = list((built / "ru" / ".refused" / "1414").glob("welcome.*.wav"))
+    assert [path.read_bytes() for path in kept] == [broken]  # the admin's file, to look at
+    assert report.refused == (
+        f"recording refused: {welcome} {says}. It is set aside as {kept[0]}; callers hear the synthesised "
+        f"text. To use a recording, put a good recording at {welcome} and run `ivr prompts build`",
+    )
+    assert_synthesised_in_both_formats(built, "ru", "1414/welcome")
+
+    again = build(built)  # named until the admin acts, never synthesised again
+    assert again.synthesized == () and again.exit_code == 1
+    assert f"recording refused: {welcome} {says} (kept as {kept[0]})" in again.summary()
+    assert f"delete {kept[0]}" in again.summary()
+
+    make_recording(welcome, 8000, 1)  # recorded again
+    fixed = build(built)
+    assert fixed.exit_code == 0 and fixed.human == ("ru/1414/welcome",) and fixed.refused == ()
+    assert build(built, check_only=True).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("file_name", "make", "says"),
+    [
+        ("bye.mp3", not_audio, "is not audio sox can read (sox: "),
+        ("bye.flac", silent, "is silent (every sample is zero"),
+    ],
+)
+def test_a_broken_recording_beside_a_prompt_is_left_and_callers_keep_the_prompt(
+    built: Path, file_name: str, make, says: str
+) -> None:
+    bye = wav_of(built, "kk", "1414/bye")
+    before = {path: path.read_bytes() for path in (bye, wav_of(built, "kk", "1414/bye", ".wav16"))}
+    entry = manifest(built, "kk")["1414/bye"]
+    recording = built / "kk" / "1414" / file_name
+    make(recording)
+
+    for report in (build(built, check_only=True), build(built)):
+        assert report.exit_code == 1 and report.converted == () and report.synthesized == ()
+        [message] = report.refused
+        assert message.startswith(f"recording refused: {recording} {says}")
+        assert message.endswith(
+            f"It is left as it is and callers keep hearing {bye}; replace it with a good recording "
+            "(or delete it) and run `ivr prompts build`"
+        )
+    assert {path: path.read_bytes() for path in before} == before
+    assert manifest(built, "kk")["1414/bye"] == entry
+    assert recording.exists()
+
+    recording.unlink()
+    assert build(built).exit_code == 0
+
+
+def test_a_broken_wav_over_an_earlier_recording_leaves_no_format_of_it(built: Path) -> None:
+    welcome = wav_of(built, "kk", "1414/welcome")
+    make_recording(welcome, 44100, 2)
+    assert build(built).converted == ("kk/1414/welcome",)  # a .wav16 of the recording, too
+    not_audio(welcome)
+    report = build(built)
+    assert report.synthesized == ("kk/1414/welcome",) and len(report.refused) == 1
+    assert_synthesised_in_both_formats(built, "kk", "1414/welcome")
+
+
+def test_a_narrowband_build_leaves_no_wav16_of_other_words(built: Path) -> None:
+    welcome = wav_of(built, "ru", "1414/welcome")
+    not_audio(welcome)
+    edited = [t if t.name != "1414/bye" else PromptText(t.name, t.language, "До встречи!") for t in TEXTS]
+    report = build(built, edited, wideband=False)
+    assert len(report.synthesized) == len(TEXTS)  # the set of formats is part of what a prompt is made of
+    assert list(built.rglob("*.wav16")) == []  # wideband channels play the .wav: the new words everywhere
+
+
+def test_a_quiet_recording_is_adopted_not_taken_for_silence(built: Path) -> None:
+    bye = wav_of(built, "ru", "1414/bye")
+    make_recording(bye, 8000, 1, volume=0.03)  # -30 dBFS: quiet, but a voice
+    report = build(built)
+    assert report.refused == () and report.human == ("ru/1414/bye",)
+
+
+def test_ivr_check_names_a_broken_recording_at_its_prompt(built: Path) -> None:
+    bye = wav_of(built, "ru", "1414/bye")
+    not_audio(bye)
+    [message] = check_prompts([t for t in TEXTS if t.name == "1414/bye"], built)
+    assert message.startswith(f"recording refused: {bye} {BROKEN['not audio'][1]}")
+    assert check_prompts([t for t in TEXTS if t.name != "1414/bye"], built) == []
+
+
+# --- recordings no prompt uses, endings in capitals ---------------------------------------------------
+
+
+def test_a_recording_no_prompt_uses_any_more_is_named_with_what_to_do(built: Path) -> None:
+    welcome = wav_of(built, "kk", "1414/welcome")
+    make_recording(welcome, 44100, 2)
+    build(built)
+    texts = [t for t in TEXTS if (t.name, t.language) != ("1414/welcome", "kk")]  # its node deleted
+
+    notice = (
+        "recording no prompt uses any more: kk/1414/welcome.wav (its node deleted or renamed?); it is kept: "
+        "delete it if it is no longer needed (the next build removes its .wav16 with it)"
+    )
+    check = build(built, texts, check_only=True)
+    assert check.exit_code == 0 and notice in check.summary().splitlines()
+    assert notice in build(built, texts).summary().splitlines()
+    assert welcome.exists()
+
+    welcome.unlink()  # the admin lets it go
+    report = build(built, texts)
+    assert report.removed == ("kk/1414/welcome",)
+    assert not wav_of(built, "kk", "1414/welcome", ".wav16").exists()
+    assert "1414/welcome" not in manifest(built, "kk")
+    assert list((built / "kk" / ".originals" / "1414").glob("welcome.*.wav"))  # the person's bytes stay
+    assert "no prompt uses" not in build(built, texts, check_only=True).summary()
+
+
+def test_a_recording_with_an_upper_case_ending_is_adopted_and_said_so(built: Path) -> None:
+    upper = built / "kk" / "1414" / "bye.WAV"  # as Windows tools name it; Asterisk looks for bye.wav
+    make_recording(upper, 8000, 1)
+
+    check = build(built, check_only=True)
+    assert check.stale == ("kk/1414/bye",) and check.unknown == ()
+    assert (
+        "kk/1414/bye.WAV: a build adopts it as kk/1414/bye.wav (Asterisk looks for the lower-case ending only)"
+        in check.summary().splitlines()
+    )
+
+    report = build(built)
+    assert report.converted == ("kk/1414/bye",) and report.recased == ("kk/1414/bye.WAV",)
+    assert (
+        "kk/1414/bye.WAV adopted as kk/1414/bye.wav: Asterisk looks for the lower-case ending"
+        in report.summary()
+    )
+    with wave.open(str(wav_of(built, "kk", "1414/bye")), "rb") as wav:
+        assert wav.getframerate() == 8000 and 1.4 < wav.getnframes() / 8000 < 1.6
+    assert not wav_of(built, "kk", "1414/bye", ".wav16").exists()  # 8 kHz: no wideband copy of the old text
+    assert not upper.exists() and list((built / "kk" / ".originals" / "1414").glob("bye.*.WAV"))
+    assert build(built).recased == ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import wave
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import pytest
 from ivr.config import PromptSettings
 from ivr.prompts.build import build_prompts
 from ivr.prompts.catalog import asterisk_sound_texts
-from ivr.prompts.cli import register, texts_for_engine, texts_from_menus
+from ivr.prompts.cli import register, run_build, texts_for_engine, texts_from_menus
 from ivr.prompts.numbers import minutes_phrase, say_number_prompts
+from ivr.texts import PromptText
 
 REPO = Path(__file__).resolve().parent.parent
 MENUS = REPO / "menus"
@@ -100,6 +102,30 @@ def test_say_refuses_a_file_name_that_is_not_wav(tmp_path: Path, capsys) -> None
     assert run("prompts", "say", "Проверка", "--lang", "ru", "-o", str(tmp_path / "try.mp3")) == 2
     assert "the audio is a WAV file; name it .wav" in capsys.readouterr().err
     assert not (tmp_path / "try.mp3").exists()
+
+
+def test_a_broken_recording_makes_the_build_and_the_check_exit_non_zero_naming_it(
+    number_prompts: Path, tmp_path: Path, capsys
+) -> None:
+    prompts = tmp_path / "prompts"
+    shutil.copytree(number_prompts, prompts)  # Asterisk's sounds are there already: only the text is built
+    texts = [PromptText("1414/bye", "ru", "Спасибо за звонок. До свидания!")]
+    options = {"languages": ("ru",), "wideband": False}
+    assert run_build(texts, prompts, PromptSettings(), **options) == 0
+    bye = prompts / "ru" / "1414" / "bye.wav"
+    bye.write_bytes(b"<html>Not found</html>")  # what a failed download saves
+    refused = f"recording refused: {bye} is not audio sox can read (sox: can't open input file: WAVE: RIFF"
+    capsys.readouterr()
+
+    assert run_build(texts, prompts, PromptSettings(), check_only=True, **options) == 1
+    assert refused in capsys.readouterr().err
+    assert run_build(texts, prompts, PromptSettings(), **options) == 1
+    out = capsys.readouterr()
+    assert refused in out.err and out.err.rstrip().endswith("0 failed, 1 recording refused")
+    assert (
+        run_build(texts, prompts, PromptSettings(), check_only=True, **options) == 1
+    )  # until the admin acts
+    assert "(kept as " in capsys.readouterr().err
 
 
 def test_progress_in_a_log_is_a_line_per_tenth_and_silent_for_short_builds() -> None:

@@ -106,6 +106,28 @@ async def test_prompts_edited_while_the_engine_was_stopped_are_made_again_once_i
     ]
 
 
+async def test_a_broken_recording_found_at_start_is_set_aside_and_logged_as_a_warning(
+    site: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    welcome = site / "prompts" / "ru" / "1414" / "welcome.wav"
+    welcome.write_bytes(b"")  # a copy that never arrived, dropped in while the engine was stopped
+    caplog.set_level(logging.INFO)
+    engine = site_engine(site)
+    await engine.start()
+    try:
+        engine.refresh_prompts()  # as `ivr serve` does once started
+        await logged(caplog, "recording refused")
+    finally:
+        await engine.stop(2.0)
+    [record] = [r for r in caplog.records if "recording refused" in r.getMessage()]
+    assert record.levelname == "WARNING"
+    assert record.getMessage().startswith(
+        f"engine started; prompts: recording refused: {welcome} is an empty file (0 bytes). It is set aside as "
+    )
+    assert welcome.stat().st_size > 8000  # callers hear the text, in both formats
+    assert (site / "prompts" / "ru" / "1414" / "welcome.wav16").stat().st_size > 16000
+
+
 async def test_a_menu_moved_away_keeps_its_sounds_for_the_calls_still_on_it(
     site: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -197,10 +197,12 @@ class Engine:
             if version == self._menu_version:
                 break
         what = what or f"menu{'s' if len(names) > 1 else ''} {', '.join(sorted(names))} reloaded"
-        if report.ok:
-            log.info("%s; prompts: %s", what, report.summary())
-        else:
+        if not report.ok:
             log.error("%s, but some prompts failed: %s", what, report.summary())
+        elif report.refused:  # callers hear a consistent prompt, but not the admin's recording
+            log.warning("%s; prompts: %s", what, report.summary())
+        else:
+            log.info("%s; prompts: %s", what, report.summary())
 
     def refresh_prompts(self) -> None:
         """`ivr serve`, once started: prompts whose text was edited while the engine was stopped are
@@ -215,14 +217,15 @@ class Engine:
         report = await asyncio.to_thread(
             build_prompts, texts, self.settings.prompts.dir, self.settings, check_only=True
         )
-        if not report.stale:
-            return
-        log.warning(
-            "%d prompts are older than their text (edited while the engine was stopped), e.g. %s: "
-            "synthesising them now; until then callers hear the old words",
-            len(report.stale), report.stale[0],
-        )  # fmt: skip
-        await self._build_changed_prompts("prompts edited while the engine was stopped")
+        if report.stale:
+            log.warning(
+                "%d prompts are older than their text (edited while the engine was stopped), e.g. %s: "
+                "synthesising them now; until then callers hear the old words",
+                len(report.stale), report.stale[0],
+            )  # fmt: skip
+            await self._build_changed_prompts("prompts edited while the engine was stopped")
+        elif report.refused:  # a broken recording dropped in while the engine was stopped: set it aside
+            await self._build_changed_prompts("engine started")
 
     async def _start_optional_parts(self) -> None:
         settings = self.settings

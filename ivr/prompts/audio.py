@@ -7,8 +7,11 @@ behind is in one of those two shapes.
 
 from __future__ import annotations
 
+import array
 import hashlib
+import math
 import os
+import re
 import shutil
 import subprocess
 import wave
@@ -41,6 +44,20 @@ HUMAN_SOURCE_EXTS = (
     ".wv",
     ".caf",
 )
+
+# Every ending a recording may have, .wav included: a name's own `.wav` is what Asterisk plays, any
+# other of these (`.mp3`, or `.WAV` from a Windows tool) is converted into it.
+RECORDING_EXTS = (NARROWBAND_EXT, *HUMAN_SOURCE_EXTS)
+
+# A recording whose loudest sample stays below this is silence (a muted microphone, an empty take):
+# callers would hear nothing where the prompt should speak. Speech peaks around -6 to -1 dBFS, and even
+# a quiet take above -25.
+SILENT_BELOW_DBFS = -40.0
+# A header may promise more sound than the file holds (a copy that stopped half-way): below this share
+# of it, and at least this far short, the recording is cut. The slack is for formats whose length sox
+# estimates rather than reads.
+_CUT_SHORT_SHARE = 0.9
+_CUT_SHORT_SECONDS = 0.1
 
 _SOX_TIMEOUT = 120.0
 
@@ -111,6 +128,28 @@ def convert(source: Path, target: Path, rate: int, *, normalize: bool = False) -
         temp.unlink(missing_ok=True)
 
 
+def recording_fault(path: Path) -> str | None:
+    """What makes an admin's recording unfit to play, or None when it is sound audio.
+
+    The answer completes a sentence that starts with the file's name: "... is not audio sox can read
+    (sox: WAVE: RIFF header not found)". AudioError when sox is missing (nothing can be told then).
+    """
+    if path.stat().st_size == 0:
+        return "is an empty file (0 bytes)"
+    info = _sox(["sox", "--i", "-D", str(path)], path)
+    if info.returncode != 0:
+        return f"is not audio sox can read (sox: {_sox_reason(info.stderr, path)})"
+    decoded = _sox(["sox", "-D", str(path), "-t", "raw", *_PCM_8K_MONO, "-"], path, binary=True)
+    if decoded.returncode != 0:
+        return (
+            f"is not audio sox can read (sox: {_sox_reason(decoded.stderr.decode(errors='replace'), path)})"
+        )
+    samples = array.array("h", decoded.stdout[: len(decoded.stdout) // 2 * 2])
+    if not samples:
+        return "holds no sound (a header with no audio after it)"
+    return _cut_short(_float_or_zero(info.stdout), len(samples) / NARROWBAND_RATE) or _silent(samples)
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as file:
@@ -119,13 +158,67 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _run_sox(command: list[str], subject: Path) -> str:
+# sox's output options for what the phone line carries: 16-bit signed mono at 8 kHz.
+_PCM_8K_MONO = ("-e", "signed-integer", "-b", "16", "-c", "1", "-r", str(NARROWBAND_RATE))
+
+
+def _cut_short(declared: float, held: float) -> str | None:
+    if declared - held > _CUT_SHORT_SECONDS and held < _CUT_SHORT_SHARE * declared:
+        return (
+            f"is cut short: its header promises {declared:.1f} s of sound, the file holds {held:.2f} s "
+            "(a copy that did not finish?)"
+        )
+    return None
+
+
+def _silent(samples: array.array) -> str | None:
+    peak = max(max(samples), -min(samples))
+    if peak == 0:
+        return "is silent (every sample is zero; a muted microphone?)"
+    level = 20 * math.log10(peak / 32768)
+    if level < SILENT_BELOW_DBFS:
+        return f"is silent (its loudest sound is at {level:.0f} dBFS; a muted microphone?)"
+    return None
+
+
+def _float_or_zero(text: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        return 0.0
+
+
+def _sox_reason(stderr: str, path: Path) -> str:
+    """sox's complaint in a few words, without "sox FAIL formats:" and the file's path (the message names
+    the file already); a bare "can't open input file" gets the warning that said why, if there was one."""
+    said: dict[str, list[str]] = {"FAIL": [], "WARN": []}
+    for line in stderr.splitlines():
+        found = re.match(r"sox (FAIL|WARN) [\w-]+: (.*)", line.strip())
+        if found is not None:
+            words = found[2].replace(f" `{path}'", "").replace(f"`{path}'", "").strip().rstrip(":")
+            said[found[1]].append(words.strip())
+    if not said["FAIL"]:
+        return "no reason given"
+    reason = said["FAIL"][-1]
+    if ":" not in reason and said["WARN"]:
+        reason = f"{reason}: {said['WARN'][-1]}"
+    return reason
+
+
+def _sox(command: list[str], subject: Path, *, binary: bool = False) -> subprocess.CompletedProcess:
+    """Run sox and hand back what it did; AudioError only when it is missing or does not finish."""
     if sox_path() is None:
         raise AudioError("sox is not installed (Debian: apt-get install sox libsox-fmt-all)")
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=_SOX_TIMEOUT, check=False)
+        return subprocess.run(
+            command, capture_output=True, text=not binary, timeout=_SOX_TIMEOUT, check=False
+        )
     except subprocess.TimeoutExpired:
         raise AudioError(f"{subject}: sox took longer than {_SOX_TIMEOUT:.0f} s") from None
+
+
+def _run_sox(command: list[str], subject: Path) -> str:
+    done = _sox(command, subject)
     if done.returncode != 0:
         detail = done.stderr.strip().splitlines()
         raise AudioError(f"{subject}: sox failed: {detail[-1] if detail else f'exit {done.returncode}'}")

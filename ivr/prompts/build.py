@@ -2,9 +2,14 @@
 
 The texts handed to build_prompts are the complete set for the languages built: a generated file whose
 text is no longer among them is deleted. Per (language, name) the build decides:
-- an admin's recording is there (any file the manifest does not know as the build's own): keep it,
-  convert it to the native format if it is not already, mark it human; the original bytes go to
-  prompts/<lang>/.originals/ when the file has to be converted.
+- an admin's recording is there (any file the manifest does not know as the build's own, or a name.mp3,
+  name.WAV ... beside it): check that it is sound audio, keep it, convert it to the native format if it
+  is not already, mark it human; the original bytes go to prompts/<lang>/.originals/ when the file has
+  to be converted.
+- the recording is broken (not audio, empty, cut short, silent): refuse it, and callers keep hearing one
+  consistent prompt. A name.mp3 beside the prompt stays where it is and the prompt's files are not
+  touched; a name.wav has itself replaced the prompt's narrowband audio, so it is set aside into
+  prompts/<lang>/.refused/ and the text synthesised in its place (both formats, never a mix).
 - the build's own file is there and its content key (text + voice + SYNTH_VERSION) is unchanged: nothing.
 - otherwise: synthesise.
 Entries are marked pending in the manifest before their files are touched, so the leftovers of an
@@ -17,28 +22,33 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import attrs
 
 from ivr.config import PromptSettings, Settings
 from ivr.prompts.audio import (
-    HUMAN_SOURCE_EXTS,
     NARROWBAND_EXT,
+    RECORDING_EXTS,
     WIDEBAND_EXT,
+    AudioError,
     file_sha256,
     read_wav_info,
+    recording_fault,
     sox_path,
 )
 from ivr.prompts.catalog import asterisk_sound_texts
-from ivr.prompts.manifest import GENERATED, HUMAN, Entry, Manifest
+from ivr.prompts.manifest import GENERATED, HUMAN, Entry, Manifest, ManifestError
 from ivr.prompts.render import RenderJob, RenderResult, render
 from ivr.prompts.synth import SYNTH_VERSION, SynthError, VoiceSettings, all_voices, synthesis_problems
 from ivr.texts import LANGUAGES, PromptText
 
 ORIGINALS_DIR = ".originals"
+REFUSED_DIR = ".refused"  # broken recordings set aside from a prompt's own place, for the admin to see
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
 # Below this many jobs a build runs them one after another in the calling thread.
 _MIN_PARALLEL_JOBS = 8
@@ -63,23 +73,32 @@ class BuildReport:
     unused_human: tuple[str, ...] = ()  # human recordings no text refers to (kept)
     outdated_human: tuple[str, ...] = ()  # human recordings whose text changed since they were adopted
     unknown: tuple[str, ...] = ()  # audio files named after no prompt: never played (a misnamed recording?)
+    recased: tuple[str, ...] = ()  # recordings with an upper-case ending (bye.WAV) adopted as bye.wav
     missing: tuple[str, ...] = ()  # check_only: no audio at all
     stale: tuple[str, ...] = ()  # check_only: text/voice changed, or a recording awaits conversion
+    # Broken recordings (messages): callers hear a consistent prompt without them, but not what the
+    # admin recorded; the build and the check exit non-zero until the admin replaces or deletes them.
+    refused: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()  # messages
 
     @property
     def ok(self) -> bool:
+        """Every prompt playable (the engine may start); a refused recording does not change that."""
         return not self.failed and not (self.check_only and (self.missing or self.stale))
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.ok else 1
+        return 0 if self.ok and not self.refused else 1
 
     def _notices(self) -> list[str]:
         """What the admin should see to, a build or a check alike (neither fails for it)."""
-        return [OUTDATED.format(name=n) for n in self.outdated_human] + [
-            UNKNOWN.format(name=n) for n in self.unknown
-        ]
+        recased = RECASED_CHECK if self.check_only else RECASED
+        return (
+            [OUTDATED.format(name=n) for n in self.outdated_human]
+            + [UNKNOWN.format(name=n) for n in self.unknown]
+            + [UNUSED_HUMAN.format(name=n) for n in self.unused_human]
+            + [recased.format(file=f, name=_lower_case_ending(f)) for f in self.recased]
+        )
 
     def summary(self, label: str = "") -> str:
         """Problems, one a line, then the counts. `label` starts the counts line: the CLI prints
@@ -90,18 +109,27 @@ class BuildReport:
             lines += [f"unused, a build removes it: {name}" for name in self.removed]
             lines += self._notices()
             lines += [f"error: {message}" for message in self.failed]
+            lines += self.refused
             counts = f"{len(self.missing)} missing, {len(self.stale)} stale, {len(self.unchanged)} up to date"
-            lines.append(f"prompts check: {counts}, {len(self.human)} human recordings")
+            lines.append(
+                f"prompts check: {counts}, {len(self.human)} human recordings{self._refused_count()}"
+            )
             return "\n".join(lines)
         lines = [f"error: {message}" for message in self.failed]
-        lines += [f"unused human recording (kept): {name}" for name in self.unused_human]
+        lines += self.refused
         lines += self._notices()
         lines.append(
             f"{label}{len(self.synthesized)} synthesised, {len(self.converted)} recordings converted, "
             f"{len(self.unchanged)} unchanged, {len(self.human)} human, {len(self.removed)} removed, "
-            f"{len(self.failed)} failed"
+            f"{len(self.failed)} failed{self._refused_count()}"
         )
         return "\n".join(lines)
+
+    def _refused_count(self) -> str:
+        """Only when there are some: the usual counts line stays as it always was."""
+        if not self.refused:
+            return ""
+        return f", {len(self.refused)} recording{'s' if len(self.refused) > 1 else ''} refused"
 
 
 def content_key(text: str, voice: VoiceSettings, wideband: bool) -> str:
@@ -118,6 +146,24 @@ OUTDATED = (
 
 
 UNKNOWN = "no prompt is named after {name}: it is never played (a recording with a wrong name or place?)"
+
+# A node deleted from its menu leaves the person's recording behind, unplayed: the build never deletes it.
+UNUSED_HUMAN = (
+    "recording no prompt uses any more: {name}.wav (its node deleted or renamed?); it is kept: delete it "
+    "if it is no longer needed (the next build removes its .wav16 with it)"
+)
+
+# Windows tools write endings in capitals; Asterisk looks for bye.wav only, so the build converts.
+RECASED = (
+    "{file} adopted as {name}: Asterisk looks for the lower-case ending only (the original is kept in "
+    ".originals/)"
+)
+RECASED_CHECK = "{file}: a build adopts it as {name} (Asterisk looks for the lower-case ending only)"
+
+
+def _lower_case_ending(file: str) -> str:
+    stem, dot, ending = file.rpartition(".")
+    return f"{stem}{dot}{ending.lower()}"
 
 
 def normalize_text(text: str) -> str:
@@ -207,7 +253,7 @@ def build_prompts(
     if check_only:
         for plan in plans.values():
             for step in plan.steps:
-                (tally.missing if step.reason == "missing" else tally.stale).append(step.key)
+                _tally_for_check(step, tally)
             _remove_unused(plan, tally, dry_run=True)
         return tally.report(check_only=True)
     if any(plan.steps for plan in plans.values()):
@@ -228,6 +274,29 @@ def build_prompts(
                 _remove_unused(plan, tally)
             plan.manifest.save()
     return tally.report()
+
+
+def _tally_for_check(step: _Step, tally: _Tally) -> None:
+    """What a build would do, as the check lists it (a refused recording is named on its own line)."""
+    if step.reason == "refused":
+        return
+    (tally.missing if step.reason == "missing" else tally.stale).append(step.key)
+    if _recased(step):
+        tally.recased.append(_file_key(step, step.job.source))
+
+
+def _recased(step: _Step) -> bool:
+    """A name.WAV (or .Wav) beside the prompt: converted, and said so, as the admin meant it to play."""
+    source = step.job.source
+    if step.move_source != "after" or source is None:
+        return False
+    return source.suffix != NARROWBAND_EXT and source.suffix.lower() == NARROWBAND_EXT
+
+
+def _file_key(step: _Step, path: Path | None) -> str:
+    """ "kk/1414/bye.WAV": a file under prompts/, as the report's other names are written."""
+    assert path is not None
+    return f"{step.language_dir.name}/{path.relative_to(step.language_dir).as_posix()}"
 
 
 def missing_prompts(
@@ -260,7 +329,8 @@ def check_prompts(
     *,
     buildable_is_fine: bool = False,
 ) -> list[str]:
-    """Messages for the menu validator: prompts missing, and why they could not be built here.
+    """Messages for the menu validator: prompts missing, and why they could not be built here; recordings
+    a build refuses (broken) or cannot choose between.
 
     With `buildable_is_fine`, a missing prompt this machine can synthesise is no problem (`ivr check`
     after an edit: the engine builds it on reload); only prompts neither present nor buildable are.
@@ -272,18 +342,28 @@ def check_prompts(
     ]
     languages = sorted({t.language for t in texts} & set(LANGUAGES))
     try:
-        collect_texts(texts, languages, include_asterisk_sounds=False)
+        targets = collect_texts(texts, languages, include_asterisk_sounds=False)
         voices = all_voices(prompt_settings, tuple(languages))
-    except (PromptError, SynthError) as exc:
+        recordings = _recording_problems(targets, Path(prompts_dir), voices)
+    except (PromptError, SynthError, ManifestError) as exc:
         return [*messages, *str(exc).splitlines()]
     if messages:
         reasons = synthesis_problems(voices)
         if sox_path() is None:
             reasons.append("sox is not installed: prompts cannot be converted (apt-get install sox)")
-        if buildable_is_fine and not reasons:
-            return []
-        messages += reasons
-    return messages
+        messages = [] if buildable_is_fine and not reasons else messages + reasons
+    return messages + recordings
+
+
+def _recording_problems(
+    targets: dict[str, dict[str, str]], root: Path, voices: dict[str, VoiceSettings]
+) -> list[str]:
+    """What a check of these prompts says about their recordings, nothing else: the build's own plan,
+    so `ivr check` and `ivr prompts build --check` never disagree."""
+    tally = _Tally()
+    for language, names in targets.items():
+        _plan_language(root / language, names, voices[language], True, False, tally)
+    return [refusal.message(check_only=True) for refusal in sorted(set(tally.refused))] + tally.failed
 
 
 # --- planning -------------------------------------------------------------------------------------
@@ -294,7 +374,7 @@ class _Step:
     key: str  # "kk/1414/main"
     language_dir: Path
     name: str
-    reason: str  # "missing", "stale", "recording"
+    reason: str  # "missing", "stale", "recording", "refused" (a broken name.wav synthesised over)
     job: RenderJob
     manifest: Manifest = attrs.field(eq=False, repr=False)
     previous: Entry | None = None  # the manifest entry before this build
@@ -302,6 +382,7 @@ class _Step:
     # Where the admin's original goes: "after" a successful conversion (name.mp3 beside name.wav),
     # "before" it (the source is name.wav itself, which the conversion replaces), or "kept" already.
     move_source: str = "after"
+    set_aside: Path | None = None  # "refused": where the broken name.wav is kept for the admin
 
 
 @attrs.define
@@ -309,13 +390,79 @@ class _Plan:
     language_dir: Path
     manifest: Manifest
     targets: dict[str, str]
+    voice: VoiceSettings
+    wideband: bool
+    force: bool
     steps: list[_Step] = attrs.field(factory=list)
     # Native human .wav files found in place of generated ones: their old generated .wav16 goes on build.
     adopted: list[tuple[str, Entry | None]] = attrs.field(factory=list)
+    # Each folder's file names, read once (recordings are found by their ending in any case).
+    listings: dict[Path, tuple[str, ...]] = attrs.field(factory=dict)
 
     @property
     def needs_speech(self) -> bool:
         return any(step.job.source is None for step in self.steps)
+
+    def add_step(self, name: str, reason: str, job: RenderJob, text: str, **how: Any) -> None:
+        previous = self.manifest.entries.get(name)
+        self.steps.append(
+            _Step(job.key, self.language_dir, name, reason, job, self.manifest, previous, text, **how)
+        )
+
+    def speak(self, name: str, text: str) -> RenderJob:
+        """The job that synthesises `name` into its .wav (and .wav16)."""
+        wav, wav16 = self.files(name)
+        key = f"{self.language_dir.name}/{name}"
+        return RenderJob(key, wav, wav16 if self.wideband else None, text=text, voice=self.voice)
+
+    def files(self, name: str) -> tuple[Path, Path]:
+        base = self.language_dir / name
+        return base.with_name(base.name + NARROWBAND_EXT), base.with_name(base.name + WIDEBAND_EXT)
+
+    def file_names(self, folder: Path) -> tuple[str, ...]:
+        if folder not in self.listings:
+            self.listings[folder] = tuple(sorted(os.listdir(folder))) if folder.is_dir() else ()
+        return self.listings[folder]
+
+
+# Where a refused recording stands, for its message: it is the prompt's own .wav, a name.mp3 (or
+# another ending) beside it, or a copy an earlier build set aside into .refused/.
+IN_PLACE, BESIDE, SET_ASIDE = "in place", "beside", "set aside"
+
+
+@attrs.frozen(order=True)
+class _Refusal:
+    """A recording the build will not play to callers: what is wrong with it and what callers hear."""
+
+    file: str  # where the admin put it: "prompts/ru/1414/welcome.wav"
+    fault: str  # "is not audio sox can read (sox: ...)"
+    where: str
+    # IN_PLACE, SET_ASIDE: where the build keeps it, "prompts/ru/.refused/1414/welcome.<sha>.wav"
+    kept: str = ""
+    prompt: str = ""  # BESIDE: the prompt's own .wav, which callers go on hearing
+
+    def message(self, check_only: bool) -> str:
+        said = f"recording refused: {self.file} {self.fault}"
+        put_right = f"put a good recording at {self.file} and run `ivr prompts build`"
+        if self.where == BESIDE:
+            return (
+                f"{said}. It is left as it is and callers keep hearing {self.prompt}; replace it with a "
+                "good recording (or delete it) and run `ivr prompts build`"
+            )
+        if self.where == SET_ASIDE:
+            return (
+                f"{said} (kept as {self.kept}); callers hear the synthesised text. To use a recording, "
+                f"{put_right}; to keep the synthesised text, delete {self.kept}"
+            )
+        if check_only:
+            return (
+                f"{said}. Callers get it as it is until `ivr prompts build` (or the engine, at its start "
+                f"or a menu reload) sets it aside as {self.kept} and synthesises the text; {put_right}"
+            )
+        return (
+            f"{said}. It is set aside as {self.kept}; callers hear the synthesised text. To use a "
+            f"recording, {put_right}"
+        )
 
 
 @attrs.define
@@ -328,12 +475,17 @@ class _Tally:
     unused_human: list[str] = attrs.field(factory=list)
     outdated_human: list[str] = attrs.field(factory=list)
     unknown: list[str] = attrs.field(factory=list)
+    recased: list[str] = attrs.field(factory=list)
     missing: list[str] = attrs.field(factory=list)
     stale: list[str] = attrs.field(factory=list)
+    refused: list[_Refusal] = attrs.field(factory=list)
     failed: list[str] = attrs.field(factory=list)
 
     def report(self, *, check_only: bool = False) -> BuildReport:
-        fields = {name: tuple(sorted(value)) for name, value in attrs.asdict(self).items()}
+        fields: dict[str, Any] = {
+            name: tuple(sorted(value)) for name, value in attrs.asdict(self, recurse=False).items()
+        }
+        fields["refused"] = tuple(refusal.message(check_only) for refusal in sorted(set(self.refused)))
         fields["failed"] = tuple(self.failed)
         return BuildReport(check_only=check_only, **fields)
 
@@ -350,63 +502,66 @@ def _plan_language(
     force: bool,
     tally: _Tally,
 ) -> _Plan:
-    plan = _Plan(language_dir, Manifest.load(language_dir), targets)
-    language = language_dir.name
+    plan = _Plan(language_dir, Manifest.load(language_dir), targets, voice, wideband, force)
     for name, text in targets.items():
-        key = f"{language}/{name}"
-        wav = language_dir / f"{name}{NARROWBAND_EXT}"
-        wav16 = language_dir / f"{name}{WIDEBAND_EXT}"
-        entry = plan.manifest.entries.get(name)
-        wav_sha = _sha_or_none(wav)
-        pending = entry is not None and entry.pending
-        ours = entry is not None and wav_sha is not None and (pending or wav_sha == entry.wav_sha)
-        wav16_target = wav16 if wideband else None
-        speak = RenderJob(key, wav, wav16_target, text=text, voice=voice)
-        sources = [wav.with_name(wav.stem + ext) for ext in HUMAN_SOURCE_EXTS]
-        sources = [path for path in sources if path.is_file()]
-        kept = language_dir / entry.source if entry is not None and entry.source else None
-        if sources:
-            if len(sources) > 1 or (wav_sha is not None and not ours):
-                found = ", ".join(p.name for p in ([wav] if wav_sha and not ours else []) + sources)
-                tally.failed.append(f"{key}: several recordings ({found}); keep one")
-                continue
-            job = RenderJob(key, wav, wav16_target, source=sources[0])
-            plan.steps.append(_Step(key, language_dir, name, "recording", job, plan.manifest, entry, text))
-        elif pending and entry is not None and entry.kind == HUMAN and kept is not None and kept.is_file():
-            # A conversion was interrupted after the original was moved aside: convert it again.
-            job = RenderJob(key, wav, wav16_target, source=kept)
-            step = _Step(
-                key, language_dir, name, "recording", job, plan.manifest, entry, text, move_source="kept"
-            )
-            plan.steps.append(step)
-        elif wav_sha is None:
-            plan.steps.append(_Step(key, language_dir, name, "missing", speak, plan.manifest, entry, text))
-        elif ours and entry is not None and entry.kind == GENERATED:
-            wav16_fine = not wideband or _sha_or_none(wav16) == entry.wav16_sha
-            stale = pending or entry.key != content_key(text, voice, wideband) or not wav16_fine
-            if force or stale:
-                plan.steps.append(_Step(key, language_dir, name, "stale", speak, plan.manifest, entry, text))
-            else:
-                tally.unchanged.append(key)
-        elif ours:
-            if (
-                entry is not None
-                and entry.kind == HUMAN
-                and entry.text
-                and entry.text != normalize_text(text)
-            ):
-                tally.outdated_human.append(key)
-            tally.human.append(key)
-            tally.unchanged.append(key)
-        else:
-            _adopt_recording(plan, name, key, wav, wav_sha, wav16_target, tally, text)
+        _plan_prompt(plan, name, text, tally)
+    _name_refusals_set_aside(plan, tally)
     return plan
+
+
+def _plan_prompt(plan: _Plan, name: str, text: str, tally: _Tally) -> None:
+    """What the build does for one prompt (the module's docstring says why)."""
+    language_dir = plan.language_dir
+    key = f"{language_dir.name}/{name}"
+    wav, wav16 = plan.files(name)
+    entry = plan.manifest.entries.get(name)
+    wav_sha = _sha_or_none(wav)
+    pending = entry is not None and entry.pending
+    ours = entry is not None and wav_sha is not None and (pending or wav_sha == entry.wav_sha)
+    wav16_target = wav16 if plan.wideband else None
+    sources = _recording_sources(plan, wav)
+    if sources:
+        if len(sources) > 1 or (wav_sha is not None and not ours):
+            found = ", ".join(p.name for p in ([wav] if wav_sha and not ours else []) + sources)
+            tally.failed.append(f"{key}: several recordings ({found}); keep one")
+            return
+        fault = _fault_of(sources[0])
+        if fault is None:
+            plan.add_step(name, "recording", RenderJob(key, wav, wav16_target, source=sources[0]), text)
+            return
+        # Left where it is: the prompt's own files are untouched, and go on as if it were not there.
+        tally.refused.append(_Refusal(str(sources[0]), fault, BESIDE, prompt=str(wav)))
+    kept = language_dir / entry.source if entry is not None and entry.source else None
+    if pending and entry is not None and entry.kind == HUMAN and kept is not None and kept.is_file():
+        # A conversion was interrupted after the original was moved aside: convert it again.
+        job = RenderJob(key, wav, wav16_target, source=kept)
+        plan.add_step(name, "recording", job, text, move_source="kept")
+    elif wav_sha is None:
+        plan.add_step(name, "missing", plan.speak(name, text), text)
+    elif ours and entry is not None and entry.kind == GENERATED:
+        wav16_fine = not plan.wideband or _sha_or_none(wav16) == entry.wav16_sha
+        stale = pending or entry.key != content_key(text, plan.voice, plan.wideband) or not wav16_fine
+        if plan.force or stale:
+            plan.add_step(name, "stale", plan.speak(name, text), text)
+        else:
+            tally.unchanged.append(key)
+    elif ours:
+        if entry is not None and entry.kind == HUMAN and entry.text and entry.text != normalize_text(text):
+            tally.outdated_human.append(key)
+        tally.human.append(key)
+        tally.unchanged.append(key)
+    else:
+        _adopt_recording(plan, name, key, wav, wav_sha, wav16_target, tally, text)
 
 
 def _adopt_recording(
     plan: _Plan, name: str, key: str, wav: Path, wav_sha: str, wav16: Path | None, tally: _Tally, text: str
 ) -> None:
     """A .wav the build did not write: a person's recording. Record it; convert it if Asterisk can't play it."""
+    fault = _fault_of(wav)
+    if fault is not None:
+        _refuse_in_place(plan, name, wav, wav_sha, fault, tally, text)
+        return
     info = read_wav_info(wav)
     if info is not None and info.is_narrowband_native:
         plan.adopted.append((name, plan.manifest.entries.get(name)))
@@ -414,35 +569,96 @@ def _adopt_recording(
         tally.human.append(key)
         tally.unchanged.append(key)
         return
-    job = RenderJob(key, wav, wav16, source=wav)
-    previous = plan.manifest.entries.get(name)
-    step = _Step(
-        key, plan.language_dir, name, "recording", job, plan.manifest, previous, text, move_source="before"
-    )
-    plan.steps.append(step)
+    plan.add_step(name, "recording", RenderJob(key, wav, wav16, source=wav), text, move_source="before")
+
+
+def _refuse_in_place(
+    plan: _Plan, name: str, wav: Path, wav_sha: str, fault: str, tally: _Tally, text: str
+) -> None:
+    """A broken name.wav has taken the place of the prompt's narrowband audio, whatever that was (a
+    native recording has no copy elsewhere): the text is synthesised there, in both formats, so every
+    caller hears the same words, and the admin's file is kept in .refused/ to look at."""
+    set_aside = plan.language_dir / REFUSED_DIR / f"{name}.{wav_sha[:12]}{wav.suffix}"
+    tally.refused.append(_Refusal(str(wav), fault, IN_PLACE, kept=str(set_aside)))
+    plan.add_step(name, "refused", plan.speak(name, text), text, set_aside=set_aside)
+
+
+def _fault_of(recording: Path) -> str | None:
+    """What is wrong with an admin's recording, or None. A recording that cannot be looked at (no sox)
+    is not played either: refusing it keeps the prompt the build can vouch for."""
+    try:
+        return recording_fault(recording)
+    except AudioError as exc:
+        return f"could not be checked: {exc}"
+    except OSError as exc:
+        return f"could not be read: {exc.strerror or exc}"
+
+
+def _is_recording_ending(ending: str) -> bool:
+    """name.mp3, name.flac ... and name.WAV: Windows tools write endings in capitals, while Asterisk
+    looks for name.wav exactly; the build converts such a file into name.wav like any other source."""
+    return ending != NARROWBAND_EXT and ending.lower() in RECORDING_EXTS
+
+
+def _recording_sources(plan: _Plan, wav: Path) -> list[Path]:
+    """The admin's recordings beside the prompt's own .wav, by the folder's listing: on a file system
+    that ignores case, bye.WAV is bye.wav itself (the same file), not a second recording."""
+    stem = wav.name[: -len(NARROWBAND_EXT)]
+    found = []
+    for file_name in plan.file_names(wav.parent):
+        if not (file_name.startswith(stem) and _is_recording_ending(file_name[len(stem) :])):
+            continue
+        path = wav.parent / file_name
+        if path.is_file() and not (wav.exists() and os.path.samefile(path, wav)):
+            found.append(path)
+    return found
+
+
+_SET_ASIDE_NAME = re.compile(r"(?P<name>.+)\.[0-9a-f]{12}(?P<ending>\.[^./]+)")
+
+
+def _name_refusals_set_aside(plan: _Plan, tally: _Tally) -> None:
+    """Recordings an earlier build set aside into .refused/, while their prompt still speaks the
+    synthesised text: the admin has not put a good recording in their place yet, nor let it go."""
+    folder = plan.language_dir / REFUSED_DIR
+    if not folder.is_dir():
+        return
+    being_adopted = {step.name for step in plan.steps if step.reason == "recording"}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        found = _SET_ASIDE_NAME.fullmatch(path.relative_to(folder).as_posix())
+        if found is None or found["name"] not in plan.targets or found["name"] in being_adopted:
+            continue
+        entry = plan.manifest.entries.get(found["name"])
+        if entry is not None and entry.kind == HUMAN and not entry.pending:
+            continue  # a good recording has been adopted since: the refused one is history
+        fault = _fault_of(path) or "was refused by an earlier build"
+        original = plan.language_dir / f"{found['name']}{found['ending']}"
+        tally.refused.append(_Refusal(str(original), fault, SET_ASIDE, kept=str(path)))
 
 
 def _name_unknown_files(plan: _Plan, tally: _Tally) -> None:
-    """Audio files in prompts/<lang>/ that no prompt is named after (`goodby.wav`, `egov.WAV`, `main.mp3`
+    """Audio files in prompts/<lang>/ that no prompt is named after (`goodby.wav`, `egov.WAV16`, `main.mp3`
     outside its menu's folder): the build would otherwise pass over them without a word."""
-    audio = {NARROWBAND_EXT, WIDEBAND_EXT, *HUMAN_SOURCE_EXTS}
     language = plan.language_dir.name
     if not plan.language_dir.is_dir():
         return
     for path in plan.language_dir.rglob("*"):
         relative = path.relative_to(plan.language_dir)
-        if relative.parts[0] in (ORIGINALS_DIR, "incidents") or not path.is_file():
+        if relative.parts[0] in (ORIGINALS_DIR, REFUSED_DIR, "incidents") or not path.is_file():
             continue  # admins' originals kept by the build; outage announcements the engine writes
-        if path.suffix.lower() not in audio:
+        ending = path.suffix
+        if ending.lower() not in (WIDEBAND_EXT, *RECORDING_EXTS):
             continue
         name = relative.with_suffix("").as_posix()
         known = name in plan.targets or name in plan.manifest.entries
-        if not known or path.suffix not in audio:  # `egov.WAV`: the build looks for `egov.wav` only
+        played = ending in (NARROWBAND_EXT, WIDEBAND_EXT) or _is_recording_ending(ending)
+        if not known or not played:  # `egov.WAV16`: Asterisk looks for `egov.wav16` only
             tally.unknown.append(f"{language}/{relative.as_posix()}")
 
 
 def _drop_generated_wav16(language_dir: Path, name: str, entry: Entry | None) -> None:
-    """A human .wav replaced a generated prompt: the old generated .wav16 must not speak for it."""
+    """The prompt's new audio has no .wav16 (a human .wav, an 8 kHz recording, a narrowband build): the
+    previous one, the build's by its hash, must not speak other words for it on wideband channels."""
     wav16 = language_dir / f"{name}{WIDEBAND_EXT}"
     if entry is not None and entry.wav16_sha and _sha_or_none(wav16) == entry.wav16_sha:
         wav16.unlink()
@@ -458,6 +674,8 @@ def _execute(
     for step in steps:
         job = step.job
         entries = step.manifest.entries
+        if step.set_aside is not None:
+            _set_aside(job.wav, step.set_aside)
         if job.source is None:
             entries[step.name] = Entry(GENERATED, "", text=step.text, pending=True)
         elif step.move_source == "before":
@@ -500,6 +718,12 @@ def _run_jobs(jobs: list[RenderJob], workers: int | None) -> Iterator[RenderResu
                 future.cancel()
 
 
+def _set_aside(broken: Path, kept: Path) -> None:
+    """Copied, not moved: the prompt's path is never empty while the text is synthesised over it."""
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(broken, kept)
+
+
 def _original_path(step: _Step, source: Path) -> Path:
     digest = file_sha256(source)[:12]
     return step.language_dir / ORIGINALS_DIR / f"{step.name}.{digest}{source.suffix}"
@@ -507,31 +731,47 @@ def _original_path(step: _Step, source: Path) -> Path:
 
 def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) -> None:
     manifest = step.manifest
+    if result.error and job.source is not None:
+        tally.failed.append(f"{step.key}: {_conversion_failed(step, job, result.error)}")
+        return
     if result.error:
         tally.failed.append(f"{step.key}: {result.error}")
-        if step.move_source == "before" and job.source is not None and not step.job.wav.exists():
-            os.replace(job.source, step.job.wav)  # put the admin's file back where it was
-            manifest.entries.pop(step.name, None)
         return
+    if result.wav16_sha is None:  # the last build's .wav16 would speak other words on wideband channels
+        _drop_generated_wav16(step.language_dir, step.name, step.previous)
     if job.source is None:
         key = content_key(step.text, job.voice, job.wav16 is not None) if job.voice else ""
         manifest.entries[step.name] = Entry(GENERATED, result.wav_sha, result.wav16_sha, key, step.text)
         tally.synthesized.append(step.key)
         return
+    if _recased(step):
+        tally.recased.append(_file_key(step, step.job.source))
     source = job.source
     if step.move_source == "after":
         kept = _original_path(step, source)
         kept.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, kept)
         source = kept
-    if result.wav16_sha is None:
-        _drop_generated_wav16(step.language_dir, step.name, step.previous)
     relative = source.relative_to(step.language_dir).as_posix()
     manifest.entries[step.name] = Entry(
         HUMAN, result.wav_sha, result.wav16_sha, text=normalize_text(step.text), source=relative
     )
     tally.converted.append(step.key)
     tally.human.append(step.key)
+
+
+def _conversion_failed(step: _Step, job: RenderJob, error: str) -> str:
+    """A recording sox could not convert: the prompt stays as it was (the render wrote both formats or
+    neither), the admin's file goes back to where they put it, and the message names it there."""
+    if step.previous is None:
+        step.manifest.entries.pop(step.name, None)
+    else:
+        step.manifest.entries[step.name] = step.previous
+    source = job.source
+    if step.move_source == "before" and source is not None and not step.job.wav.exists():
+        os.replace(source, step.job.wav)
+        error = error.replace(str(source), str(step.job.wav))
+    return error
 
 
 def _remove_unused(plan: _Plan, tally: _Tally, *, dry_run: bool = False) -> None:
@@ -542,10 +782,11 @@ def _remove_unused(plan: _Plan, tally: _Tally, *, dry_run: bool = False) -> None
         key = f"{language}/{name}"
         wav = plan.language_dir / f"{name}{NARROWBAND_EXT}"
         wav16 = plan.language_dir / f"{name}{WIDEBAND_EXT}"
-        if entry.kind == HUMAN:
-            if wav.exists():
-                tally.unused_human.append(key)
+        if entry.kind == HUMAN and wav.exists():
+            tally.unused_human.append(key)  # a person's recording is theirs to delete
             continue
+        # A generated prompt, or a recording its admin deleted: what the build made of it goes too (a
+        # converted .wav16 by its hash), the original in .originals/ stays.
         tally.removed.append(key)
         if dry_run:
             continue

@@ -97,7 +97,7 @@ def run_build(
     except (PromptError, SynthError, ManifestError) as exc:
         print(f"ivr prompts build: {exc}", file=sys.stderr)
         return 2
-    print(report.summary(label="prompts: "), file=sys.stdout if report.ok else sys.stderr)
+    print(report.summary(label="prompts: "), file=sys.stderr if report.exit_code else sys.stdout)
     return report.exit_code
 
 

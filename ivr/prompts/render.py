@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -62,10 +63,22 @@ def _speak(job: RenderJob) -> RenderResult:
 
 
 def _convert_recording(job: RenderJob, source: Path) -> RenderResult:
-    convert(source, job.wav, NARROWBAND_RATE)
-    wav16_sha = None
+    """Both formats or neither: each is converted beside its place first and only then put there, so a
+    failure half-way never leaves the new recording in one format and the old audio in the other."""
+    targets = [(job.wav, NARROWBAND_RATE)]
     # Upsampling an 8 kHz recording adds nothing a wideband channel could use: no 16 kHz copy then.
     if job.wav16 is not None and source_rate(source) >= WIDEBAND_RATE:
-        convert(source, job.wav16, WIDEBAND_RATE)
-        wav16_sha = file_sha256(job.wav16)
+        targets.append((job.wav16, WIDEBAND_RATE))
+    staged = [
+        (target, target.with_name(f".{target.name}.{os.getpid()}.new"), rate) for target, rate in targets
+    ]
+    try:
+        for _, temp, rate in staged:
+            convert(source, temp, rate)
+        for target, temp, _ in staged:
+            os.replace(temp, target)
+    finally:
+        for _, temp, _ in staged:
+            temp.unlink(missing_ok=True)
+    wav16_sha = file_sha256(job.wav16) if job.wav16 is not None and len(targets) > 1 else None
     return RenderResult(job.key, file_sha256(job.wav), wav16_sha)
