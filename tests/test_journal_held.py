@@ -9,6 +9,7 @@ import attrs
 import psycopg
 import pytest
 
+from ivr.journal.db import DatabaseAway, StateError
 from ivr.journal.held import HeldWrites
 from ivr.journal.outage import (
     RETRY_FIRST,
@@ -36,6 +37,7 @@ def sqlite_error(message: str, code: int) -> sqlite3.Error:
 @pytest.mark.parametrize(
     "error",
     [
+        DatabaseAway("cannot connect to 127.0.0.1:5432/ivr: connection refused"),
         psycopg.OperationalError("server closed the connection unexpectedly"),  # no SQLSTATE: no server
         psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
         psycopg.errors.CannotConnectNow("the database system is starting up"),
@@ -60,6 +62,7 @@ def test_a_database_that_does_not_answer_is_an_outage(error: BaseException) -> N
         psycopg.errors.DeadlockDetected("deadlock detected"),  # the database answers: each write alone
         sqlite_error("no such table: calls", sqlite3.SQLITE_ERROR),
         sqlite3.IntegrityError("NOT NULL constraint failed"),
+        StateError("the state database is closed"),
         ValueError("a bad row"),
     ],
     ids=describe,
