@@ -131,6 +131,11 @@ def _check_writer(value: str) -> None:
         raise ConfigError(f'journal_writer: expected "process" or "thread", got {value!r}')
 
 
+def _check_hold_rows(value: int) -> None:
+    if value < 0:
+        raise ConfigError(f"journal_hold_rows: expected 0 or more, got {value}")
+
+
 @attrs.frozen
 class Settings:
     menus_dir: str = "menus"
@@ -141,6 +146,9 @@ class Settings:
     # process: no second thread taking the GIL from the event loop, so fewer and shorter stalls at
     # thousands of lines, for some 0.04 ms more of the loop's CPU a call (README: "What a call costs").
     journal_writer: str = attrs.field(default="thread", validator=lambda _i, _a, v: _check_writer(v))
+    # Journal rows kept in memory, in order, while the database does not answer (README: "When the
+    # database is away"); past this the oldest are dropped, counted. About 1 KiB a row.
+    journal_hold_rows: int = attrs.field(default=100_000, validator=lambda _i, _a, v: _check_hold_rows(v))
     timezone: str = "Asia/Almaty"
     log_level: str = "INFO"
     agi: AgiSettings = AgiSettings()

@@ -1,7 +1,8 @@
 """A real, throwaway PostgreSQL server for the state tests, and the backend fixture they share.
 
 IVR_TEST_DATABASE_URL, when set, names a server to use instead (CI may provide one); each test gets
-its own database on it either way. Otherwise the Debian server binaries start a cluster in a temporary
+its own database on it either way. A test that stops the server (an outage) takes a cluster of its own
+module (`cluster`), which needs the binaries. Otherwise the Debian server binaries start a cluster in a temporary
 directory on a free port (as the `postgres` user when we run as root, since initdb refuses root),
 once per test process, stopped at exit. Without the binaries the PostgreSQL cases fail with the
 reason under CI=true and are skipped elsewhere.
@@ -16,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,45 +43,66 @@ def _as_server_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command]
 
 
-def _start_server() -> str:
-    initdb, pg_ctl = PG_BIN / "initdb", PG_BIN / "pg_ctl"
-    if not initdb.exists() or not pg_ctl.exists():
-        raise RuntimeError(
-            f"PostgreSQL server binaries not found in {PG_BIN} (apt-get install postgresql, "
-            "or set IVR_TEST_DATABASE_URL to a server's URL)"
-        )
-    root = Path(tempfile.mkdtemp(prefix="ivr-pg-"))
-    data, sockets = root / "data", root / "sock"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-        shutil.chown(sockets, "postgres", "postgres")
-    port = _free_port()
-    subprocess.run(
-        _as_server_user(
-            [str(initdb), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    subprocess.run(
-        _as_server_user(
-            [str(pg_ctl), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]
-        ),
-        check=True,
-        capture_output=True,
-    )
+class Cluster:
+    """A PostgreSQL cluster in a temporary directory on a free port: `start()`, `stop()` (as an outage
+    would: the server goes, its connections with it), `start()` again on the same port, `remove()`."""
 
-    def stop() -> None:
+    def __init__(self) -> None:
+        initdb, self._pg_ctl = PG_BIN / "initdb", PG_BIN / "pg_ctl"
+        if not initdb.exists() or not self._pg_ctl.exists():
+            raise RuntimeError(
+                f"PostgreSQL server binaries not found in {PG_BIN} (apt-get install postgresql, "
+                "or set IVR_TEST_DATABASE_URL to a server's URL)"
+            )
+        self._root = Path(tempfile.mkdtemp(prefix="ivr-pg-"))
+        self._data, sockets = self._root / "data", self._root / "sock"
+        sockets.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self._root, "postgres", "postgres")
+            shutil.chown(sockets, "postgres", "postgres")
+        self.port = _free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        command = [
+            str(initdb),
+            "-D",
+            str(self._data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]
+        subprocess.run(_as_server_user(command), check=True, capture_output=True)
+        self._options = (
+            f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        )
+
+    def start(self) -> None:
+        log = str(self._root / "log")
+        command = [str(self._pg_ctl), "-D", str(self._data), "-o", self._options, "-l", log, "-w", "start"]
+        subprocess.run(_as_server_user(command), check=True, capture_output=True)
+
+    def stop(self, mode: str = "fast") -> None:
         subprocess.run(
-            _as_server_user([str(pg_ctl), "-D", str(data), "-m", "immediate", "-w", "stop"]),
+            _as_server_user([str(self._pg_ctl), "-D", str(self._data), "-m", mode, "-w", "stop"]),
             capture_output=True,
         )
-        shutil.rmtree(root, ignore_errors=True)
 
-    atexit.register(stop)
-    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self._root, ignore_errors=True)
+
+    def fresh_database_url(self) -> str:
+        return _fresh_database(self.url)
+
+
+def _start_server() -> str:
+    cluster = Cluster()
+    cluster.start()
+    atexit.register(cluster.remove)
+    return cluster.url
 
 
 def server_url() -> str:
@@ -102,14 +125,34 @@ def server_url() -> str:
 
 def fresh_database_url() -> str:
     """A new, empty database on the test server."""
+    return _fresh_database(server_url())
+
+
+def _fresh_database(base: str) -> str:
     import psycopg
 
-    base = server_url()
     name = f"ivr_test_{os.getpid()}_{next(_counter)}"
     with psycopg.connect(base, autocommit=True) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {name}")
         connection.execute(f"CREATE DATABASE {name}")
     return urlsplit(base)._replace(path="/" + name).geturl()
+
+
+@pytest.fixture(scope="module", name="cluster")
+def cluster_fixture() -> Iterator[Cluster]:
+    """A server of the test's own, to stop and start again (an outage); the module's tests share it."""
+    try:
+        cluster = Cluster()
+        cluster.start()
+    except (RuntimeError, subprocess.CalledProcessError, OSError) as exc:
+        reason = f"cannot start a PostgreSQL server for the tests: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
 
 
 @pytest.fixture(params=BACKENDS, name="backend")

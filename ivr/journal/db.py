@@ -7,6 +7,17 @@ while company gathers (later writes do not wake it: one wake-up per batch, not p
 someone awaits urgently cuts the wait short, and every future of the batch completes only once its
 transaction is committed. Reads run on a second thread with their own connection.
 
+While the database cannot be reached (ivr.journal.outage says which failures mean that), the journal's
+writes (Write, Rows: no one on a call waits for them) are held in order (ivr.journal.held, at most
+`hold_rows` rows, the oldest dropped past that) and tried again with a backoff of up to 5 s, and written
+when it answers; a write someone waits for (a function: a callback request, /readyz's round trip) is
+tried at once, after what is held, and fails at once when the database still does not answer, as does
+awaiting a held write's acknowledgement. Both writers (this thread, and the journal's writer process
+through `write_batch`) do this with the same code. Retried rows change nothing twice: every statement
+of ivr.journal.writes is idempotent (ON CONFLICT DO NOTHING, the first outcome of a call wins and only
+it counts in the rollup), so a batch whose commit was lost on the way back and is written again is
+harmless.
+
 SQLite durability: WAL with synchronous=NORMAL. A commit returns once its pages are written to the
 WAL file by write(2), i.e. they are in the kernel's page cache; a crash of this process (kill -9,
 os._exit, a segfault) cannot lose them, only a power loss or kernel crash can lose the last few
@@ -19,6 +30,7 @@ Both backends run the same SQL, written with `?` parameter markers (translated t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import queue
@@ -32,6 +44,17 @@ from typing import Any
 
 import attrs
 
+from ivr.journal.held import HeldWrites
+from ivr.journal.outage import (
+    Outage,
+    Unreachable,
+    abandoned_line,
+    began_line,
+    describe,
+    dropping_line,
+    ended_line,
+    unreachable,
+)
 from ivr.journal.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -39,6 +62,24 @@ log = logging.getLogger(__name__)
 
 class StateError(RuntimeError):
     """The state database is unusable or misconfigured; the message says why."""
+
+
+class DatabaseAway(StateError, Unreachable):
+    """The database does not answer (down, refusing connections, locked, full); the message says why."""
+
+
+class WriteHeld(StateError):
+    """Awaited during an outage: the write is held in memory and written when the database answers
+    (unless the engine stops first or the cap drops it)."""
+
+
+class WriteDropped(StateError):
+    """The write was held during an outage and then dropped: over the cap, or the engine stopped."""
+
+
+HOLD_ROWS = 100_000  # rows held at most during an outage (Settings.journal_hold_rows' default)
+HELD_ROWS_PER_COMMIT = 20_000  # what is held is written in transactions of about this many rows
+CLOSE_WITHIN = 10.0  # seconds close() waits for the writer at most (one last try of what is held)
 
 
 class Dialect(enum.Enum):
@@ -185,12 +226,19 @@ class Target:
         return "PostgreSQL " + self.location.split("@")[-1]  # never print the password
 
 
-def _connect_sqlite(path: str, synchronous: str, read_only: bool) -> sqlite3.Connection:
+# How long a SQLite statement waits for another process's lock before it fails (SQLITE_BUSY): for the
+# writer, the database is then away, and the journal's rows are held. While it is, each try waits
+# OUTAGE_BUSY_TIMEOUT at most, so that a write someone waits for fails in a second or two, not in a minute.
+BUSY_TIMEOUT = 30.0
+OUTAGE_BUSY_TIMEOUT = 1.0
+
+
+def _connect_sqlite(path: str, synchronous: str, read_only: bool, busy_timeout: float) -> sqlite3.Connection:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: no implicit transactions; the writer says BEGIN IMMEDIATE itself so that
     # it holds the write lock from the first statement (claims across processes depend on that).
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    connection.execute("PRAGMA busy_timeout = 30000")
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
+    _set_busy_timeout(connection, busy_timeout)
     if not read_only:
         mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -203,6 +251,10 @@ def _connect_sqlite(path: str, synchronous: str, read_only: bool) -> sqlite3.Con
     return connection
 
 
+def _set_busy_timeout(connection: sqlite3.Connection, seconds: float) -> None:
+    connection.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+
 def _connect_postgresql(url: str, autocommit: bool) -> Any:
     try:
         import psycopg
@@ -213,7 +265,7 @@ def _connect_postgresql(url: str, autocommit: bool) -> Any:
     try:
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        raise StateError(f"cannot connect to {url.split('@')[-1]}: {exc}".strip()) from exc
+        raise DatabaseAway(f"cannot connect to {url.split('@')[-1]}: {exc}".strip()) from exc
 
 
 @attrs.define
@@ -223,6 +275,27 @@ class _Item:
     loop: asyncio.AbstractEventLoop | None
     urgent: bool
     ticket: int = 0  # for plain statements: their place in the commit order
+
+    @property
+    def rows(self) -> int:
+        """Rows it writes (the cap on what is held during an outage counts these)."""
+        return len(self.op.rows) if isinstance(self.op, Rows) else 1
+
+    @property
+    def holdable(self) -> bool:
+        """No one on a call waits for it: held during an outage, not failed."""
+        return isinstance(self.op, Write | Rows)
+
+
+@attrs.frozen
+class BatchReport:
+    """What `write_batch` did, for the journal's writer process to tell the engine."""
+
+    failed: dict[int, BaseException]  # tickets not written: a bad write, or dropped while held
+    resolved_through: int  # every ticket up to this one is committed or failed
+    held_rows: int  # rows held, the database not answering
+    dropped_rows: int  # rows dropped while held since the writer started
+    outage: str  # the database's error while it does not answer, else ""
 
 
 class Ack:
@@ -259,6 +332,8 @@ class Database:
         batch_window: float = 0.05,
         max_batch: int = 5000,
         synchronous: str = "NORMAL",
+        hold_rows: int = HOLD_ROWS,
+        busy_timeout: float | None = None,
     ) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL"):
             raise StateError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
@@ -267,6 +342,7 @@ class Database:
         self.batch_window = batch_window
         self.max_batch = max_batch
         self.synchronous = synchronous.upper()
+        self.busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout  # SQLite's
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._hurry = threading.Event()  # set by an urgent write: the batch window ends now
         self._writer: threading.Thread | None = None
@@ -283,12 +359,18 @@ class Database:
         self._failed: dict[int, BaseException] = {}
         self._waiters: dict[asyncio.AbstractEventLoop, list[tuple[int, asyncio.Future[Any]]]] = {}
         self._loops: frozenset[asyncio.AbstractEventLoop] = frozenset()
+        self._settled: list[tuple[_Item, Any, BaseException | None]] = []  # futures to complete at publish
+        # The writer's side of an outage: written by the writer only; the loop reads _held_error.
+        self._seen = 0  # the highest ticket the writer has taken
+        self._held: HeldWrites[_Item] = HeldWrites(hold_rows)
+        self._outage: Outage | None = None
+        self._held_error: str | None = None  # published: awaiting an uncommitted ticket fails at once
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def _connect(self, read_only: bool) -> Any:
         if self.dialect is Dialect.SQLITE:
-            return _connect_sqlite(self.target.location, self.synchronous, read_only)
+            return _connect_sqlite(self.target.location, self.synchronous, read_only, self.busy_timeout)
         return _connect_postgresql(self.target.location, autocommit=read_only)
 
     async def open(self) -> None:
@@ -311,28 +393,59 @@ class Database:
         itself with `write_batch` (ivr.journal.rows_process). The schema is its parent's business."""
         self._write_connection = self._connect(False)
 
-    def write_batch(self, ops: Sequence[tuple[int, Op]]) -> dict[int, BaseException]:
+    def write_batch(self, ops: Sequence[tuple[int, Op]]) -> BatchReport:
         """Run (ticket, op) pairs in one transaction on the calling thread, as the writer thread runs a
-        batch (when the batch fails, each op again in a transaction of its own); returns the failures
-        by ticket."""
+        batch (when the batch fails, each op again in a transaction of its own; when the database does
+        not answer, they are held). With no ops: a try of what is held, if one is due."""
         self._failed.clear()
-        self._run_batch([_Item(op, None, None, False, ticket) for ticket, op in ops])
-        return dict(self._failed)
+        self._write([_Item(op, None, None, False, ticket) for ticket, op in ops])
+        return self._report()
+
+    def finish_batches(self) -> BatchReport:
+        """The last batch: one more try of what is held; what is still held then is lost (logged)."""
+        self._failed.clear()
+        self._last_try()
+        return self._report()
+
+    def retry_in(self) -> float | None:
+        """Seconds until what is held is tried again; None when nothing is held."""
+        if self._outage is None or not self._held:
+            return None
+        return self._outage.retry_in(time.monotonic())
+
+    def _report(self) -> BatchReport:
+        return BatchReport(
+            failed=dict(self._failed),
+            resolved_through=self._resolved_through(),
+            held_rows=self._held.rows,
+            dropped_rows=self._held.dropped_rows,
+            outage=self._outage.error if self._outage is not None else "",
+        )
 
     def close_for_batches(self) -> None:
         if self._write_connection is not None:
             self._write_connection.close()
             self._write_connection = None
 
-    async def close(self) -> None:
-        """Commit everything queued, then stop both threads."""
+    async def close(self, within: float = CLOSE_WITHIN) -> None:
+        """Commit everything queued, then stop both threads. While the database does not answer, the
+        writer tries once more and gives up; and close() waits for it `within` seconds at most (a
+        server that neither answers nor refuses), then leaves it behind (a daemon thread)."""
         if self._closed:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
         if self._writer is not None:
             self._queue.put(_STOP)
-            await loop.run_in_executor(None, self._writer.join)
+            writer = self._writer
+            await loop.run_in_executor(None, writer.join, max(within, 0.0))
+            if writer.is_alive():
+                log.error(
+                    "the state database's writer did not finish within %g s (the database does not answer): "
+                    "what it has not written when the process exits is lost (%d journal rows held)",
+                    within,
+                    self._held.rows,
+                )
         await loop.run_in_executor(self._reader, self._close_reader)
         self._reader.shutdown(wait=True)
 
@@ -386,13 +499,16 @@ class Database:
 
     def _rollback(self) -> None:
         self._staged.clear()  # a temporary table created in the failed transaction is gone
+        connection = self._write_connection
         try:
             if self.dialect is Dialect.POSTGRESQL:
-                self._write_connection.rollback()
-            elif self._write_connection.in_transaction:
-                self._write_connection.execute("ROLLBACK")
-        except Exception:  # the connection may be gone; the next batch reconnects
-            log.exception("rollback failed")
+                if connection is not None and not connection.closed:  # a lost one has nothing to undo
+                    connection.rollback()
+            elif connection.in_transaction:
+                connection.execute("ROLLBACK")
+        except Exception as exc:  # the connection may be gone; the next batch reconnects
+            if not unreachable(exc):
+                log.exception("rollback failed")
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -441,15 +557,31 @@ class Database:
         /metrics reports; events a call still holds are not in it)."""
         return max(0, self._last_ticket - self._committed)
 
+    @property
+    def held_rows(self) -> int:
+        """Journal rows held because the database does not answer (0 while it does)."""
+        return self._held.rows
+
+    @property
+    def dropped_rows(self) -> int:
+        """Journal rows dropped while held, over the cap, since the writer started."""
+        return self._held.dropped_rows
+
     async def _wait_for(self, ticket: int) -> None:
         if ticket > self._committed:
-            loop = asyncio.get_running_loop()
-            future = loop.create_future()
-            self._waiters.setdefault(loop, []).append((ticket, future))
-            # The writer publishes `_committed` before it looks for waiters: checking again after
-            # registering means a commit in between is never missed.
-            if ticket > self._committed:
-                await future
+            if self._held_error is None:
+                loop = asyncio.get_running_loop()
+                future = loop.create_future()
+                self._waiters.setdefault(loop, []).append((ticket, future))
+                # The writer publishes `_committed` and `_held_error` before it looks for waiters:
+                # checking again after registering means neither is missed.
+                if ticket > self._committed and self._held_error is None:
+                    await future
+                else:
+                    future.cancel()  # _wake skips it
+            held = self._held_error
+            if ticket > self._committed and held is not None:
+                raise _held(held)
         failure = self._failed.get(ticket)
         if failure is not None:
             raise failure
@@ -459,12 +591,17 @@ class Database:
         if not waiters:
             return
         committed = self._committed
+        held = self._held_error
         still = []
         for ticket, future in waiters:
-            if ticket > committed:
-                still.append((ticket, future))
-            elif not future.done():
+            if future.done():
+                continue
+            if ticket <= committed:
                 future.set_result(None)
+            elif held is not None:  # no one waits for an outage to end
+                future.set_exception(_held(held))
+            else:
+                still.append((ticket, future))
         self._waiters[loop] = still
 
     def submit_nowait(self, op: Op) -> None:
@@ -485,7 +622,13 @@ class Database:
         stopping = False
         backlog = False
         while not stopping:
-            first = self._queue.get()  # an idle engine's writer sleeps here
+            try:
+                # An idle engine's writer sleeps here; during an outage, until the next try.
+                first = self._queue.get(timeout=self.retry_in())
+            except queue.Empty:
+                self._write([])
+                self._publish()
+                continue
             if first is _STOP:
                 break
             if not (first.urgent or backlog) and self.batch_window > 0:
@@ -507,11 +650,12 @@ class Database:
                     stopping = True
                     break
                 batch.append(item)
-            self._run_batch(batch)
+            self._write(batch)
             self._publish()
         self._drain_on_stop()
         if self._write_connection is not None:
-            self._write_connection.close()
+            with contextlib.suppress(Exception):  # a lost connection may fail to close
+                self._write_connection.close()
 
     def _drain_on_stop(self) -> None:
         rest = []
@@ -523,10 +667,27 @@ class Database:
             if item is not _STOP:
                 rest.append(item)
         if rest:
-            self._run_batch(rest)
+            self._write(rest)
+        self._last_try()
         self._publish()
 
     def _publish(self) -> None:
+        """After each step of the writer: what is resolved, whether the rest is held, and the futures
+        of the functions it ran; then the waiters of each loop are woken."""
+        self._committed = self._resolved_through()
+        self._held_error = self._outage.error if self._outage is not None and self._held else None
+        settled, self._settled = self._settled, []
+        by_loop: dict[
+            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+        ] = {}
+        for item, result, exc in settled:
+            if item.future is not None and item.loop is not None:
+                by_loop.setdefault(item.loop, []).append((item.future, result, exc))
+        for loop, futures in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(settle, futures)
+            except RuntimeError:  # the loop is closed; its callers no longer listen
+                pass
         for loop in self._loops:
             if self._waiters.get(loop):
                 try:
@@ -534,29 +695,148 @@ class Database:
                 except RuntimeError:  # the loop is closed; its callers no longer listen
                     pass
 
-    def _run_batch(self, batch: list[_Item]) -> None:
-        ordered = sorted(
-            batch, key=lambda item: item.op.phase if isinstance(item.op, Write | Rows) else _PHASE_OF_FN
-        )
+    def _resolved_through(self) -> int:
+        """Every ticket up to this one is committed or failed: the held ones are the oldest not."""
+        first = self._held.first_ticket()
+        return self._seen if first is None else first - 1
+
+    # -- one step of the writer: write, or hold while the database does not answer --------------
+
+    def _write(self, batch: list[_Item]) -> None:
+        """Write a batch. While writes are held, its journal writes are held behind them (their order
+        is the commit order), and what is held is tried again when due, or at once for a function
+        someone waits for, which fails at once if the database still does not answer."""
+        for item in reversed(batch):
+            if item.ticket:
+                self._seen = max(self._seen, item.ticket)
+                break
+        if self._held:
+            waited = []
+            for item in batch:
+                if item.holdable:
+                    self._hold(item)
+                else:
+                    waited.append(item)
+            assert self._outage is not None
+            if not waited and not self._outage.due(time.monotonic()):
+                return
+            if not self._write_held():
+                self._fail(waited, _unanswered(self._outage.error))
+                return
+            batch = waited
+        if not batch:
+            return
+        left, error = self._attempt(batch)
+        if error is None:
+            self._answered()
+            return
+        self._not_answered(error)
+        for item in left:
+            if item.holdable:
+                self._hold(item)
+            elif item.future is not None:
+                self._settled.append((item, None, error))
+
+    def _attempt(self, items: list[_Item]) -> tuple[list[_Item], BaseException | None]:
+        """Run items in one transaction; when that fails for another reason than the database's
+        absence, each in its own (one bad write must not sink the others). Returns the items not
+        run because the database does not answer (in their order: some of them may be committed),
+        and its error."""
+        ordered = sorted(items, key=_phase)
         try:
             self._ensure_connection()
             results = self._execute(ordered)
         except Exception as exc:
             self._rollback()
+            if unreachable(exc):
+                return items, exc
             if len(ordered) == 1:
                 log.error("state write failed: %s", exc, exc_info=not _is_expected(exc))
-                if ordered[0].ticket:
-                    self._failed[ordered[0].ticket] = exc
-                    while len(self._failed) > _KEEP_FAILURES:
-                        del self._failed[next(iter(self._failed))]
-                self._resolve([(ordered[0], None, exc)])
-                return
-            # One bad write must not sink the others: run each in its own transaction.
-            for item in ordered:
-                self._run_batch([item])
-            return
+                self._fail(ordered, exc)
+                return [], None
+            for index, item in enumerate(ordered):
+                _, error = self._attempt([item])
+                if error is not None:
+                    rest = {id(item) for item in ordered[index:]}
+                    return [item for item in items if id(item) in rest], error
+            return [], None
         self.batches += 1
-        self._resolve(list(zip(ordered, results, [None] * len(ordered), strict=True)))
+        for item, result in zip(ordered, results, strict=True):
+            if item.future is not None:
+                self._settled.append((item, result, None))
+        return [], None
+
+    def _write_held(self) -> bool:
+        """Write what is held, oldest first, a transaction per HELD_ROWS_PER_COMMIT rows; False when
+        the database does not answer (the rest stays held)."""
+        outage = self._outage
+        assert outage is not None
+        while self._held:
+            chunk = self._held.front(HELD_ROWS_PER_COMMIT)
+            before = self._held.rows
+            left, error = self._attempt(chunk)
+            self._held.replace_front(len(chunk), left)
+            outage.written += before - self._held.rows
+            if error is not None:
+                outage.failed_again(time.monotonic(), describe(error))
+                return False
+        self._answered()
+        return True
+
+    def _last_try(self) -> None:
+        """Stopping: what is held is tried once more, and what is still held is lost (one line)."""
+        if not self._held:
+            return
+        if self._write_held():
+            return
+        assert self._outage is not None
+        lost = self._held.take_all()
+        log.error("%s", abandoned_line(self._outage, sum(item.rows for item in lost)))
+        self._fail(lost, WriteDropped(f"not written: the engine stopped while {self._outage.error}"))
+
+    def _hold(self, item: _Item) -> None:
+        outage = self._outage
+        assert outage is not None
+        dropped = self._held.hold(item)
+        if not dropped:
+            return
+        rows = sum(gone.rows for gone in dropped)
+        if not outage.cap_reported:
+            outage.cap_reported = True
+            log.error("%s", dropping_line(self._held.rows + rows, self._held.cap))
+        outage.dropped += rows
+        self._fail(dropped, WriteDropped(f"dropped: over journal_hold_rows while {outage.error}"))
+
+    def _fail(self, items: list[_Item], exc: BaseException) -> None:
+        """These items are not written: their waiters (a ticket, a future) get `exc`."""
+        for item in items:
+            if item.ticket:
+                self._failed[item.ticket] = exc
+            if item.future is not None:
+                self._settled.append((item, None, exc))
+        while len(self._failed) > _KEEP_FAILURES:
+            del self._failed[next(iter(self._failed))]
+
+    def _not_answered(self, error: BaseException) -> None:
+        now = time.monotonic()
+        if self._outage is None:
+            self._outage = Outage.begin(now, describe(error))
+            log.error("%s", began_line(self._outage, self._held.cap))
+            self._wait_for_locks(min(self.busy_timeout, OUTAGE_BUSY_TIMEOUT))
+        else:
+            self._outage.failed_again(now, describe(error))
+
+    def _answered(self) -> None:
+        if self._outage is not None and not self._held:
+            log.warning("%s", ended_line(self._outage, time.monotonic()))
+            self._outage = None
+            self._wait_for_locks(self.busy_timeout)
+
+    def _wait_for_locks(self, seconds: float) -> None:
+        """SQLite: how long the writer's statements wait for another process's lock."""
+        if self.dialect is Dialect.SQLITE and self._write_connection is not None:
+            with contextlib.suppress(sqlite3.Error):  # a file that cannot be read keeps the old timeout
+                _set_busy_timeout(self._write_connection, seconds)
 
     def _ensure_connection(self) -> None:
         if self.dialect is Dialect.POSTGRESQL and (
@@ -603,24 +883,6 @@ class Database:
         self._commit()
         return results
 
-    def _resolve(self, outcomes: list[tuple[_Item, Any, BaseException | None]]) -> None:
-        # Items come in queue order, so the last ticket is the highest; the GIL makes this assignment
-        # atomic, and waiters check it again after registering (see _wait_for).
-        top = max((item.ticket for item, _, _ in outcomes), default=0)
-        if top > self._committed:
-            self._committed = top
-        by_loop: dict[
-            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]
-        ] = {}
-        for item, result, exc in outcomes:
-            if item.future is not None and item.loop is not None:
-                by_loop.setdefault(item.loop, []).append((item.future, result, exc))
-        for loop, settled in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(settle, settled)
-            except RuntimeError:  # the loop is closed; its callers no longer listen
-                pass
-
     # -- reads -----------------------------------------------------------------------------
 
     async def read(self, fn: Callable[[Tx], Any]) -> Any:
@@ -636,6 +898,21 @@ class Database:
         ):
             self._read_connection = self._connect(True)
         return fn(Tx(self._read_connection, self.dialect))
+
+
+def _phase(item: _Item) -> int:
+    return item.op.phase if isinstance(item.op, Write | Rows) else _PHASE_OF_FN
+
+
+def _held(error: str) -> WriteHeld:
+    return WriteHeld(
+        f"not written yet: {error}; the journal holds it in memory and writes it when the database answers"
+    )
+
+
+def _unanswered(error: str) -> DatabaseAway:
+    """What a function someone waits for gets while the database does not answer."""
+    return DatabaseAway(f"the state database does not answer: {error}")
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -27,8 +27,12 @@ So a `kill -9` of the engine loses exactly:
 - what was recorded in the last SHIP_EVERY before it, not yet shipped: call starts, ends with their
   events, events handed over. What was shipped to the writer process is still written (it ends when
   its pipe does); with the writer thread, what was shipped and not committed is lost too (~0.1 s).
+While the database does not answer, the writer holds what is shipped, in order, up to a cap
+(ivr.journal.db, ivr.journal.held): a `kill -9` then loses all it holds too, a clean stop what it still
+holds after one more try; past the cap the oldest held rows are dropped, counted.
 Nothing acknowledged is ever lost: a journal write whose result was awaited, callback requests,
-incidents. What survives of a call is always a prefix of its events.
+incidents (awaiting a journal write during an outage raises WriteHeld at once: it is held, not
+acknowledged). What survives of a call is always a prefix of its events, unless the cap dropped some.
 
 `data` dicts are kept as given until the writer encodes them: do not change one after recording it.
 

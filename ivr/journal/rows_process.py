@@ -13,16 +13,23 @@ requests, incidents: few, and awaited for their results) stays on the writer thr
 
 The pipes, no sockets:
 - parent -> child (its stdin): pickles, each after its length (4 bytes, little-endian). The first says
-  where to write: (dialect, location, synchronous, batch window); then one per shipment: (ticket, the
-  Rows of its starts, events and ends).
+  where to write: (dialect, location, synchronous, batch window, rows held at most, SQLite's busy
+  timeout); then one per shipment: (ticket, the Rows of its starts, events and ends).
   The location (a PostgreSQL URL may hold a password) never appears on a command line.
 - child -> parent (its stdout): lines. `ready` once connected (the parent waits for it). `ok N`:
-  everything up to ticket N is committed. `failed N text`:
-  ticket N could not be written (sent before the `ok` that covers it).
+  everything up to ticket N is committed (or failed). `failed N text`:
+  ticket N could not be written (sent before the `ok` that covers it), or was dropped while held.
+  `held R D text`: the database does not answer (text), R rows are held and D were dropped so far
+  (sent after each batch while rows are held, and once with R 0 when they are written).
 - the child gathers what arrives within the batch window into one transaction (db.write_batch, as the
   writer thread does), and ends when its stdin does: it writes what it has read, then exits. So a
   `kill -9` of the engine loses only what the journal had not shipped yet: what is in the pipe is
-  still written.
+  still written, unless the database does not answer: then the child tries what it holds once more,
+  and what is still held is lost.
+- during an outage the child holds the shipments (ivr.journal.held, as the writer thread would) and
+  keeps reading the pipe, so the engine's side never blocks or buffers; the parent keeps each shipment
+  until it is acknowledged (to hand it to the thread should the child die), so the held rows are in
+  both processes, both bounded by the same cap: a dropped shipment is `failed`, then acknowledged.
 
 If the child cannot start or dies, the rows it has not acknowledged go to the writer thread, and every
 later shipment too: nothing acknowledged is lost, one error line says what happened.
@@ -41,7 +48,19 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from ivr.journal.db import Ack, Database, Dialect, Rows, StateError, Target, settle
+from ivr.journal.db import (
+    CLOSE_WITHIN,
+    HOLD_ROWS,
+    Ack,
+    BatchReport,
+    Database,
+    Dialect,
+    Rows,
+    StateError,
+    Target,
+    WriteHeld,
+    settle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +76,9 @@ class RowsProcess:
     """The parent's side: `await start()`, `submit_all(shipment)` (returns an awaitable acknowledgement),
     `await flush()`, `await close()`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, hold_rows: int = HOLD_ROWS) -> None:
         self._db = db
+        self._hold_rows = hold_rows
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._next_ticket = 0
@@ -71,11 +91,24 @@ class RowsProcess:
         self._closing = False
         self.broken = False  # the writer thread has taken over
         self.commits = 0  # the child's transactions so far (benchmarks)
+        self._outage = ""  # the child's last word on a database that does not answer, while it holds rows
+        self._held_rows = 0
+        self._dropped_rows = 0
 
     @property
     def pending_writes(self) -> int:
         """Shipments sent and not yet acknowledged (the journal backlog /metrics reports)."""
         return len(self._unacked)
+
+    @property
+    def held_rows(self) -> int:
+        """Rows the child holds because the database does not answer (the thread counts its own)."""
+        return self._held_rows
+
+    @property
+    def dropped_rows(self) -> int:
+        """Rows the child dropped while holding them, over the cap (the thread counts its own)."""
+        return self._dropped_rows
 
     @property
     def pid(self) -> int | None:
@@ -97,7 +130,16 @@ class RowsProcess:
             )
             self.broken = True
             return
-        self._send((db.dialect.value, db.target.location, db.synchronous, db.batch_window))
+        self._send(
+            (
+                db.dialect.value,
+                db.target.location,
+                db.synchronous,
+                db.batch_window,
+                self._hold_rows,
+                db.busy_timeout,
+            )
+        )
         # Ready once it has connected: a child that cannot (or takes too long) leaves the rows to the
         # thread from the start.
         assert self._process.stdout is not None
@@ -141,6 +183,8 @@ class RowsProcess:
             if self.broken:
                 if self._handed_back is not None:
                     await self._handed_back
+            elif self._outage:  # no one waits for an outage to end
+                raise _held(self._outage)
             else:
                 future = asyncio.get_running_loop().create_future()
                 self._waiters.append((ticket, future))
@@ -149,9 +193,10 @@ class RowsProcess:
         if message is not None:
             raise StateError(f"journal rows not written: {message}")
 
-    async def close(self, timeout: float = 30.0) -> None:
-        """End the child's input and wait for it to write what it has; rows it could not write go to
-        the writer thread (which must still be open)."""
+    async def close(self, timeout: float = CLOSE_WITHIN) -> None:
+        """End the child's input and wait for it to write what it has (during an outage: one more try,
+        then what it holds is lost), `timeout` seconds at most; rows it did not acknowledge go to the
+        writer thread (which must still be open)."""
         self._closing = True
         process, reader = self._process, self._reader
         if process is None or reader is None:
@@ -200,6 +245,9 @@ class RowsProcess:
     def _on_line(self, line: str) -> None:
         word, _, rest = line.partition(" ")
         number = rest.partition(" ")[0]
+        if word == "held":
+            self._on_held(rest)
+            return
         if word not in ("ok", "failed") or not number.isdigit():
             log.warning("journal: unexpected line from the writer process: %r", line[:80])
             return
@@ -219,6 +267,17 @@ class RowsProcess:
             while len(self._failures) > _KEEP_FAILURES:
                 del self._failures[next(iter(self._failures))]
 
+    def _on_held(self, rest: str) -> None:
+        held, dropped, error = [*rest.split(" ", 2), "", ""][:3]
+        if not held.isdigit() or not dropped.isdigit():
+            log.warning("journal: unexpected line from the writer process: %r", ("held " + rest)[:80])
+            return
+        self._held_rows, self._dropped_rows = int(held), int(dropped)
+        self._outage = error if self._held_rows else ""
+        if self._outage:
+            waiters, self._waiters = self._waiters, []
+            settle([(future, None, _held(self._outage)) for _, future in waiters])
+
     def _wake(self) -> None:
         still = []
         for ticket, future in self._waiters:
@@ -231,6 +290,8 @@ class RowsProcess:
     def _hand_back(self) -> None:
         """The child is gone: its unacknowledged rows, and every later shipment, go to the thread."""
         self.broken = True
+        self._outage = ""
+        self._held_rows = 0
         last: Awaitable[Any] | None = None
         for shipment in self._unacked.values():
             last = self._db.submit_all(shipment)
@@ -242,6 +303,13 @@ class RowsProcess:
         self._handed_back = last
         # Kept: the loop holds only a weak reference to a task.
         self._relay = asyncio.get_running_loop().create_task(_relay(last, waiters))
+
+
+def _held(error: str) -> WriteHeld:
+    return WriteHeld(
+        f"not written yet: {error}; the journal's writer process holds it and writes it when the "
+        "database answers"
+    )
 
 
 async def _relay(ack: Awaitable[Any], waiters: list[tuple[int, asyncio.Future[None]]]) -> None:
@@ -303,33 +371,61 @@ class FrameReader:
 
 
 def serve(reader: FrameReader, acknowledge: Any) -> None:
-    """The child's loop: a batch per batch window, acknowledged after its commit, until the end."""
+    """The child's loop: a batch per batch window, acknowledged after its commit, until the end. While
+    the database does not answer, what arrives is held and the reads wait for the next try at most."""
     setup, ended = reader.read(None)
     if not setup:
         return
-    dialect, location, synchronous, window = setup.pop(0)
-    db = Database(Target(Dialect(dialect), location), batch_window=window, synchronous=synchronous)
+    dialect, location, synchronous, window, hold_rows, busy_timeout = setup.pop(0)
+    db = Database(
+        Target(Dialect(dialect), location),
+        batch_window=window,
+        synchronous=synchronous,
+        hold_rows=hold_rows,
+        busy_timeout=busy_timeout,
+    )
     db.connect_for_batches()
     acknowledge(b"ready\n")
     shipments: list[tuple[int, list[Rows]]] = setup
+    told = _Told()
     try:
         while shipments or not ended:
             if not shipments:
-                shipments, ended = reader.read(None)  # asleep until the engine ships
-            if not ended:
+                # Asleep until the engine ships, or until what is held is due to be tried again.
+                shipments, ended = reader.read(db.retry_in())
+            if shipments and not ended:
                 # Sleep through the batch window rather than wait on the pipe: what the engine ships
                 # meanwhile wakes nobody, one wake-up a batch as the writer thread has.
                 time.sleep(window)
                 more, ended = reader.read(0)
                 shipments.extend(more)
-            if shipments:
-                failures = db.write_batch([(ticket, op) for ticket, ops in shipments for op in ops])
-                lines = [f"failed {ticket} {_one_line(exc)}\n" for ticket, exc in failures.items()]
-                lines.append(f"ok {shipments[-1][0]}\n")
-                acknowledge("".join(lines).encode())
+            if shipments or db.held_rows:
+                report = db.write_batch([(ticket, op) for ticket, ops in shipments for op in ops])
+                if lines := told.lines(report):
+                    acknowledge(lines)
                 shipments = []
+        if lines := told.lines(db.finish_batches()):
+            acknowledge(lines)
     finally:
         db.close_for_batches()
+
+
+class _Told:
+    """What the child has told the engine: each report as the lines that say what changed."""
+
+    def __init__(self) -> None:
+        self.resolved = 0
+        self.held = 0
+
+    def lines(self, report: BatchReport) -> bytes:
+        lines = [f"failed {ticket} {_one_line(exc)}\n" for ticket, exc in report.failed.items()]
+        if report.resolved_through > self.resolved:
+            self.resolved = report.resolved_through
+            lines.append(f"ok {report.resolved_through}\n")
+        if report.held_rows or self.held:
+            self.held = report.held_rows
+            lines.append(f"held {report.held_rows} {report.dropped_rows} {report.outage or '-'}\n")
+        return "".join(lines).encode()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections import Counter
 
 import attrs
@@ -11,7 +12,7 @@ import attrs
 from ivr.clock import SYSTEM_CLOCK, Clock
 from ivr.config import Settings
 from ivr.journal.callbacks import CallbackStore
-from ivr.journal.db import Database, Target, Tx
+from ivr.journal.db import CLOSE_WITHIN, Database, Target, Tx
 from ivr.journal.incidents import IncidentStore
 from ivr.journal.journal import Journal
 from ivr.journal.rows_process import RowsProcess
@@ -80,12 +81,16 @@ class State:
             await self.db.write(lambda tx: end_calls(tx, rows))
         return sorted(Counter(engine for _, engine, _ in orphans).items())
 
-    async def close(self) -> None:
-        """Commit everything still queued or held by the journal and close the connections."""
+    async def close(self, within: float = CLOSE_WITHIN) -> None:
+        """Commit everything still queued or held by the journal and close the connections, in `within`
+        seconds at most: while the database does not answer, each writer tries once more and gives up
+        (what it holds is lost, and logged)."""
+        deadline = time.monotonic() + within
         self.journal.close()
         if self.rows is not None:
-            await self.rows.close()  # before the database: rows it could not write go to its thread
-        await self.db.close()
+            # before the database: rows it could not write go to its thread
+            await self.rows.close(timeout=deadline - time.monotonic())
+        await self.db.close(within=deadline - time.monotonic())
 
 
 async def open_state(
@@ -106,11 +111,12 @@ async def open_state(
         Target.from_settings(settings.state_dir, settings.database_url),
         batch_window=batch_window,
         synchronous=synchronous,
+        hold_rows=settings.journal_hold_rows,
     )
     await db.open()
     rows = None
     if journal_writer == "process":
-        rows = RowsProcess(db)
+        rows = RowsProcess(db, hold_rows=settings.journal_hold_rows)
         await rows.start()
     engine = engine_id or default_engine_id()
     return State(
