@@ -39,10 +39,6 @@ def whole_call(journal: Journal, call_id: str, clock: FixedClock, language: str 
     journal.call_ended(call_id, "self_served", "egov")
 
 
-def held_rows(state: State) -> int:
-    return state.db.held_rows + (state.rows.held_rows if state.rows else 0)
-
-
 async def until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     """Poll for a condition; the timeout only turns a hang into a failure."""
     for _ in range(int(timeout / 0.02)):
@@ -106,7 +102,7 @@ async def test_calls_placed_while_postgresql_is_down_are_written_once_when_it_is
         journal.event("running", "language", "welcome", {"language": "ru"})  # its language choice
         journal.event("running", "queue", "operator", {"queue": "ru-general"})  # handed over now
         journal.submit_held()
-        await until(lambda: held_rows(state) >= 30 * 3 + 1)
+        await until(lambda: state.held_rows >= 30 * 3 + 1)
 
         # What someone waits for fails at once, as before the change: the caller takes its safe path.
         with pytest.raises((StateError, psycopg.OperationalError)):
@@ -117,11 +113,11 @@ async def test_calls_placed_while_postgresql_is_down_are_written_once_when_it_is
             await asyncio.wait_for(journal.call_started("awaited", clock.time(), "+7701", "kk", "1414"), 60)
         with pytest.raises((StateError, psycopg.OperationalError)):
             await asyncio.wait_for(journal.call("before-0"), 60)  # reads fail as before
-        assert metric(state, "ivr_journal_held_rows") == held_rows(state) > 0
+        assert metric(state, "ivr_journal_held_rows") == state.held_rows > 0
         assert metric(state, "ivr_journal_backlog_writes") > 0
 
         await asyncio.to_thread(cluster.start)
-        await until(lambda: held_rows(state) == 0)
+        await until(lambda: state.held_rows == 0)
         for n in range(5):
             whole_call(journal, f"after-{n}", clock)
         journal.call_ended("running", "queued", "egov")
@@ -167,7 +163,7 @@ async def test_a_stop_while_postgresql_is_down_ends_and_says_what_it_loses(
         for n in range(4):
             whole_call(state.journal, f"lost-{n}", clock)
         state.journal.submit_held()
-        await until(lambda: held_rows(state) > 0)
+        await until(lambda: state.held_rows > 0)
     finally:
         # One more try, then the held rows are given up: the engine stops within its bound, not when
         # the database comes back (a hang would end in wait_for's generous timeout instead).
@@ -248,11 +244,11 @@ async def test_a_locked_sqlite_file_holds_the_rows_until_it_is_released(sqlite_l
         for n in range(5):
             whole_call(state.journal, f"during-{n}", clock)
         state.journal.submit_held()
-        await until(lambda: held_rows(state) == 15)
+        await until(lambda: state.held_rows == 15)
         with pytest.raises((StateError, sqlite3.OperationalError), match="locked"):  # fails at once
             await asyncio.wait_for(state.callbacks.request("+77010000100", "kk", "kk-general"), 60)
         other.execute("ROLLBACK")
-        await until(lambda: held_rows(state) == 0)
+        await until(lambda: state.held_rows == 0)
         await state.journal.flush()
         calls, seqs, rollup = await journal_contents(state)
     finally:
@@ -274,9 +270,9 @@ async def test_past_the_cap_the_oldest_held_rows_are_dropped_counted_and_logged_
         for n in range(25):
             whole_call(state.journal, f"c{n:02d}", clock)
             state.journal.submit_held()  # a shipment per call: its start, its run, its end
-        await until(lambda: held_rows(state) == 30 and metric(state, "ivr_journal_dropped_rows_total") == 45)
+        await until(lambda: state.held_rows == 30 and metric(state, "ivr_journal_dropped_rows_total") == 45)
         other.execute("ROLLBACK")
-        await until(lambda: held_rows(state) == 0)
+        await until(lambda: state.held_rows == 0)
         await state.journal.flush()
         calls, _, rollup = await journal_contents(state)
     finally:

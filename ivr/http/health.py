@@ -2,10 +2,12 @@
 
 /healthz: the process and its event loop answer (no dependency is consulted, so a database outage does
 not get every engine restarted at once). /readyz: this engine can take calls: menus loaded, every
-prompt they need on disk, the journal writer commits. AMI is reported but not required, since calls
-still run (without queue figures) while it is down. Each check is cached for a second so frequent probes
-cost nothing; 503 with the failing checks when not ready, and from the moment the engine is told to
-stop (its FastAGI listener closes then, while running calls finish).
+prompt they need on disk, the journal writer answers. AMI is reported but not required, since calls
+still run (without queue figures) while it is down; so is a database that does not answer, whose rows
+the journal holds in memory meanwhile (ivr.journal.db): every engine sharing it would otherwise leave
+the balancer at once, and the callers would get no IVR at all. Each check is cached for a second so
+frequent probes cost nothing; 503 with the failing checks when not ready, and from the moment the
+engine is told to stop (its FastAGI listener closes then, while running calls finish).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiohttp import web
 from ivr.http.cache import Cached
 from ivr.http.keys import ENGINE_NAME, READINESS
 from ivr.http.queues import QueuesView
+from ivr.journal.db import DatabaseAway
 
 JOURNAL_TIMEOUT = 2.0
 
@@ -28,7 +31,7 @@ class Readiness:
         self._engine = engine
         self._queues = queues  # the cached AMI view: its state is reported, never required
         self._prompts = Cached(self._missing_prompts, [], max_age=10.0)
-        self._journal = Cached(self._journal_check, "", max_age=1.0)
+        self._journal = Cached(self._journal_check, ("", False), max_age=1.0)
 
     async def _missing_prompts(self) -> list[str]:
         from ivr.engine.app import engine_prompt_texts
@@ -40,24 +43,27 @@ class Readiness:
             missing_prompts, texts, engine.settings.prompts.dir, include_asterisk_sounds=True
         )
 
-    async def _journal_check(self) -> str:
+    async def _journal_check(self) -> tuple[str, bool]:
+        """What is wrong with the journal ("" when nothing), and whether that keeps calls away."""
         state = self._engine.services.state
         if state is None:
-            return "no journal"
+            return "no journal", True
         try:
             # A round trip through the writer thread: it is alive and the database answers (an empty
             # transaction may never reach the server, and passed with PostgreSQL down).
             await asyncio.wait_for(state.db.write(lambda tx: tx.one("SELECT 1")), JOURNAL_TIMEOUT)
         except TimeoutError:
-            return f"no commit within {JOURNAL_TIMEOUT:g} s"
+            return f"no commit within {JOURNAL_TIMEOUT:g} s", True
+        except DatabaseAway as exc:
+            return f"degraded: {exc}; {state.held_rows} journal rows held in memory until it answers", False
         except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
-        return ""
+            return f"{type(exc).__name__}: {exc}", True
+        return "", False
 
     async def checks(self) -> tuple[bool, dict[str, str]]:
         names = self._engine.library.names()
         missing = await self._prompts.get()
-        journal = await self._journal.get()
+        journal, journal_blocks = await self._journal.get()
         checks = {
             "menus": "ok: " + ", ".join(names) if names else "no menu loaded",
             "prompts": "ok" if not missing else f"{len(missing)} missing, e.g. {missing[0]}",
@@ -67,7 +73,7 @@ class Readiness:
         stopping = getattr(self._engine, "stopping", False)
         if stopping:  # the listener is closed: a balancer must send calls elsewhere now
             checks["engine"] = "stopping: no new calls"
-        ready = bool(names) and not missing and not journal and not stopping
+        ready = bool(names) and not missing and not journal_blocks and not stopping
         return ready, checks
 
 

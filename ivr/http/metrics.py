@@ -116,21 +116,20 @@ class _Live(Collector):
 
         state = self._services.state
         if state is not None:
-            rows = state.rows  # the journal's writer process, when it has one
             yield GaugeMetricFamily(
                 "ivr_journal_backlog_writes",
                 "Journal writes queued and not yet committed (held ones too, while the database is away).",
-                value=state.db.pending_writes + (rows.pending_writes if rows else 0),
+                value=state.pending_writes,
             )
             yield GaugeMetricFamily(
                 "ivr_journal_held_rows",
                 "Journal rows held in memory because the database does not answer.",
-                value=state.db.held_rows + (rows.held_rows if rows else 0),
+                value=state.held_rows,
             )
             yield CounterMetricFamily(
                 "ivr_journal_dropped_rows",
                 "Journal rows dropped while held, over journal_hold_rows.",
-                value=state.db.dropped_rows + (rows.dropped_rows if rows else 0),
+                value=state.dropped_rows,
             )
         server = self._agi_server()
         if server is not None:

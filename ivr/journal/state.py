@@ -54,6 +54,19 @@ class State:
     timezone: str
     rows: RowsProcess | None = None  # the journal's writer process, when it has one
 
+    # What both writers (the thread, and the writer process when there is one) have in hand.
+    @property
+    def pending_writes(self) -> int:
+        return self.db.pending_writes + (self.rows.pending_writes if self.rows else 0)
+
+    @property
+    def held_rows(self) -> int:
+        return self.db.held_rows + (self.rows.held_rows if self.rows else 0)
+
+    @property
+    def dropped_rows(self) -> int:
+        return self.db.dropped_rows + (self.rows.dropped_rows if self.rows else 0)
+
     async def hand_back_orphans(self, now: float) -> list[tuple[str, int]]:
         """Calls an earlier run of this engine left unfinished: it was killed, or its machine stopped.
         Their callers went back to the dialplan when the connection dropped, so they are journalled as
