@@ -22,8 +22,8 @@ from ivr.http.live import LiveCalls
 from ivr.http.metrics import EngineMetrics
 from ivr.http.queues import QueuesView
 from ivr.journal import Journal, State, StateError, open_state
-from ivr.journal.db import HOLD_ROWS, Database, WriteHeld
-from tests.pg import backend_fixture, cluster_fixture  # noqa: F401  (the `backend` and `cluster` fixtures)
+from ivr.journal.db import HOLD_ROWS, Database, WriteHeld, _connect_postgresql
+from tests.pg import backend_fixture, cluster_fixture, fresh_database_url  # noqa: F401  (the `backend` and `cluster` fixtures)
 from tests.test_journal import stored_seqs
 
 WRITERS = ("thread", "process")
@@ -289,3 +289,14 @@ async def test_past_the_cap_the_oldest_held_rows_are_dropped_counted_and_logged_
 
 def test_the_cap_is_a_setting_whose_default_the_writer_uses():
     assert Settings().journal_hold_rows == HOLD_ROWS
+
+
+def test_a_postgresql_server_gone_silent_is_given_up_on_within_30_s() -> None:
+    # A network that drops packets neither answers nor refuses: the writer must not wait the kernel's
+    # 15 minutes for it. The URL's own settings win over ours.
+    connection = _connect_postgresql(fresh_database_url() + "?keepalives_idle=20", autocommit=True)
+    try:
+        dsn = dict(item.split("=", 1) for item in connection.info.dsn.split())
+    finally:
+        connection.close()
+    assert (dsn["tcp_user_timeout"], dsn["keepalives"], dsn["keepalives_idle"]) == ("30000", "1", "20")

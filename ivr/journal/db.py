@@ -255,6 +255,18 @@ def _set_busy_timeout(connection: sqlite3.Connection, seconds: float) -> None:
     connection.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
 
+# libpq settings: give up on a connection whose server has not answered for 30 s (sent data not
+# acknowledged, or keepalive probes unanswered).
+_DEAD_PEER = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "4",
+    "tcp_user_timeout": "30000",
+}
+
+
 def _connect_postgresql(url: str, autocommit: bool) -> Any:
     try:
         import psycopg
@@ -262,8 +274,14 @@ def _connect_postgresql(url: str, autocommit: bool) -> Any:
         raise StateError(
             "database_url is PostgreSQL but psycopg is not installed: pip install 'psycopg[binary]'"
         ) from exc
+    from psycopg.conninfo import conninfo_to_dict
+
+    # A server whose packets stop (a network gone half-dead) neither answers nor refuses: without these
+    # a statement would wait for the kernel's own TCP timeout, some 15 minutes, and the writer with it.
+    # The URL's own values, if it has any, win.
+    params = {**_DEAD_PEER, **conninfo_to_dict(url)}
     try:
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+        return psycopg.connect(autocommit=autocommit, **params)
     except psycopg.OperationalError as exc:
         raise DatabaseAway(f"cannot connect to {url.split('@')[-1]}: {exc}".strip()) from exc
 
