@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from ivr.config import PromptSettings
 from ivr.engine.app import Engine
+from ivr.prompts import pyttsx3_worker, synth
 from ivr.prompts.synth import VoiceSettings, synthesize
 from ivr.testing.engine_fixtures import project_settings
 
@@ -21,18 +21,27 @@ ROOT = Path(__file__).parent.parent
 def test_the_tts_driver_prints_nothing_even_after_synthesis(
     tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    synthesize("Сәлеметсіз бе", VoiceSettings("kk"), tmp_path / "hello.wav")
-    assert (tmp_path / "hello.wav").stat().st_size > 44
-    # espeak-ng's callback thread may print after runAndWait has returned: the driver's print itself
-    # must be quiet, not just stdout while we wait.
-    driver = sys.modules["pyttsx3.drivers.espeak"]
+    synth.shutdown_worker()  # a worker started now writes to this test's captured stdout and stderr
     with caplog.at_level(logging.DEBUG, logger="ivr.prompts.synth"):
-        driver.print(f"Audio saved to {tmp_path / 'late.wav'}")
-        driver.print("Playback error: no device")
-    assert capfd.readouterr().out == ""
+        for name in ("hello", "again"):
+            synthesize("Сәлеметсіз бе", VoiceSettings("kk"), tmp_path / f"{name}.wav")
+    assert (tmp_path / "hello.wav").stat().st_size > 44
+    out, err = capfd.readouterr()
+    assert "Audio saved" not in out + err
+    # espeak-ng's callback thread may print after runAndWait has returned: by the next text's answer
+    # at the latest, the print has come back to our log, at debug level.
     levels = {record.getMessage(): record.levelname for record in caplog.records}
-    assert levels[f"pyttsx3: Audio saved to {tmp_path / 'late.wav'}"] == "DEBUG"
-    assert levels["pyttsx3: Playback error: no device"] == "WARNING"  # errors are kept
+    assert levels[f"pyttsx3: Audio saved to {tmp_path / 'hello.wav'}"] == "DEBUG"
+
+
+def test_the_drivers_other_prints_are_kept_as_warnings() -> None:
+    pyttsx3_worker.take_notes()
+    pyttsx3_worker._driver_print("Playback error:", "no device")
+    pyttsx3_worker._driver_print("Audio saved to /tmp/x.wav")
+    assert pyttsx3_worker.take_notes() == (
+        (logging.WARNING, "Playback error: no device"),
+        (logging.DEBUG, "Audio saved to /tmp/x.wav"),
+    )
 
 
 @pytest.fixture

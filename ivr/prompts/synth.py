@@ -1,11 +1,17 @@
 """Text to raw speech with espeak-ng, through pyttsx3 by default or the espeak-ng program.
 
 pyttsx3 2.99's espeak driver works headless (AUDIO_OUTPUT_RETRIEVAL, no sound device needed) and is the
-default. Two of its habits are handled here rather than trusted:
-- an unknown voice name does not raise: the driver reports the error through the engine's 'error'
-  callback and speaks on in the previous voice (English at first). Voices are therefore resolved
-  against the voice list first, errors are collected from that callback, and the voice actually in use
-  is compared after synthesis.
+default. It runs espeak-ng, a C library, in a worker process (ivr/prompts/pyttsx3_worker.py), one per
+process that synthesises, started on first use and kept for every later text: a crash of the library
+(espeak-ng has segfaulted there, about once in a dozen test runs) then costs one prompt, never the
+engine and its calls nor a build. When the worker dies or does not answer within WORKER_TIMEOUT (then it
+is killed), one warning names the text, the voice and how it ended; the espeak-ng program speaks that
+text with the same voice, rate and pitch, and the next text starts a new worker. It exits with its
+parent (EOF on its pipe) and is stopped and reaped at exit (shutdown_worker).
+
+The driver's habits handled rather than trusted:
+- an unknown voice name does not raise, and it speaks on in the previous voice: the worker resolves
+  voices against the voice list first and compares the voice in use after synthesis (SynthError).
 - it stamps every file 22050 Hz, which is espeak-ng's own rate but not that of mbrola voices (16 kHz).
   Those voices (names starting "mb-") go through the espeak-ng program, which writes the true rate; so
   does any language whose voice settings say `engine = "espeak-ng"`.
@@ -13,18 +19,19 @@ default. Two of its habits are handled here rather than trusted:
   collects the samples without synchronisation: measured here, about 1 utterance in 100 comes back
   with no samples at all (the others are complete, within a millisecond of the program's output).
   An empty result is spoken again by the espeak-ng program.
-- it prints "Audio saved to <file>" for every text, from that callback thread: the print goes to our
-  log at debug level instead (see _quiet_driver), so builds and the server log show none of it.
-espeak-ng keeps global state, so a process synthesises one text at a time through pyttsx3 (a lock);
-the build overlaps that with the sox conversions of other prompts in worker threads.
+- it prints "Audio saved to <file>" for every text, from that callback thread: the worker sends the
+  print back, and it goes to our log at debug level, so builds and the server log show none of it.
+espeak-ng keeps global state, so the worker speaks one text at a time (a lock here); the build overlaps
+that with the sox conversions of other prompts in worker threads.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import shutil
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,8 @@ from typing import Any
 import attrs
 
 from ivr.config import PromptSettings
+from ivr.prompts.pyttsx3_worker import SpeechRequest
+from ivr.prompts.worker_process import WorkerLost, WorkerProcess
 from ivr.texts import LANGUAGES
 
 log = logging.getLogger(__name__)
@@ -122,12 +131,10 @@ def synthesize(text: str, voice: VoiceSettings, target: Path) -> None:
     if not text.strip():
         raise SynthError("empty text")
     if voice.effective_engine == "pyttsx3":
-        with _ENGINE_LOCK:
-            _pyttsx3_engine().synthesize(text, voice, target)
-        if _has_audio(target):
+        if _speak_in_worker(text, voice, target) and _has_audio(target):
             return
-        # pyttsx3 lost the utterance (about 1 in 100 here, see the module docstring): the program
-        # speaks it instead, with the same voice, rate and pitch.
+        # The worker died or hung, or pyttsx3 lost the utterance (about 1 in 100 here, see the module
+        # docstring): the program speaks it instead, with the same voice, rate and pitch.
     _synthesize_espeak_ng(text, voice, target)
     if not _has_audio(target):
         raise SynthError(f"{voice.voice}: synthesis produced no audio for {text[:40]!r}")
@@ -159,79 +166,84 @@ def _espeak_ng_voice_names() -> set[str]:
     return names
 
 
-class _Pyttsx3Engine:
-    """One pyttsx3 engine per process (espeak-ng can be initialised only once per process)."""
+# How long the worker may take over one text, its start included, before it is taken as hung and killed.
+# A prompt takes well under a second; the margin is for a machine busy with other work.
+WORKER_TIMEOUT = 30.0
 
-    def __init__(self) -> None:
+_WORKER: WorkerProcess | None = None
+_WORKER_LOCK = threading.Lock()  # espeak-ng's state is process-global: one text at a time in the worker
+
+
+def worker_pid() -> int | None:
+    """The process id of this process's pyttsx3 worker, if one has been started (and not shut down)."""
+    worker = _WORKER
+    return worker.pid if worker is not None else None
+
+
+def shutdown_worker() -> None:
+    """Stop the pyttsx3 worker and reap it (at exit; a later synthesize() starts another)."""
+    global _WORKER
+    with _WORKER_LOCK:
+        worker, _WORKER = _WORKER, None
+    if worker is not None:
+        worker.close()
+
+
+def _speak_in_worker(text: str, voice: VoiceSettings, target: Path) -> bool:
+    """Whether the worker spoke: False when it died or hung (logged), and the program is to speak."""
+    global _WORKER
+    # absolute: the worker's working directory is the one this process had when the worker started
+    request = SpeechRequest(text, voice.voice, voice.rate, voice.pitch, os.path.abspath(target))
+    with _WORKER_LOCK:
+        worker = _running_worker()
         try:
-            import pyttsx3
-        except ImportError as exc:
-            raise SynthError(f"pyttsx3 cannot be imported ({exc})") from None
+            answer = worker.ask(request, WORKER_TIMEOUT)
+        except WorkerLost as lost:
+            _WORKER = None  # gone and reaped: the next text starts a fresh worker
+            log.warning(
+                "pyttsx3 worker (pid %d) %s; text %r, voice %s: the espeak-ng program speaks this prompt, "
+                "and a new worker starts for the next text",
+                worker.pid, lost, _excerpt(text), voice.voice,
+            )  # fmt: skip
+            return False
+    for level, message in answer.notes:
+        log.log(level, "pyttsx3: %s", message)
+    if answer.error:
+        raise SynthError(answer.error)
+    return True
+
+
+def _running_worker() -> WorkerProcess:
+    """The worker, started now if there is none or it died since the last text. Under _WORKER_LOCK."""
+    global _WORKER
+    if _WORKER is not None:
+        ended = _WORKER.ended()
+        if ended is not None:
+            log.warning("pyttsx3 worker (pid %d) %s between texts; a new one starts", _WORKER.pid, ended)
+            _WORKER = None
+    if _WORKER is None:
         try:
-            self._engine = pyttsx3.init("espeak")
-        except (RuntimeError, OSError) as exc:
-            raise SynthError(f"pyttsx3 could not start espeak-ng ({exc})") from None
-        _quiet_driver()
-        self._errors: list[BaseException] = []
-        self._engine.connect("error", lambda **event: self._errors.append(event.get("exception")))
-        self._voice_ids = self._index_voices()
-
-    def _index_voices(self) -> dict[str, str]:
-        index: dict[str, str] = {}
-        for voice in self._engine.getProperty("voices"):
-            for alias in [voice.id, voice.id.rsplit("/", 1)[-1], voice.name.lower(), *voice.languages]:
-                index.setdefault(str(alias).lower(), voice.id)
-        return index
-
-    def synthesize(self, text: str, voice: VoiceSettings, target: Path) -> None:
-        base = _base_voice(voice.voice)
-        voice_id = self._voice_ids.get(base)
-        if voice_id is None:
-            raise SynthError(f"espeak-ng (through pyttsx3) has no voice {voice.voice!r}")
-        variant = voice.voice.split("+", 1)[1] if "+" in voice.voice else ""
-        self._errors.clear()
-        self._engine.setProperty("voice", f"{voice_id}+{variant}" if variant else voice_id)
-        self._engine.setProperty("rate", voice.rate)
-        self._engine.setProperty("pitch", voice.pitch)
-        self._engine.save_to_file(text, str(target))
-        self._engine.runAndWait()
-        if self._errors:
-            raise SynthError(f"pyttsx3/espeak-ng: {self._errors[0]}")
-        in_use = str(self._engine.getProperty("voice"))
-        if in_use.split("+", 1)[0] != voice_id:
-            raise SynthError(f"pyttsx3 spoke with voice {in_use!r} instead of {voice_id!r}")
+            _WORKER = WorkerProcess()
+        except OSError as exc:
+            raise SynthError(f"the pyttsx3 worker could not start ({exc})") from None
+    return _WORKER
 
 
-def _quiet_driver() -> None:
-    """Route the espeak driver's print() calls to our log: "Audio saved to <file>" after every text.
-
-    The driver prints from espeak-ng's callback, which may run after runAndWait has returned, and
-    redirecting sys.stdout meanwhile would swallow every other thread's output in a server: so the
-    name `print` in that one module is bound to a function that logs instead. Its other prints
-    (playback errors) are kept, as warnings.
-    """
-    driver = sys.modules.get("pyttsx3.drivers.espeak")
-    if driver is not None:
-        driver.print = _driver_print  # type: ignore[attr-defined]
+def _excerpt(text: str, length: int = 80) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
-def _driver_print(*values: object, **_: object) -> None:
-    message = " ".join(str(value) for value in values)
-    if message.startswith("Audio saved to "):
-        log.debug("pyttsx3: %s", message)
-    else:
-        log.warning("pyttsx3: %s", message)
+def _forget_inherited_worker() -> None:
+    """After fork(): the worker is the parent's, and the lock may have been held by one of its threads."""
+    global _WORKER, _WORKER_LOCK
+    if _WORKER is not None:
+        _WORKER.forget()
+    _WORKER = None
+    _WORKER_LOCK = threading.Lock()
 
 
-_ENGINE: _Pyttsx3Engine | None = None
-_ENGINE_LOCK = threading.Lock()  # espeak-ng's state is process-global: one text at a time
-
-
-def _pyttsx3_engine() -> _Pyttsx3Engine:
-    global _ENGINE
-    if _ENGINE is None:
-        _ENGINE = _Pyttsx3Engine()
-    return _ENGINE
+os.register_at_fork(after_in_child=_forget_inherited_worker)
+atexit.register(shutdown_worker)
 
 
 def _synthesize_espeak_ng(text: str, voice: VoiceSettings, target: Path) -> None:
