@@ -29,6 +29,7 @@ from ivr.engine.system_texts import system_prompt_texts
 from ivr.menus.library import MenuLibrary
 from ivr.menus.model import Menu
 from ivr.menus.validator import ValidatorOptions
+from ivr.prompts.synth import shutdown_worker
 from ivr.speech.matcher import load_matching_dictionaries
 from ivr.texts import LANGUAGES, PromptText
 
@@ -369,6 +370,8 @@ class Engine:
                 await self.services.ami.close()
         if "speech" in self._owned:
             self.services.speech.close()
+        # The speech synthesiser's child (outage announcements, prompts re-made after an edit), if any.
+        await asyncio.to_thread(shutdown_worker)
         if "state" in self._owned:
             if self._lease is not None:
                 with contextlib.suppress(Exception):  # a lease not given back runs out
