@@ -234,6 +234,14 @@ def sqlite_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[],
     return lock
 
 
+async def released(state: State, lock: sqlite3.Connection):  # type: ignore[no-untyped-def]
+    """The lock given up: what was held is written, and the journal's contents read back."""
+    lock.execute("ROLLBACK")
+    await until(lambda: state.held_rows == 0)
+    await state.journal.flush()
+    return await journal_contents(state)
+
+
 @pytest.mark.parametrize("writer", WRITERS)
 async def test_a_locked_sqlite_file_holds_the_rows_until_it_is_released(sqlite_lock, clock, writer, tmp_path):
     state = await open_state(Settings(state_dir=str(tmp_path / "state")), clock=clock, journal_writer=writer)
@@ -247,10 +255,7 @@ async def test_a_locked_sqlite_file_holds_the_rows_until_it_is_released(sqlite_l
         await until(lambda: state.held_rows == 15)
         with pytest.raises((StateError, sqlite3.OperationalError), match="locked"):  # fails at once
             await asyncio.wait_for(state.callbacks.request("+77010000100", "kk", "kk-general"), 60)
-        other.execute("ROLLBACK")
-        await until(lambda: state.held_rows == 0)
-        await state.journal.flush()
-        calls, seqs, rollup = await journal_contents(state)
+        calls, seqs, rollup = await released(state, other)
     finally:
         await state.close()
     assert set(calls) == {"before", *(f"during-{n}" for n in range(5))}
@@ -271,10 +276,7 @@ async def test_past_the_cap_the_oldest_held_rows_are_dropped_counted_and_logged_
             whole_call(state.journal, f"c{n:02d}", clock)
             state.journal.submit_held()  # a shipment per call: its start, its run, its end
         await until(lambda: state.held_rows == 30 and metric(state, "ivr_journal_dropped_rows_total") == 45)
-        other.execute("ROLLBACK")
-        await until(lambda: state.held_rows == 0)
-        await state.journal.flush()
-        calls, _, rollup = await journal_contents(state)
+        calls, _, rollup = await released(state, other)
     finally:
         await state.close()
     assert sorted(calls) == [f"c{n:02d}" for n in range(15, 25)]  # the newest ten calls kept, whole
