@@ -326,6 +326,7 @@ def _at(step: object, value: str) -> Action:
 
 def cmd_testcall(args: argparse.Namespace) -> int:
     from ivr.testing.fake_caller import FakeCall, HangUp, Press, Say, Silence
+    from ivr.testing.sounds import SoundsOnDisk
     from ivr.testing.transcript import render, render_json, steps, unused_steps
 
     script: list[Action] = []
@@ -347,6 +348,10 @@ def cmd_testcall(args: argparse.Namespace) -> int:
             script.append(HangUp())
     host, port = parse_hostport(args.target)
     settings = override(load_settings(args.config), state_dir=args.state_dir)
+    # The sounds as the Asterisk sharing this machine's prompts folder would find them (a missing one
+    # answers -1: the caller hears nothing there); elsewhere every sound plays.
+    prompts = Path(settings.prompts.dir)
+    sounds = SoundsOnDisk(prompts) if prompts.is_dir() else None
     call = FakeCall(
         script,
         agi_script=args.script,
@@ -354,6 +359,7 @@ def cmd_testcall(args: argparse.Namespace) -> int:
         calleridname=args.calleridname,
         hangup_at=args.hangup_at,
         queue_outcome=args.queue_outcome,
+        prompt_samples=None if sounds is None else lambda name: sounds.samples(name, call.language),
     )
 
     async def main() -> int:
@@ -385,7 +391,12 @@ def cmd_testcall(args: argparse.Namespace) -> int:
                 return said.text(language)
             return menu_text(sound, language) if menu_text is not None else None
 
-        lines, notes = steps(call, text_of), unused_steps(call)
+        lines, notes = (
+            steps(call, text_of, sounds.describe if sounds is not None else None),
+            unused_steps(call),
+        )
+        if sounds is None:
+            notes.append(f"sounds not looked up: no prompts folder {prompts} here, so every sound played")
         notes += [
             f"AudioSocket #{number}: {session.describe()}" for number, session in enumerate(call.media, 1)
         ]

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from ivr.engine.simulate import TextCatalogue
-from ivr.testing.fake_caller import Press, Say, write_wav
+from ivr.testing.fake_caller import FakeCall, HangUp, Press, Say, write_wav
+from ivr.testing.sounds import SoundsOnDisk
 from ivr.testing.transcript import Ending, render, render_json, steps, unused_steps
 
 
@@ -48,3 +49,30 @@ async def test_unused_steps_and_json(engine, place_call, tmp_path) -> None:
     data = json.loads(render_json(steps(call), ending, notes))
     assert data["call_id"] == call.uniqueid and data["queue_result"] == "answered"
     assert data["notes"] == notes and data["commands"][-1]["command"] == "HANGUP"
+
+
+async def test_a_sound_asterisk_cannot_play_answers_as_asterisk_does_and_the_transcript_says_so(
+    engine, tmp_path
+) -> None:
+    # The test engine's prompt folders link the repository's files: remove links, never the files.
+    root = Path(engine.settings.prompts.dir)
+    for extension in ("wav", "wav16"):
+        (root / "ru" / "1414" / f"greeting.{extension}").unlink(missing_ok=True)
+    main = root / "ru" / "1414" / "main.wav"
+    main.unlink()
+    main.write_text("not audio")  # a .wav format_wav refuses: Asterisk plays the .wav16 beside it
+    sounds = SoundsOnDisk(root)
+    call = FakeCall(
+        [Press("2"), Press("1"), HangUp()], prompt_samples=lambda name: sounds.samples(name, call.language)
+    )
+    await call.run("127.0.0.1", engine.server.port, timeout=30)
+    lines = steps(call, TextCatalogue(engine.library.get("1414")).text, sounds.describe)
+    greeting = next(line for line in lines if line.args[:1] == ("1414/greeting",))
+    assert greeting.reply == "200 result=-1 endpos=0"  # as res_agi answers for a file it cannot open
+    assert greeting.files == (
+        ("1414/greeting", f"no file Asterisk can play under {root / 'ru'}/: the caller hears nothing"),
+    )
+    menu = next(line for line in lines if line.args[:1] == ("1414/main",))
+    assert menu.files[0][1].startswith(f"{root / 'ru' / '1414' / 'main.wav16'}, ")
+    shown = render(lines, Ending(call.uniqueid, "ru", None, None, call.hangup_by, call.ending()), [])
+    assert "the caller hears nothing]" in shown and "«Госкорпорация" in shown

@@ -16,6 +16,7 @@ from ivr.agi.protocol import split_app_args
 from ivr.testing.fake_caller import FakeCall, Say, describe_action
 
 TextOf = Callable[[str, str], str | None]  # (sound, language) -> the text it says
+FileOf = Callable[[str, str], str]  # (sound, language) -> the file Asterisk plays for it, or why none
 KEY_REPLIES = {"STREAM FILE", "WAIT FOR DIGIT", "RECORD FILE"}  # result=<ASCII code of the key>
 
 
@@ -27,6 +28,7 @@ class Step:
     reply: str
     language: str
     texts: tuple[tuple[str, str], ...] = ()  # (sound, text) of each prompt the command plays
+    files: tuple[tuple[str, str], ...] = ()  # (sound, the file played or why none), when looked up
     key: str | None = None
     answered_by: tuple[str, ...] = ()  # the scripted steps it used
 
@@ -62,17 +64,19 @@ def _sounds(command: str, args: tuple[str, ...]) -> list[str]:
     return []
 
 
-def steps(call: FakeCall, text_of: TextOf | None = None) -> list[Step]:
+def steps(call: FakeCall, text_of: TextOf | None = None, file_of: FileOf | None = None) -> list[Step]:
     language = "en"
     result = []
     for index, exchange in enumerate(call.exchanges):
         if exchange.command == "SET VARIABLE" and exchange.args[:1] == ("CHANNEL(language)",):
             language = exchange.args[1]
+        sounds = _sounds(exchange.command, exchange.args)
         texts = tuple(
             (sound, text)
-            for sound in _sounds(exchange.command, exchange.args)
+            for sound in sounds
             if text_of is not None and (text := text_of(sound, language)) is not None
         )
+        files = tuple((sound, file_of(sound, language)) for sound in sounds) if file_of is not None else ()
         result.append(
             Step(
                 exchange.at,
@@ -81,6 +85,7 @@ def steps(call: FakeCall, text_of: TextOf | None = None) -> list[Step]:
                 exchange.reply,
                 language,
                 texts,
+                files,
                 _key(exchange.command, exchange.reply),
                 tuple(call.steps_used.get(index, ())),
             )
@@ -119,7 +124,11 @@ def render(steps_: list[Step], ending: Ending, notes: list[str]) -> str:
         if step.answered_by:
             line += "  <- " + ", ".join(step.answered_by)
         lines.append(line)
-        lines.extend(f"           «{text}» ({step.language})" for _, text in step.texts)
+        said = dict(step.texts)
+        for sound in dict.fromkeys([*said, *dict(step.files)]):
+            text = f"«{said[sound]}» ({step.language})" if sound in said else sound
+            where = dict(step.files).get(sound)
+            lines.append(f"           {text}  [{where}]" if where else f"           {text}")
     lines.extend(f"note: {note}" for note in notes)
     lines.append(ending.how)
     if ending.outcome is not None:
@@ -139,6 +148,7 @@ def render_json(steps_: list[Step], ending: Ending, notes: list[str]) -> str:
             "language": s.language,
             "key": s.key,
             "texts": [{"sound": sound, "text": text} for sound, text in s.texts],
+            "files": [{"sound": sound, "file": file} for sound, file in s.files],
             "answered_by": list(s.answered_by),
         }
 
