@@ -21,7 +21,8 @@ from aiohttp import web
 from ivr.http.cache import Cached
 from ivr.http.keys import ENGINE_NAME, READINESS
 from ivr.http.queues import QueuesView
-from ivr.journal.db import DatabaseAway
+from ivr.journal.db import StateError
+from ivr.journal.outage import describe, unreachable
 
 JOURNAL_TIMEOUT = 2.0
 
@@ -54,10 +55,15 @@ class Readiness:
             await asyncio.wait_for(state.db.write(lambda tx: tx.one("SELECT 1")), JOURNAL_TIMEOUT)
         except TimeoutError:
             return f"no commit within {JOURNAL_TIMEOUT:g} s", True
-        except DatabaseAway as exc:
-            return f"degraded: {exc}; {state.held_rows} journal rows held in memory until it answers", False
         except Exception as exc:
-            return f"{type(exc).__name__}: {exc}", True
+            # Our own errors say what they are; a driver's gets its class name. One line either way.
+            said = " ".join(str(exc).split()) if isinstance(exc, StateError) else describe(exc)
+            if unreachable(exc):  # refused, lost, shut down: the journal holds its rows meanwhile
+                return (
+                    f"degraded: {said}; {state.held_rows} journal rows held in memory until it answers",
+                    False,
+                )
+            return said, True
         return "", False
 
     async def checks(self) -> tuple[bool, dict[str, str]]:
