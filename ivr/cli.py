@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import wave
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,7 +145,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from ivr.http import parse_bind
 
         parse_bind(settings.http.bind)
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.timezone)
     from ivr.engine.app import Engine, StartupError
     from ivr.engine.services import EngineServices
 
@@ -217,11 +218,24 @@ def _run(coro: object) -> int:
         return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+class _CentreTimeFormatter(logging.Formatter):
+    """Log times in the centre's time zone with its offset (2026-11-25 10:00:01,234+05:00), as the board,
+    `ivr stats` and the callbacks list show them: the machine's own zone is often UTC."""
+
+    def __init__(self, timezone: str) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._zone = zone(timezone)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        moment = datetime.fromtimestamp(record.created, self._zone)
+        offset = moment.isoformat()[-6:]  # +05:00
+        return f"{moment:%Y-%m-%d %H:%M:%S},{int(record.msecs):03d}{offset}"
+
+
+def _setup_logging(level: str, timezone: str = "UTC") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(_CentreTimeFormatter(timezone))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
 
 
 def _testcall_parser(sub: argparse._SubParsersAction) -> None:
@@ -446,6 +460,7 @@ async def _testcall_ending(call: Any, settings: Any) -> tuple[Any, dict[str, Any
         for _ in range(20):  # the engine commits its journal in small batches
             record = await state.journal.call(call.uniqueid)
             if record is not None and record.outcome is not None:
+                fields["call_id"] = record.call_id  # the journal's key: uniqueid@the Asterisk it came from
                 return Ending(**fields, outcome=record.outcome, topic=record.topic), incidents
             await asyncio.sleep(0.1)
         where = "the shared database" if settings.database_url else f"{settings.state_dir}/ivr.db"

@@ -62,7 +62,8 @@ def test_serve_answers_a_testcall_and_stops_cleanly_on_sigterm(tmp_path: Path, p
         # a tester's transcript: keys as keys, the step that answered, each prompt's text, the journal
         assert "[key 2]  <- step 1: press 2" in result.stdout
         assert "«Соединяем со специалистом. Пожалуйста, оставайтесь на линии.» (ru)" in result.stdout
-        assert result.stdout.rstrip().endswith("journal: outcome queued; topic general")
+        assert result.stdout.rstrip().endswith("@127.0.0.1")  # the journal's key, as its log says it
+        assert "journal: outcome queued; topic general; key 1" in result.stdout
         as_json = json.loads(
             run_testcall(port, "--press", "2", "--press", "0", "--json", "--calleridname", "Айгерим").stdout
         )

@@ -406,4 +406,4 @@ class Engine:
         except Exception:
             log.exception("SIGHUP: menu reload failed; keeping the menus in service")
             return
-        log.info("SIGHUP: menus reloaded%s", f" ({', '.join(changed)} changed)" if changed else "")
+        log.info("SIGHUP: menus re-read%s", f": {', '.join(changed)}" if changed else "")

@@ -107,8 +107,8 @@ class EngineLease:
             f'another engine is running with the name "{self.engine_id}": {holder.host} (process '
             f"{holder.pid}), last heard of {max(0.0, now - holder.seen_at):.0f} s ago. Engines sharing a "
             "database must have different names, or each would close the other's calls: give this one "
-            "its own [http] name, or stop the other first. A stopped engine's name is "
-            f"free again once it has not been heard of for {LEASE_SECONDS:.0f} s."
+            "its own [http] name, or stop the other first (a clean stop frees its name at once; a "
+            f"killed engine's, once its process is gone, or on another machine after {LEASE_SECONDS:.0f} s)."
         )
 
     async def renew(self) -> None:

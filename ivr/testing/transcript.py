@@ -132,7 +132,7 @@ def render(steps_: list[Step], ending: Ending, notes: list[str]) -> str:
     lines.extend(f"note: {note}" for note in notes)
     lines.append(ending.how)
     if ending.outcome is not None:
-        lines.append(f"journal: outcome {ending.outcome}; topic {ending.topic or '-'}")
+        lines.append(f"journal: outcome {ending.outcome}; topic {ending.topic or '-'}; key {ending.call_id}")
     elif ending.journal_note:
         lines.append(f"journal: {ending.journal_note}")
     return "\n".join(lines)
