@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import shutil
+import sqlite3
 from pathlib import Path
 
 import attrs
@@ -120,6 +121,34 @@ async def test_outside_hours_a_callback_is_taken_for_opening_time(online, place_
     assert [(c.language, c.queue) for c in await online.services.state.callbacks.list()] == [
         ("kk", "kk-general")
     ]
+
+
+@pytest.fixture
+def short_lock_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's wait for another process's lock, before the writer calls the database away: shortened."""
+    monkeypatch.setattr("ivr.journal.db.BUSY_TIMEOUT", 0.05)
+
+
+async def test_a_callback_that_cannot_be_stored_is_said_so_to_the_caller(
+    short_lock_wait, online, clock
+) -> None:
+    # The database does not answer (an admin's sqlite3 shell holding a write lock): the caller, who has
+    # just confirmed the number, must not go away believing someone will call.
+    clock.set(SATURDAY_10)
+    lock = sqlite3.connect(Path(online.settings.state_dir) / "ivr.db", isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        call = FakeCall([Press("2"), Press("0"), Press("1"), Press("1")])
+        await call.run("127.0.0.1", online.server.port, timeout=60)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert call.prompts[-3:] == ["ivr/callback-number-confirm", "ivr/callback-failed", "ivr/goodbye"]
+    state = online.services.state
+    await state.journal.flush()  # what the journal held meanwhile is written now
+    assert await state.callbacks.list() == []
+    record = await state.journal.call(call.uniqueid)
+    assert record.outcome == "after_hours" and "callback_failed" in [e.kind for e in record.events]
 
 
 async def test_with_ami_gone_calls_still_reach_the_queue(online, place_call, fake_ami) -> None:

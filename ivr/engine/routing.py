@@ -207,6 +207,10 @@ async def offer_callback(session: CallSession, queue: str, *, closed: bool, give
         raise
     except Exception as exc:
         log.warning("call %s: callback request not stored: %s", session.call_id, exc)
+        # Said, not passed over: the caller just confirmed a number. The call then goes on as if the
+        # offer had been let pass (the queue, or the goodbye after hours).
+        session.services.journal_event(session.call_id, "callback_failed", data={"queue": queue})
+        await session._play_sound("ivr/callback-failed", "")
         return IGNORED
     session.outcome = "callback"
     session.services.journal_event(session.call_id, "callback", data={"id": request_id, "queue": queue})
