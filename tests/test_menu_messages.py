@@ -108,6 +108,19 @@ def test_topic_names_are_read_and_a_missing_language_is_named(tmp_path: Path) ->
     assert "booking" in nameless.menu.topics and "booking" not in nameless.menu.topic_names
 
 
+def test_topics_mixing_a_list_and_names_is_one_error_that_says_how_to_write_them(tmp_path: Path) -> None:
+    lines = MENU.read_text(encoding="utf-8").split("\n")
+    start = line_of("topics:")
+    lines[start] = "  - general"  # the first entry as a plain id, the others still with names
+    for number in range(start + 1, start + 11):
+        lines[number] = "  - " + lines[number].strip()
+    path = tmp_path / "1414.yaml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    errors = check_menu(path, OPTIONS).errors
+    assert {e.line for e in errors} == set(range(start + 2, start + 12))  # one per named entry, nothing else
+    assert errors[0].message.startswith('topic "egov" is written with names inside a list: write topics:')
+
+
 def test_overlapping_opening_hours_are_an_error_on_the_later_period(tmp_path: Path) -> None:
     # once a traceback from `ivr check`, and an engine that would not start again
     line = line_of('tue: "09:00-18:00"')

@@ -340,6 +340,9 @@ class _Reader:
         """`topics:` as a list of ids, or as a mapping of ids to their names ({kk: ..., ru: ...}, or
         nothing for an id without one)."""
         value = data["topics"]
+        if isinstance(value, LocList) and any(isinstance(item, LocDict) for item in value):
+            self._mixed_topics(value)
+            return
         if not isinstance(value, LocDict):
             for word, pos in self._list_of_words(data, "topics"):
                 self._add_topic(word, pos)
@@ -351,6 +354,23 @@ class _Reader:
                 continue
             # Names in error are reported here; the topic still counts, or every node of it would be too.
             self._add_topic(str(key), pos, self._texts(names, value.value_pos[key], f'topic "{key}"', "name"))
+
+    def _mixed_topics(self, value: LocList) -> None:
+        """`- egov: {kk: ..., ru: ...}` among `- general` entries: one error, and every id still counts
+        (or each node of the named ones would be an error too)."""
+        for index, item in enumerate(value):
+            pos = value.item_position(index)
+            if isinstance(item, LocDict):
+                for key in item:
+                    self.problems.error(
+                        pos,
+                        f'topic "{key}" is written with names inside a list: write topics: either as a list '
+                        "of ids, or as a mapping of every id to its names (general: {kk: ..., ru: ...}; an "
+                        'id without names: "general:" alone), not both',
+                    )
+                    self._add_topic(str(key), pos)
+            elif isinstance(item, str) and item.strip():
+                self._add_topic(item.strip(), pos)
 
     def _add_topic(self, topic: str, pos: Position, names: m.Texts | None = None) -> None:
         if not ID_RE.match(topic):
