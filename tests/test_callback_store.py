@@ -63,6 +63,24 @@ async def test_retry_later_makes_it_due_again_after_the_delay(backend):
         await state.close()
 
 
+async def test_a_claim_put_back_unattempted_is_not_counted(backend):
+    state = await open_state(Settings(**backend))
+    store = state.callbacks
+    try:
+        callback_id = await store.request("+77011234567", "kk", "kk-general")
+        now = time.time()
+        for n in range(3):
+            taken = await store.claim("engine-a", now + 31 * n)
+            assert (taken.id, taken.attempts) == (callback_id, 1)
+            await store.retry_later(
+                callback_id, "engine-a", "no free operator", 30, now + 31 * n, attempted=False
+            )
+        waiting = await store.get(callback_id)
+        assert (waiting.state, waiting.attempts, waiting.last_error) == ("pending", 0, "no free operator")
+    finally:
+        await state.close()
+
+
 async def test_an_expired_lease_releases_the_callback_to_another_engine(backend):
     state = await open_state(Settings(**backend))
     store = state.callbacks

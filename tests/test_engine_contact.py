@@ -209,6 +209,26 @@ async def test_the_dialer_waits_while_no_operator_is_free(online, fake_ami) -> N
     assert fake_ami.received("Originate") == []
 
 
+async def test_a_callback_waits_for_a_free_operator_however_long_it_takes(online, fake_ami, clock) -> None:
+    # Offered because nobody was free: the caller was told an operator would call back. The claims put
+    # back for want of a free operator are no attempts (12 of them, 30 s apart, gave it up in 5.5 min).
+    state = online.services.state
+    callback_id = await state.callbacks.request("77011234567", "kk", "kk-general")
+    fake_ami.queue("kk-general").members[0].paused = True
+    dialer = CallbackDialer(online.services)
+    for _ in range(CallbackDialer.MAX_ATTEMPTS + 3):
+        assert await dialer.round()
+        waiting = await state.callbacks.get(callback_id)
+        assert (waiting.state, waiting.attempts, waiting.last_error) == ("pending", 0, "no free operator")
+        clock.advance(CallbackDialer.BUSY_DELAY + 1)
+    assert fake_ami.received("Originate") == []
+    fake_ami.queue("kk-general").members[0].paused = False
+    fake_ami.script_originate(OriginateOutcome(success=True), channel="Local/77011234567@ivr-callback-out")
+    assert await dialer.round()
+    done = await state.callbacks.get(callback_id)
+    assert (done.state, done.attempts) == ("done", 1)
+
+
 async def test_an_unanswered_callback_is_retried_later(online, fake_ami) -> None:
     state = online.services.state
     callback_id = await state.callbacks.request("77011234567", "ru", "ru-general")

@@ -217,6 +217,28 @@ async def test_a_caller_asks_about_credits_and_state_programmes_and_is_told_wher
 
 
 @both_languages
+async def test_a_caller_who_hears_an_answer_to_its_end_and_hangs_up_during_the_wait_was_self_served(
+    walk, lang: str
+) -> None:
+    # The usual end of a self-service call on a real Asterisk: the answer and "press * to hear it
+    # again..." play to their end, and the caller hangs up while the engine waits for a key
+    # (WAIT FOR DIGIT -> 200 result=-1, then HANGUP; the lab's Asterisk 22.10.1, 2026-11-29).
+    call, record = await walk(Press(LANGUAGE_KEY[lang]), Press("6"), Press("1"), hangup_at=10)
+    assert [e.command for e in call.exchanges[-3:]] == ["STREAM FILE", "STREAM FILE", "WAIT FOR DIGIT"]
+    assert after(call.prompts, "1414/other") == ["1414/credits", "1414/text-after_answer"]
+    assert call.dead and call.hangup_by == "caller"
+    assert record.outcome == "self_served" and record.topic == "credits"
+
+
+@both_languages
+async def test_a_caller_who_hangs_up_during_an_answer_abandoned_it(walk, lang: str) -> None:
+    call, record = await walk(Press(LANGUAGE_KEY[lang]), Press("6"), Press("1"), HangUp())
+    assert call.exchanges[-1].command == "CHANNEL STATUS"  # the probe after STREAM FILE's -1
+    assert after(call.prompts, "1414/other") == ["1414/credits"]
+    assert record.outcome == "abandoned"
+
+
+@both_languages
 async def test_a_caller_asks_about_the_health_passport_and_ashyq_then_the_operator(walk, lang: str) -> None:
     call, record = await walk(
         Press(LANGUAGE_KEY[lang]), Press("6"), Press("3"), Press("#"), Press("4"), Press("1"), Press("0")

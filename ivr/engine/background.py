@@ -104,7 +104,7 @@ class CallbackDialer:
 
     CHANNEL = "Local/{number}@ivr-callback-out"  # asterisk-conf/extensions.conf
     CONTEXT = "ivr-callback"
-    MAX_ATTEMPTS = 12  # claims, including those put back because no operator was free
+    MAX_ATTEMPTS = 12  # calls placed (a claim put back because no operator was free is not one)
     RETRY_DELAY = 300.0  # after an unanswered or failed call
     BUSY_DELAY = 30.0  # after finding no free operator
     RING_MS = 45_000
@@ -137,13 +137,12 @@ class CallbackDialer:
             return False
         summary = await ami.queue_summary(callback.queue)
         if summary is None or summary.available < 1:
-            if callback.attempts >= self.MAX_ATTEMPTS:
-                await state.callbacks.finish(callback.id, state.engine_id, "failed")
-                log.warning("callback %d to %s given up: no free operator", callback.id, callback.number)
-            else:
-                await state.callbacks.retry_later(
-                    callback.id, state.engine_id, "no free operator", self.BUSY_DELAY
-                )
+            # Nobody dialled: not an attempt. The caller was offered the callback because nobody was
+            # free (or the wait was long), and told an operator would call: the request waits for one
+            # (counting these claims gave it up after 12 x 30 s, before anyone was free).
+            await state.callbacks.retry_later(
+                callback.id, state.engine_id, "no free operator", self.BUSY_DELAY, attempted=False
+            )
             return True
         result = await ami.originate(
             self.CHANNEL.format(number=callback.number),

@@ -126,6 +126,7 @@ class CallSession:
         self.callback_ignored = False  # an offer let pass is not made again
         self._recordings = 0
         self._dtmf_only = False  # set when speech proved unusable in this call
+        self._prompts_heard = False  # the prompts of the current question played to their end
         self._global_keys = "".join(g.key for g in menu.global_keys.values() if g.key)
 
     # --- the call ----------------------------------------------------------------------------
@@ -382,7 +383,14 @@ class CallSession:
             if attempt and self._out_of_time():
                 break
             prompts = node.short if attempt and node.short else node.say
-            choice = await self._ask(node, prompts)
+            try:
+                choice = await self._ask(node, prompts)
+            except CallEnded:
+                # Hanging up while the engine waits for a key after the answer played to its end is how
+                # most callers who got their answer leave: they heard it (self-service), not abandoned.
+                if attempt == 0 and self._prompts_heard:
+                    self._heard_answer(node)
+                raise
             if attempt == 0 and (choice is None or choice.how != "dtmf-barge-in"):
                 self._heard_answer(node)
             if choice is None:
@@ -430,6 +438,7 @@ class CallSession:
     async def _ask(self, node: MenuNode, prompts: Sequence[Prompt]) -> _Choice | None:
         """Play the node's prompts and take one answer: a key, a phrase, nothing (None) or 'invalid'."""
         dtmf = node.input.dtmf
+        self._prompts_heard = False  # set once the prompts have played to their end, unbroken
         # Every key stops the prompt and the recording: a wrong key is an invalid answer, not silence.
         escape = DIGITS if dtmf else self._global_digits(node)
         if self._speech_ready(node):  # prompt and listening at once over AudioSocket, when it can
@@ -444,6 +453,7 @@ class CallSession:
             choice = await self._key_choice(node, digit)
             choice.how = "dtmf-barge-in"  # pressed before the prompt ended
             return choice
+        self._prompts_heard = True
         if self._speech_ready(node):
             return await self._listen(node, escape)
         if dtmf:

@@ -158,17 +158,28 @@ class CallbackStore:
         )
 
     async def retry_later(
-        self, callback_id: int, engine_id: str, error: str, delay: float, now: Moment | None = None
+        self,
+        callback_id: int,
+        engine_id: str,
+        error: str,
+        delay: float,
+        now: Moment | None = None,
+        *,
+        attempted: bool = True,
     ) -> None:
-        """Back to pending, due again after `delay` seconds, remembering why this attempt failed."""
+        """Back to pending, due again after `delay` seconds, remembering why this attempt failed.
+        `attempted=False`: nobody was dialled (no free operator), so the claim is not counted as one of
+        the callback's attempts."""
         if delay < 0:
             raise ValueError("delay must not be negative")
         moment = self._now() if now is None else to_epoch(now, "now")
+        uncount = "" if attempted else "attempts = attempts - 1, "
         await self._owned_update(
             callback_id,
             engine_id,
-            "state = 'pending', engine_id = NULL, lease_until = NULL, last_error = ?, next_attempt_at = ?, "
-            "updated_at = ?",
+            "state = 'pending', engine_id = NULL, lease_until = NULL, "
+            + uncount
+            + "last_error = ?, next_attempt_at = ?, updated_at = ?",
             (error or "", moment + delay, self._now()),
         )
 
