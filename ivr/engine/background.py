@@ -14,6 +14,7 @@ from typing import Any
 
 from ivr.config import Settings
 from ivr.engine.system_texts import incident_sound
+from ivr.http.privacy import mask_number
 from ivr.journal.timeutil import zone
 from ivr.prompts.render import RenderJob, render
 from ivr.prompts.synth import voice_for
@@ -154,11 +155,20 @@ class CallbackDialer:
         )
         if result is not None and getattr(result, "success", False):
             await state.callbacks.finish(callback.id, state.engine_id, "done")
-            log.info("callback %d: %s answered, queued in %s", callback.id, callback.number, callback.queue)
+            # Numbers masked in the log as on the board (`ivr callbacks list` has them whole, by id).
+            log.info(
+                "callback %d: %s answered, queued in %s",
+                callback.id,
+                mask_number(callback.number),
+                callback.queue,
+            )
         elif callback.attempts >= self.MAX_ATTEMPTS:
             await state.callbacks.finish(callback.id, state.engine_id, "failed")
             log.warning(
-                "callback %d to %s failed after %d attempts", callback.id, callback.number, callback.attempts
+                "callback %d to %s failed after %d attempts",
+                callback.id,
+                mask_number(callback.number),
+                callback.attempts,
             )
         else:
             reason = getattr(result, "reason", "AMI unavailable") if result is not None else "AMI unavailable"
