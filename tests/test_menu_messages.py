@@ -121,6 +121,14 @@ def test_topics_mixing_a_list_and_names_is_one_error_that_says_how_to_write_them
     assert errors[0].message.startswith('topic "egov" is written with names inside a list: write topics:')
 
 
+def test_a_topic_no_node_has_is_a_warning_at_its_line(tmp_path: Path) -> None:
+    menu = edited(tmp_path, line_of("    topic: ashyq"), "topic: ashyq", "topic: other")
+    warnings = [w for w in check_menu(menu, OPTIONS).warnings if "no node has it" in w.message]
+    assert [(w.line, w.message.split(":")[0]) for w in warnings] == [
+        (line_of("  ashyq: {kk:"), 'topic "ashyq" is listed in topics')
+    ]
+
+
 def test_overlapping_opening_hours_are_an_error_on_the_later_period(tmp_path: Path) -> None:
     # once a traceback from `ivr check`, and an engine that would not start again
     line = line_of('tue: "09:00-18:00"')

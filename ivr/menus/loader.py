@@ -379,6 +379,7 @@ class _Reader:
             self.problems.warning(pos, f'topic "{topic}" is listed twice')
         else:
             self.topics.append(topic)
+            self.places[(None, f"topic:{topic}")] = pos  # for the validator's "no node has it"
             if names is not None:
                 self.topic_names[topic] = names
 

@@ -324,6 +324,15 @@ def _check_topics(menu: m.Menu, places: KeyPlaces, problems: Problems) -> None:
                 places.get((node.id, "topic"), node.pos),
                 f'node "{node.id}" has topic "{node.topic}", not listed in topics:{hint}; add it there',
             )
+    used = {node.topic for node in menu.nodes.values()}
+    for topic in menu.topics:
+        if topic not in used:
+            problems.warning(
+                places.get((None, f"topic:{topic}"), menu.pos),
+                f'topic "{topic}" is listed in topics: but no node has it: no call is ever counted under it, '
+                "and an outage announced for it is heard only after the language choice; give it to the "
+                "nodes of its subject, or remove it",
+            )
 
 
 def _check_queues(menu: m.Menu, queues_conf: Path | None, problems: Problems) -> None:
