@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 import wave
 from pathlib import Path
 
@@ -532,6 +534,88 @@ def test_ivr_check_names_a_broken_recording_at_its_prompt(built: Path) -> None:
     [message] = check_prompts([t for t in TEXTS if t.name == "1414/bye"], built)
     assert message.startswith(f"recording refused: {bye} {BROKEN['not audio'][1]}")
     assert check_prompts([t for t in TEXTS if t.name != "1414/bye"], built) == []
+
+
+# --- recordings far shorter than their text: an MP3 copied half-way -----------------------------------
+
+
+def say(text: PromptText, path: Path, *, tempo: float = 1.0) -> None:
+    """A person's take of the text: spoken by `ivr prompts say` (16 kHz), sped up by sox's `tempo` (pitch
+    kept) as a brisk speaker says it, and written in the format `path`'s ending names."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        said = Path(tmp) / "said.wav"
+        command = [sys.executable, "-m", "ivr", "prompts", "say", text.text, "--lang", text.language]
+        subprocess.run([*command, "-o", str(said), "--rate", "16000"], check=True, capture_output=True)
+        subprocess.run(
+            ["sox", str(said), str(path), *(["tempo", str(tempo)] if tempo != 1 else [])], check=True
+        )
+
+
+def seconds_of(path: Path) -> float:
+    return float(subprocess.run(["soxi", "-D", str(path)], check=True, capture_output=True, text=True).stdout)
+
+
+RU_WELCOME = TEXTS[1]
+
+
+def test_an_mp3_cut_short_is_refused_by_its_text_and_callers_keep_the_prompt(
+    built: Path, tmp_path: Path
+) -> None:
+    take = tmp_path / "welcome.mp3"
+    say(RU_WELCOME, take)
+    mp3 = built / "ru" / "1414" / "welcome.mp3"
+    whole = take.read_bytes()
+    mp3.write_bytes(whole[: len(whole) // 8])  # a copy that stopped: an MP3 keeps no length to tell it by
+    assert seconds_of(mp3) < 1.0 < 3.5 < seconds_of(take)  # sox reads what is there, without complaint
+    before = wav_of(built, "ru", "1414/welcome").read_bytes()
+
+    for report in (build(built, check_only=True), build(built)):
+        assert report.exit_code == 1 and report.converted == ()
+        [message] = report.refused
+        assert message.startswith(f"recording refused: {mp3} is far too short for its text: 0.")
+        assert (
+            "s of sound, where saying the text takes some 3.9 s at an ordinary pace, 1.3 s even at three times that"
+            in message
+        )
+        assert f"callers keep hearing {wav_of(built, 'ru', '1414/welcome')}" in message
+    assert wav_of(built, "ru", "1414/welcome").read_bytes() == before
+
+    mp3.write_bytes(whole)  # copied again, to its end
+    report = build(built)
+    assert report.exit_code == 0 and report.converted == ("ru/1414/welcome",)
+
+
+def test_a_wav_trimmed_short_in_a_prompts_place_is_set_aside(built: Path, tmp_path: Path) -> None:
+    take = tmp_path / "take.wav"
+    say(RU_WELCOME, take)
+    welcome = wav_of(built, "ru", "1414/welcome")
+    subprocess.run(
+        ["sox", str(take), str(welcome), "trim", "0", "0.6"], check=True
+    )  # a whole file, header and all
+    report = build(built)
+    [message] = report.refused
+    assert message.startswith(f"recording refused: {welcome} is far too short for its text: 0.60 s of sound")
+    assert_synthesised_in_both_formats(built, "ru", "1414/welcome")
+
+
+@pytest.mark.parametrize("tempo", [1.0, 1.5, 2.0, 2.5])
+@pytest.mark.parametrize("ending", [".mp3", ".wav"])
+def test_a_good_take_is_never_refused_however_briskly_it_is_spoken(
+    built: Path, tempo: float, ending: str
+) -> None:
+    # espeak-ng speaks these texts at 9-15 characters a second; 2.5 times that is faster than people talk.
+    takes = {}
+    for text in (RU_WELCOME, TEXTS[4]):  # the kk goodbye: the shortest text, with the most punctuation
+        takes[text] = built / text.language / f"{text.name}{ending}"
+        say(text, takes[text], tempo=tempo)
+    report = build(built)
+    assert report.refused == () and report.failed == ()
+    assert sorted(report.converted) == ["kk/1414/bye", "ru/1414/welcome"]
+    for text, take in takes.items():  # the takes themselves, moved aside as originals
+        [original] = (built / text.language / ".originals" / "1414").glob(f"{Path(text.name).name}.*{ending}")
+        assert abs(seconds_of(wav_of(built, text.language, text.name)) - seconds_of(original)) < 0.05
+        assert take.exists() == (ending == ".wav")  # converted in its place, or moved from beside it
 
 
 # --- recordings no prompt uses, endings in capitals ---------------------------------------------------

@@ -50,6 +50,10 @@ from ivr.texts import LANGUAGES, PromptText
 ORIGINALS_DIR = ".originals"
 REFUSED_DIR = ".refused"  # broken recordings set aside from a prompt's own place, for the admin to see
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
+# How many characters of a text (spaces and punctuation counted) a person says in a second at an
+# ordinary pace: espeak-ng speaks the menus' texts at 9-15 a second (150 words a minute). A recording is
+# measured against what its text needs at this pace; one far shorter is refused (audio.TOO_SHORT_SHARE).
+ORDINARY_PACE = 15.0
 # Below this many jobs a build runs them one after another in the calling thread.
 _MIN_PARALLEL_JOBS = 8
 
@@ -525,7 +529,7 @@ def _plan_prompt(plan: _Plan, name: str, text: str, tally: _Tally) -> None:
             found = ", ".join(p.name for p in ([wav] if wav_sha and not ours else []) + sources)
             tally.failed.append(f"{key}: several recordings ({found}); keep one")
             return
-        fault = _fault_of(sources[0])
+        fault = _fault_of(sources[0], text)
         if fault is None:
             plan.add_step(name, "recording", RenderJob(key, wav, wav16_target, source=sources[0]), text)
             return
@@ -558,7 +562,7 @@ def _adopt_recording(
     plan: _Plan, name: str, key: str, wav: Path, wav_sha: str, wav16: Path | None, tally: _Tally, text: str
 ) -> None:
     """A .wav the build did not write: a person's recording. Record it; convert it if Asterisk can't play it."""
-    fault = _fault_of(wav)
+    fault = _fault_of(wav, text)
     if fault is not None:
         _refuse_in_place(plan, name, wav, wav_sha, fault, tally, text)
         return
@@ -583,15 +587,23 @@ def _refuse_in_place(
     plan.add_step(name, "refused", plan.speak(name, text), text, set_aside=set_aside)
 
 
-def _fault_of(recording: Path) -> str | None:
-    """What is wrong with an admin's recording, or None. A recording that cannot be looked at (no sox)
-    is not played either: refusing it keeps the prompt the build can vouch for."""
+def _fault_of(recording: Path, text: str) -> str | None:
+    """What is wrong with an admin's recording of `text`, or None. A recording that cannot be looked at
+    (no sox) is not played either: refusing it keeps the prompt the build can vouch for."""
     try:
-        return recording_fault(recording)
+        return recording_fault(recording, needs=speaking_time(text))
     except AudioError as exc:
         return f"could not be checked: {exc}"
     except OSError as exc:
         return f"could not be read: {exc.strerror or exc}"
+
+
+def speaking_time(text: str) -> float:
+    """Seconds a person takes to say `text` at an ordinary pace: an estimate from its length, which is
+    all a recording's check needs (only a recording under a third of it is refused), and there for every
+    recording. The synthesised prompt's length would not be: a .wav recording dropped in its place has
+    replaced it; and a voice set slower, for clarity, would lengthen it and so refuse a brisk speaker."""
+    return len(normalize_text(text)) / ORDINARY_PACE
 
 
 def _is_recording_ending(ending: str) -> bool:
@@ -631,7 +643,7 @@ def _name_refusals_set_aside(plan: _Plan, tally: _Tally) -> None:
         entry = plan.manifest.entries.get(found["name"])
         if entry is not None and entry.kind == HUMAN and not entry.pending:
             continue  # a good recording has been adopted since: the refused one is history
-        fault = _fault_of(path) or "was refused by an earlier build"
+        fault = _fault_of(path, plan.targets[found["name"]]) or "was refused by an earlier build"
         original = plan.language_dir / f"{found['name']}{found['ending']}"
         tally.refused.append(_Refusal(str(original), fault, SET_ASIDE, kept=str(path)))
 
