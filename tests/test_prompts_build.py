@@ -182,6 +182,11 @@ def test_a_recording_in_another_format_replaces_the_generated_prompt(built: Path
     assert not flac.exists()  # moved aside, not lost
     kept = list((built / "ru" / ".originals" / "1414").glob("operator.*.flac"))
     assert len(kept) == 1
+    assert report.summary().splitlines()[-2:] == [
+        "recording converted: ru/1414/operator.flac into ru/1414/operator.wav and .wav16 (the original kept "
+        f"as ru/.originals/1414/{kept[0].name})",
+        "0 synthesised, 1 recording converted, 5 unchanged, 1 human, 0 removed, 0 failed",
+    ]
     assert build(built).unknown == ()  # the kept original is the build's own, not a stray file
     with wave.open(str(wav_of(built, "ru", "1414/operator")), "rb") as wav:
         assert wav.getframerate() == 8000 and 1.9 < wav.getnframes() / 8000 < 2.1

@@ -108,8 +108,8 @@ async def test_prompts_edited_while_the_engine_was_stopped_are_made_again_once_i
     finally:
         await engine.stop(2.0)
     assert lines == [
-        "1 prompts are older than their text (edited while the engine was stopped), e.g. ru/1414/text-invalid: "
-        "synthesising them now; until then callers hear the old words",
+        "1 prompt is older than its text (edited while the engine was stopped), e.g. ru/1414/text-invalid: "
+        "synthesising it now; until then callers hear the old words",
         "prompts edited while the engine was stopped; prompts: 1 synthesised, 0 recordings converted, "
         "200 unchanged, 0 human, 0 removed, 0 failed",
     ]
@@ -128,11 +128,20 @@ async def test_a_broken_recording_found_at_start_is_set_aside_and_logged_as_a_wa
         await logged(caplog, "recording refused")
     finally:
         await engine.stop(2.0)
-    [record] = [r for r in caplog.records if "recording refused" in r.getMessage()]
-    assert record.levelname == "WARNING"
-    assert record.getMessage().startswith(
-        f"engine started; prompts: recording refused: {welcome} is an empty file (0 bytes). It is set aside as "
+    records = [r for r in caplog.records if r.getMessage().startswith("engine started; prompts: ")]
+    assert [r.levelname for r in records] == ["WARNING", "WARNING"]
+    assert (
+        records[0]
+        .getMessage()
+        .startswith(
+            f"engine started; prompts: recording refused: {welcome} is an empty file (0 bytes). It is set aside as "
+        )
     )
+    assert records[1].getMessage() == (
+        "engine started; prompts: 1 synthesised, 0 recordings converted, 200 unchanged, 0 human, 0 removed, "
+        "0 failed, 1 recording refused"
+    )
+    assert not [r for r in caplog.records if "\n" in r.getMessage()]  # one line a record, each with its time
     assert welcome.stat().st_size > 8000  # callers hear the text, in both formats
     assert (site / "prompts" / "ru" / "1414" / "welcome.wav16").stat().st_size > 16000
 

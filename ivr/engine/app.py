@@ -64,6 +64,27 @@ def menu_options(settings: Settings) -> ValidatorOptions:
     return ValidatorOptions.beside(settings.menus_dir)
 
 
+def log_prompts_report(what: str, report: Any) -> None:
+    """A build's report, one log record a line (each with its timestamp, each saying what it is about):
+    failures as errors, refused recordings as warnings (callers hear a consistent prompt, but not the
+    admin's recording), the rest as information; then the counts, at the level of the worst line."""
+    for message in report.failed:
+        log.error("%s; prompts: error: %s", what, message)
+    for message in report.refused:
+        log.warning("%s; prompts: %s", what, message)
+    for message in report.notices():
+        log.info("%s; prompts: %s", what, message)
+    level = logging.ERROR if report.failed else logging.WARNING if report.refused else logging.INFO
+    log.log(level, "%s; prompts: %s", what, report.counts())
+
+
+def _prompts(count: int, verb: str = "") -> str:
+    """ "1 prompt is", "2 prompts are"; "1 prompt", "2 prompts" without a verb."""
+    if count == 1:
+        return f"1 prompt{' is' if verb else ''}"
+    return f"{count} prompts{' are' if verb else ''}"
+
+
 class Engine:
     def __init__(self, settings: Settings, services: EngineServices | None = None) -> None:
         self.settings = settings
@@ -156,10 +177,10 @@ class Engine:
         if not self.settings.prompts.synthesize_missing:
             shown = "\n".join(f"  {self.settings.prompts.dir}/{name}" for name in missing)
             raise StartupError(
-                f"{len(missing)} prompts are missing:\n{shown}\n"
+                f"{_prompts(len(missing), 'be')} missing:\n{shown}\n"
                 "Run `ivr prompts build`, or start with --synthesize-missing."
             )
-        log.info("synthesising %d missing prompts", len(missing))
+        log.info("synthesising %s missing", _prompts(len(missing)))
         report = await asyncio.to_thread(build_prompts, texts, self.settings.prompts.dir, self.settings)
         if not report.ok:
             raise StartupError(f"prompts could not be built:\n{report.summary()}")
@@ -198,12 +219,7 @@ class Engine:
             if version == self._menu_version:
                 break
         what = what or f"menu{'s' if len(names) > 1 else ''} {', '.join(sorted(names))} reloaded"
-        if not report.ok:
-            log.error("%s, but some prompts failed: %s", what, report.summary())
-        elif report.refused:  # callers hear a consistent prompt, but not the admin's recording
-            log.warning("%s; prompts: %s", what, report.summary())
-        else:
-            log.info("%s; prompts: %s", what, report.summary())
+        log_prompts_report(what, report)
 
     def refresh_prompts(self) -> None:
         """`ivr serve`, once started: prompts whose text was edited while the engine was stopped are
@@ -220,9 +236,10 @@ class Engine:
         )
         if report.stale:
             log.warning(
-                "%d prompts are older than their text (edited while the engine was stopped), e.g. %s: "
-                "synthesising them now; until then callers hear the old words",
-                len(report.stale), report.stale[0],
+                "%s older than %s text (edited while the engine was stopped), e.g. %s: synthesising "
+                "%s now; until then callers hear the old words",
+                _prompts(len(report.stale), "be"), "their" if len(report.stale) > 1 else "its",
+                report.stale[0], "them" if len(report.stale) > 1 else "it",
             )  # fmt: skip
             await self._build_changed_prompts("prompts edited while the engine was stopped")
         elif report.refused:  # a broken recording dropped in while the engine was stopped: set it aside

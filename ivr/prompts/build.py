@@ -84,6 +84,7 @@ class BuildReport:
     # admin recorded; the build and the check exit non-zero until the admin replaces or deletes them.
     refused: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()  # messages
+    conversions: tuple[str, ...] = ()  # which recordings were converted, from which file (messages)
 
     @property
     def ok(self) -> bool:
@@ -94,46 +95,52 @@ class BuildReport:
     def exit_code(self) -> int:
         return 0 if self.ok and not self.refused else 1
 
-    def _notices(self) -> list[str]:
-        """What the admin should see to, a build or a check alike (neither fails for it)."""
+    def notices(self) -> list[str]:
+        """What the admin should know or see to, one a line (neither a build nor a check fails for it):
+        for a check, what a build would do first."""
         recased = RECASED_CHECK if self.check_only else RECASED
+        lines = []
+        if self.check_only:
+            lines += [f"missing: {name}" for name in self.missing]
+            lines += [f"stale: {name}" for name in self.stale]
+            lines += [f"unused, a build removes it: {name}" for name in self.removed]
         return (
-            [OUTDATED.format(name=n) for n in self.outdated_human]
+            lines
+            + list(self.conversions)
+            + [OUTDATED.format(name=n) for n in self.outdated_human]
             + [UNKNOWN.format(name=n) for n in self.unknown]
             + [UNUSED_HUMAN.format(name=n) for n in self.unused_human]
             + [recased.format(file=f, name=_lower_case_ending(f)) for f in self.recased]
         )
 
-    def summary(self, label: str = "") -> str:
-        """Problems, one a line, then the counts. `label` starts the counts line: the CLI prints
-        "prompts: ", while the engine's log line says "prompts:" itself and passes nothing."""
+    def counts(self, label: str = "") -> str:
+        """The one line of figures that ends the summary."""
         if self.check_only:
-            lines = [f"missing: {name}" for name in self.missing]
-            lines += [f"stale: {name}" for name in self.stale]
-            lines += [f"unused, a build removes it: {name}" for name in self.removed]
-            lines += self._notices()
-            lines += [f"error: {message}" for message in self.failed]
-            lines += self.refused
             counts = f"{len(self.missing)} missing, {len(self.stale)} stale, {len(self.unchanged)} up to date"
-            lines.append(
-                f"prompts check: {counts}, {len(self.human)} human recordings{self._refused_count()}"
-            )
-            return "\n".join(lines)
-        lines = [f"error: {message}" for message in self.failed]
-        lines += self.refused
-        lines += self._notices()
-        lines.append(
-            f"{label}{len(self.synthesized)} synthesised, {len(self.converted)} recordings converted, "
+            return f"prompts check: {counts}, {_count(self.human, 'human recording')}{self._refused_count()}"
+        return (
+            f"{label}{len(self.synthesized)} synthesised, {_count(self.converted, 'recording')} converted, "
             f"{len(self.unchanged)} unchanged, {len(self.human)} human, {len(self.removed)} removed, "
             f"{len(self.failed)} failed{self._refused_count()}"
         )
-        return "\n".join(lines)
+
+    def summary(self, label: str = "") -> str:
+        """Problems and notices, one a line, then the counts. `label` starts the counts line: the CLI
+        prints "prompts: ", while the engine's log line says "prompts:" itself and passes nothing."""
+        errors = [f"error: {message}" for message in self.failed]
+        if self.check_only:
+            lines = self.notices() + errors + list(self.refused)
+        else:
+            lines = errors + list(self.refused) + self.notices()
+        return "\n".join([*lines, self.counts(label)])
 
     def _refused_count(self) -> str:
         """Only when there are some: the usual counts line stays as it always was."""
-        if not self.refused:
-            return ""
-        return f", {len(self.refused)} recording{'s' if len(self.refused) > 1 else ''} refused"
+        return f", {_count(self.refused, 'recording')} refused" if self.refused else ""
+
+
+def _count(items: tuple[str, ...], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
 def content_key(text: str, voice: VoiceSettings, wideband: bool) -> str:
@@ -484,6 +491,7 @@ class _Tally:
     stale: list[str] = attrs.field(factory=list)
     refused: list[_Refusal] = attrs.field(factory=list)
     failed: list[str] = attrs.field(factory=list)
+    conversions: list[str] = attrs.field(factory=list)
 
     def report(self, *, check_only: bool = False) -> BuildReport:
         fields: dict[str, Any] = {
@@ -756,8 +764,11 @@ def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) ->
         manifest.entries[step.name] = Entry(GENERATED, result.wav_sha, result.wav16_sha, key, step.text)
         tally.synthesized.append(step.key)
         return
+    # Where the admin put it: beside the prompt ("after"), the prompt's own .wav ("before"), or the
+    # original kept by a conversion that was interrupted ("kept").
+    put = step.job.wav if step.move_source == "before" else step.job.source
     if _recased(step):
-        tally.recased.append(_file_key(step, step.job.source))
+        tally.recased.append(_file_key(step, step.job.source))  # its own line says it all
     source = job.source
     if step.move_source == "after":
         kept = _original_path(step, source)
@@ -770,6 +781,12 @@ def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) ->
     )
     tally.converted.append(step.key)
     tally.human.append(step.key)
+    if not _recased(step):
+        formats = f"{step.key}.wav" + (" and .wav16" if result.wav16_sha else "")
+        tally.conversions.append(
+            f"recording converted: {_file_key(step, put)} into {formats} (the original kept as "
+            f"{_file_key(step, source)})"
+        )
 
 
 def _conversion_failed(step: _Step, job: RenderJob, error: str) -> str:
