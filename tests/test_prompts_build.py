@@ -466,13 +466,27 @@ def test_a_broken_recording_in_a_prompts_place_is_set_aside_and_callers_hear_the
 
     again = build(built)  # named until the admin acts, never synthesised again
     assert again.synthesized == () and again.exit_code == 1
-    assert f"recording refused: {welcome} {says} (kept as {kept[0]})" in again.summary()
-    assert f"delete {kept[0]}" in again.summary()
+    assert again.refused == (
+        f"recording refused earlier: {kept[0]} (set aside from {welcome}) {says}; callers hear the "
+        f"synthesised text. To use a recording, put a good one at {welcome} and run `ivr prompts build`; "
+        f"to keep the synthesised text, delete {kept[0]}",
+    )
 
     make_recording(welcome, 8000, 1)  # recorded again
+    check = build(built, check_only=True)
+    assert check.exit_code == 0 and check.refused == ()
+    assert check.leftovers == (
+        f"refused recording left over: {kept[0]} (a good recording replaces it at {welcome}): a build removes it",
+    )
     fixed = build(built)
     assert fixed.exit_code == 0 and fixed.human == ("ru/1414/welcome",) and fixed.refused == ()
-    assert build(built, check_only=True).exit_code == 0
+    assert fixed.leftovers == (
+        f"refused recording removed: {kept[0]} (a good recording has replaced it at {welcome})",
+    )
+    assert not (built / "ru" / ".refused").exists()  # broken audio nobody needs any more
+    assert build(built, check_only=True).summary().splitlines() == [
+        "prompts check: 0 missing, 0 stale, 6 up to date, 1 human recording"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -515,6 +529,62 @@ def test_a_broken_wav_over_an_earlier_recording_leaves_no_format_of_it(built: Pa
     report = build(built)
     assert report.synthesized == ("kk/1414/welcome",) and len(report.refused) == 1
     assert_synthesised_in_both_formats(built, "kk", "1414/welcome")
+
+
+def test_each_refusal_names_its_own_file_and_what_callers_hear_now(built: Path, tmp_path: Path) -> None:
+    welcome = wav_of(built, "ru", "1414/welcome")
+    cut_short(welcome)
+    build(built)
+    silent(welcome)  # taken again: a muted microphone
+    build(built)
+    [first, second] = sorted(
+        (built / "ru" / ".refused" / "1414").iterdir(), key=lambda p: p.stat().st_mtime_ns
+    )
+    not_audio(welcome)  # then a failed download, before anyone builds
+
+    check = build(built, check_only=True)
+    faults = {first: BROKEN["cut short"][1], second: BROKEN["silent"][1]}
+    assert check.refused == tuple(
+        sorted(
+            [
+                f"recording refused: {welcome} {BROKEN['not audio'][1]}. Callers get it as it is (a file "
+                "Asterisk cannot read: the old .wav16, if there is one, or nothing) until "
+                "`ivr prompts build` (or the engine, at its start or a menu reload) sets it aside as "
+                f"{built / 'ru' / '.refused' / '1414'}/welcome.{file_sha256(welcome)[:12]}.wav and synthesises "
+                f"the text; put a good recording at {welcome} and run `ivr prompts build`",
+                *(
+                    f"recording refused earlier: {kept} (set aside from {welcome}) {fault}; callers get what "
+                    f"is at {welcome} now, refused too (its own message says so). To use a recording, put a "
+                    f"good one at {welcome} and run `ivr prompts build`; to keep the synthesised text, "
+                    f"delete {kept}"
+                    for kept, fault in faults.items()
+                ),
+            ]
+        )
+    )
+
+    welcome.unlink()  # the admin takes it away
+    for message in build(built, check_only=True).refused:
+        assert message.startswith("recording refused earlier: ")
+        assert (
+            f"; {welcome} is missing now (callers get its .wav16 if there is one, else nothing) until "
+            in message
+        )
+
+    report = build(built)  # synthesised again: every copy says so
+    assert report.synthesized == ("ru/1414/welcome",) and len(report.refused) == 2
+    assert all("; callers hear the synthesised text. " in message for message in report.refused)
+
+    say(RU_WELCOME, tmp_path / "take.flac")
+    (tmp_path / "take.flac").rename(welcome.with_suffix(".flac"))  # at last a good take, beside the prompt
+    assert len(build(built, check_only=True).leftovers) == 2
+    report = build(built)
+    assert report.converted == ("ru/1414/welcome",) and report.refused == ()
+    assert report.leftovers == tuple(
+        f"refused recording removed: {kept} (a good recording has replaced it at {welcome})"
+        for kept in sorted(faults)
+    )
+    assert not (built / "ru" / ".refused").exists()
 
 
 def test_a_narrowband_build_leaves_no_wav16_of_other_words(built: Path) -> None:

@@ -85,6 +85,7 @@ class BuildReport:
     refused: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()  # messages
     conversions: tuple[str, ...] = ()  # which recordings were converted, from which file (messages)
+    leftovers: tuple[str, ...] = ()  # refused recordings a good one has replaced, removed (check: would be)
 
     @property
     def ok(self) -> bool:
@@ -107,6 +108,7 @@ class BuildReport:
         return (
             lines
             + list(self.conversions)
+            + list(self.leftovers)
             + [OUTDATED.format(name=n) for n in self.outdated_human]
             + [UNKNOWN.format(name=n) for n in self.unknown]
             + [UNUSED_HUMAN.format(name=n) for n in self.unused_human]
@@ -266,6 +268,7 @@ def build_prompts(
             for step in plan.steps:
                 _tally_for_check(step, tally)
             _remove_unused(plan, tally, dry_run=True)
+            tally.leftovers += [leftover.check_message() for leftover in plan.leftovers]
         return tally.report(check_only=True)
     if any(plan.steps for plan in plans.values()):
         problems = synthesis_problems(voices) if any(p.needs_speech for p in plans.values()) else []
@@ -283,6 +286,7 @@ def build_prompts(
         for plan in plans.values():
             if remove_unused:
                 _remove_unused(plan, tally)
+            _remove_leftovers(plan, tally)
             plan.manifest.save()
     return tally.report()
 
@@ -407,6 +411,8 @@ class _Plan:
     steps: list[_Step] = attrs.field(factory=list)
     # Native human .wav files found in place of generated ones: their old generated .wav16 goes on build.
     adopted: list[tuple[str, Entry | None]] = attrs.field(factory=list)
+    # Refused recordings set aside by earlier builds that a good recording has replaced since.
+    leftovers: list[_Leftover] = attrs.field(factory=list)
     # Each folder's file names, read once (recordings are found by their ending in any case).
     listings: dict[Path, tuple[str, ...]] = attrs.field(factory=dict)
 
@@ -441,16 +447,24 @@ class _Plan:
 IN_PLACE, BESIDE, SET_ASIDE = "in place", "beside", "set aside"
 
 
+# What callers hear of a prompt one of whose recordings an earlier build set aside (SET_ASIDE): the
+# synthesised text; or, until a build, what has been put in its place since (itself refused), or nothing.
+NOW_TEXT, NOW_REFUSED, NOW_MISSING = "text", "refused", "missing"
+
+
 @attrs.frozen(order=True)
 class _Refusal:
     """A recording the build will not play to callers: what is wrong with it and what callers hear."""
 
-    file: str  # where the admin put it: "prompts/ru/1414/welcome.wav"
+    # The file the message is about: where the admin put it ("prompts/ru/1414/welcome.wav"), or, for
+    # SET_ASIDE, the copy an earlier build kept ("prompts/ru/.refused/1414/welcome.<sha>.wav").
+    file: str
     fault: str  # "is not audio sox can read (sox: ...)"
     where: str
-    # IN_PLACE, SET_ASIDE: where the build keeps it, "prompts/ru/.refused/1414/welcome.<sha>.wav"
-    kept: str = ""
-    prompt: str = ""  # BESIDE: the prompt's own .wav, which callers go on hearing
+    kept: str = ""  # IN_PLACE: where the build keeps it, "prompts/ru/.refused/1414/welcome.<sha>.wav"
+    # BESIDE: the prompt's own .wav, which callers go on hearing; SET_ASIDE: where it was set aside from
+    prompt: str = ""
+    now: str = NOW_TEXT  # SET_ASIDE: what callers hear of the prompt, before a build
 
     def message(self, check_only: bool) -> str:
         said = f"recording refused: {self.file} {self.fault}"
@@ -462,18 +476,31 @@ class _Refusal:
             )
         if self.where == SET_ASIDE:
             return (
-                f"{said} (kept as {self.kept}); callers hear the synthesised text. To use a recording, "
-                f"{put_right}; to keep the synthesised text, delete {self.kept}"
+                f"recording refused earlier: {self.file} (set aside from {self.prompt}) {self.fault}; "
+                f"{self._now(check_only)}. To use a recording, put a good one at {self.prompt} and run "
+                f"`ivr prompts build`; to keep the synthesised text, delete {self.file}"
             )
         if check_only:
             return (
-                f"{said}. Callers get it as it is until `ivr prompts build` (or the engine, at its start "
-                f"or a menu reload) sets it aside as {self.kept} and synthesises the text; {put_right}"
+                f"{said}. Callers get it as it is (a file Asterisk cannot read: the old .wav16, if there "
+                "is one, or nothing) until `ivr prompts build` (or the engine, at its start or a menu "
+                f"reload) sets it aside as {self.kept} and synthesises the text; {put_right}"
             )
         return (
             f"{said}. It is set aside as {self.kept}; callers hear the synthesised text. To use a "
             f"recording, {put_right}"
         )
+
+    def _now(self, check_only: bool) -> str:
+        """After a build callers hear the synthesised text; before it, a check says what is there."""
+        if check_only and self.now == NOW_REFUSED:
+            return f"callers get what is at {self.prompt} now, refused too (its own message says so)"
+        if check_only and self.now == NOW_MISSING:
+            return (
+                f"{self.prompt} is missing now (callers get its .wav16 if there is one, else nothing) "
+                "until `ivr prompts build` (or the running engine) synthesises the text"
+            )
+        return "callers hear the synthesised text"
 
 
 @attrs.define
@@ -492,6 +519,7 @@ class _Tally:
     refused: list[_Refusal] = attrs.field(factory=list)
     failed: list[str] = attrs.field(factory=list)
     conversions: list[str] = attrs.field(factory=list)
+    leftovers: list[str] = attrs.field(factory=list)
 
     def report(self, *, check_only: bool = False) -> BuildReport:
         fields: dict[str, Any] = {
@@ -638,22 +666,60 @@ _SET_ASIDE_NAME = re.compile(r"(?P<name>.+)\.[0-9a-f]{12}(?P<ending>\.[^./]+)")
 
 
 def _name_refusals_set_aside(plan: _Plan, tally: _Tally) -> None:
-    """Recordings an earlier build set aside into .refused/, while their prompt still speaks the
-    synthesised text: the admin has not put a good recording in their place yet, nor let it go."""
+    """Recordings an earlier build set aside into .refused/, each named as itself: while their prompt
+    speaks the synthesised text, the admin has not put a good recording in their place yet, nor let
+    them go. Once a good recording has replaced them, they are left over: the build removes them."""
     folder = plan.language_dir / REFUSED_DIR
     if not folder.is_dir():
         return
-    being_adopted = {step.name for step in plan.steps if step.reason == "recording"}
+    steps = {step.name: step.reason for step in plan.steps}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         found = _SET_ASIDE_NAME.fullmatch(path.relative_to(folder).as_posix())
-        if found is None or found["name"] not in plan.targets or found["name"] in being_adopted:
+        if found is None or found["name"] not in plan.targets:
             continue
-        entry = plan.manifest.entries.get(found["name"])
+        name = found["name"]
+        live = plan.language_dir / f"{name}{found['ending']}"
+        entry = plan.manifest.entries.get(name)
         if entry is not None and entry.kind == HUMAN and not entry.pending:
+            plan.leftovers.append(_Leftover(name, path, live, replaced=True))
             continue  # a good recording has been adopted since: the refused one is history
-        fault = _fault_of(path, plan.targets[found["name"]]) or "was refused by an earlier build"
-        original = plan.language_dir / f"{found['name']}{found['ending']}"
-        tally.refused.append(_Refusal(str(original), fault, SET_ASIDE, kept=str(path)))
+        if steps.get(name) == "recording":  # a good one is being adopted: history once it is converted
+            plan.leftovers.append(_Leftover(name, path, live, replaced=False))
+            continue
+        now = {"refused": NOW_REFUSED, "missing": NOW_MISSING}.get(steps.get(name, ""), NOW_TEXT)
+        fault = _fault_of(path, plan.targets[name]) or "was refused by an earlier build"
+        tally.refused.append(_Refusal(str(path), fault, SET_ASIDE, prompt=str(live), now=now))
+
+
+@attrs.frozen
+class _Leftover:
+    """A recording an earlier build refused and set aside, which a good recording has replaced since."""
+
+    name: str
+    path: Path
+    live: Path  # where the good recording is
+    replaced: bool  # already; else once the conversion under way succeeds
+
+    def check_message(self) -> str:
+        return (
+            f"refused recording left over: {self.path} (a good recording replaces it at {self.live}): "
+            "a build removes it"
+        )
+
+
+def _remove_leftovers(plan: _Plan, tally: _Tally) -> None:
+    """Refused copies no one needs any more: broken audio, kept only until a good recording came."""
+    for leftover in plan.leftovers:
+        entry = plan.manifest.entries.get(leftover.name)
+        adopted = entry is not None and entry.kind == HUMAN and not entry.pending
+        if not (leftover.replaced or adopted) or not leftover.path.is_file():
+            continue
+        leftover.path.unlink()
+        _prune_empty_dirs(leftover.path.parent, plan.language_dir)
+        tally.leftovers.append(
+            f"refused recording removed: {leftover.path} (a good recording has replaced it at "
+            f"{leftover.live})"
+        )
 
 
 def _name_unknown_files(plan: _Plan, tally: _Tally) -> None:
@@ -782,9 +848,13 @@ def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) ->
     tally.converted.append(step.key)
     tally.human.append(step.key)
     if not _recased(step):
-        formats = f"{step.key}.wav" + (" and .wav16" if result.wav16_sha else "")
+        wav16 = " and .wav16" if result.wav16_sha else ""
+        if step.move_source == "before":
+            into = "in its place" + (", with a .wav16" if wav16 else "")
+        else:
+            into = f"into {step.key}.wav{wav16}"
         tally.conversions.append(
-            f"recording converted: {_file_key(step, put)} into {formats} (the original kept as "
+            f"recording converted: {_file_key(step, put)} {into} (the original kept as "
             f"{_file_key(step, source)})"
         )
 
