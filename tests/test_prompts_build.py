@@ -22,7 +22,7 @@ from ivr.prompts.build import (
     check_prompts,
     missing_prompts,
 )
-from ivr.texts import PromptText
+from ivr.texts import PromptProblem, PromptText
 
 SETTINGS = PromptSettings()
 
@@ -277,7 +277,7 @@ def test_check_prompts_says_what_is_missing_and_why_it_cannot_be_built(built: Pa
     extra = PromptText("1414/new", "kk", "Жаңа мәтін.")
     assert check_prompts(TEXTS, built) == []
     assert check_prompts([*TEXTS, extra], built) == [
-        "prompt kk/1414/new is missing (run `ivr prompts build`)"
+        PromptProblem("prompt kk/1414/new is missing (run `ivr prompts build`)")
     ]
 
     # A machine with sox but no espeak-ng: the validator must say the prompt cannot be synthesised.
@@ -290,7 +290,8 @@ def test_check_prompts_says_what_is_missing_and_why_it_cannot_be_built(built: Pa
         messages = check_prompts([*TEXTS, extra], built)
     finally:
         os.environ["PATH"] = old_path
-    assert any("espeak-ng is not installed" in message for message in messages)
+    assert any("espeak-ng is not installed" in problem.message for problem in messages)
+    assert {problem.severity for problem in messages} == {"error"}
 
 
 def test_an_unknown_voice_fails_the_build_with_its_name(tmp_path: Path) -> None:
@@ -298,7 +299,9 @@ def test_an_unknown_voice_fails_the_build_with_its_name(tmp_path: Path) -> None:
     report = build(tmp_path / "prompts", settings=settings)
     assert not report.ok
     assert any("no-such-voice" in message for message in report.failed)
-    assert check_prompts(TEXTS, tmp_path / "prompts", settings)[-1].endswith("no voice 'no-such-voice'")
+    assert check_prompts(TEXTS, tmp_path / "prompts", settings)[-1].message.endswith(
+        "no voice 'no-such-voice'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -325,7 +328,7 @@ def test_bad_voice_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SynthError, match="unknown setting"):
         build(tmp_path / "p", settings=PromptSettings(voices={"ru": {"speed": 1}}))
     messages = check_prompts(TEXTS, tmp_path / "p", PromptSettings(voices={"kk": {"pitch": 120}}))
-    assert messages[-1] == "prompts.voices.kk: pitch 120 is outside espeak-ng's 0-99"
+    assert messages[-1] == PromptProblem("prompts.voices.kk: pitch 120 is outside espeak-ng's 0-99")
 
 
 def test_the_espeak_ng_program_engine_gives_the_same_format(tmp_path: Path) -> None:
@@ -606,8 +609,10 @@ def test_a_quiet_recording_is_adopted_not_taken_for_silence(built: Path) -> None
 def test_ivr_check_names_a_broken_recording_at_its_prompt(built: Path) -> None:
     bye = wav_of(built, "ru", "1414/bye")
     not_audio(bye)
-    [message] = check_prompts([t for t in TEXTS if t.name == "1414/bye"], built)
-    assert message.startswith(f"recording refused: {bye} {BROKEN['not audio'][1]}")
+    [problem] = check_prompts([t for t in TEXTS if t.name == "1414/bye"], built)
+    # A warning: callers hear a consistent prompt, and the engine takes the menu all the same.
+    assert problem.severity == "warning"
+    assert problem.message.startswith(f"recording refused: {bye} {BROKEN['not audio'][1]}")
     assert check_prompts([t for t in TEXTS if t.name != "1414/bye"], built) == []
 
 

@@ -45,7 +45,7 @@ from ivr.prompts.catalog import asterisk_sound_texts
 from ivr.prompts.manifest import GENERATED, HUMAN, Entry, Manifest, ManifestError
 from ivr.prompts.render import RenderJob, RenderResult, render
 from ivr.prompts.synth import SYNTH_VERSION, SynthError, VoiceSettings, all_voices, synthesis_problems
-from ivr.texts import LANGUAGES, PromptText
+from ivr.texts import LANGUAGES, PromptProblem, PromptText
 
 ORIGINALS_DIR = ".originals"
 REFUSED_DIR = ".refused"  # broken recordings set aside from a prompt's own place, for the admin to see
@@ -343,9 +343,11 @@ def check_prompts(
     settings: PromptSettings | Settings | None = None,
     *,
     buildable_is_fine: bool = False,
-) -> list[str]:
-    """Messages for the menu validator: prompts missing, and why they could not be built here; recordings
-    a build refuses (broken) or cannot choose between.
+) -> list[PromptProblem]:
+    """What the menu validator says of these texts' audio. Errors: prompts missing, and why they could
+    not be built here; recordings a build cannot choose between. Warnings: recordings a build refuses
+    (broken): callers hear a consistent prompt all the same, and the engine takes the menu, so an
+    `ivr check` in front of every menu edit must not block the edit for them.
 
     With `buildable_is_fine`, a missing prompt this machine can synthesise is no problem (`ivr check`
     after an edit: the engine builds it on reload); only prompts neither present nor buildable are.
@@ -359,26 +361,29 @@ def check_prompts(
     try:
         targets = collect_texts(texts, languages, include_asterisk_sounds=False)
         voices = all_voices(prompt_settings, tuple(languages))
-        recordings = _recording_problems(targets, Path(prompts_dir), voices)
+        tally = _recording_problems(targets, Path(prompts_dir), voices)
     except (PromptError, SynthError, ManifestError) as exc:
-        return [*messages, *str(exc).splitlines()]
+        return [PromptProblem(message) for message in [*messages, *str(exc).splitlines()]]
     if messages:
         reasons = synthesis_problems(voices)
         if sox_path() is None:
             reasons.append("sox is not installed: prompts cannot be converted (apt-get install sox)")
         messages = [] if buildable_is_fine and not reasons else messages + reasons
-    return messages + recordings
+    refused = [refusal.message(check_only=True) for refusal in sorted(set(tally.refused))]
+    return [PromptProblem(message) for message in [*messages, *tally.failed]] + [
+        PromptProblem(message, "warning") for message in refused
+    ]
 
 
 def _recording_problems(
     targets: dict[str, dict[str, str]], root: Path, voices: dict[str, VoiceSettings]
-) -> list[str]:
+) -> _Tally:
     """What a check of these prompts says about their recordings, nothing else: the build's own plan,
     so `ivr check` and `ivr prompts build --check` never disagree."""
     tally = _Tally()
     for language, names in targets.items():
         _plan_language(root / language, names, voices[language], True, False, tally)
-    return [refusal.message(check_only=True) for refusal in sorted(set(tally.refused))] + tally.failed
+    return tally
 
 
 # --- planning -------------------------------------------------------------------------------------
