@@ -192,6 +192,40 @@ def test_a_recording_in_another_format_replaces_the_generated_prompt(built: Path
         assert wav.getframerate() == 8000 and 1.9 < wav.getnframes() / 8000 < 2.1
 
 
+def test_check_says_a_recording_waits_to_be_converted_and_what_callers_hear_meanwhile(built: Path) -> None:
+    welcome = wav_of(built, "ru", "1414/welcome")
+    make_recording(
+        welcome, 16000, 1
+    )  # a .wav, but not one Asterisk plays: it refuses it, and plays the .wav16
+    make_recording(built / "kk" / "1414" / "bye.flac", 44100, 2)
+    check = build(built, check_only=True)
+    assert check.exit_code == 1 and check.stale == () and check.missing == ()
+    assert check.to_convert == ("kk/1414/bye", "ru/1414/welcome")
+    assert check.summary().splitlines() == [
+        "recording waiting to be converted: kk/1414/bye.flac; callers keep hearing the prompt as it was until "
+        "`ivr prompts build` (or the running engine, at its start or next menu reload) converts it into "
+        "kk/1414/bye.wav",
+        "recording waiting to be converted: ru/1414/welcome.wav (16000 Hz, mono, 16-bit): Asterisk plays a .wav "
+        "only at 8 kHz, mono, 16-bit, so callers hear the old .wav16 (what the prompt said before) until "
+        "`ivr prompts build` (or the running engine, at its start or next menu reload) converts it",
+        "prompts check: 0 missing, 0 stale, 4 up to date, 0 human recordings, 2 recordings waiting to be converted",
+    ]
+    assert build(built).converted == ("kk/1414/bye", "ru/1414/welcome")
+    check = build(built, check_only=True)
+    assert check.exit_code == 0 and check.summary().endswith("6 up to date, 2 human recordings")
+
+    make_recording(
+        welcome, 22050, 2
+    )  # a narrowband build keeps no .wav16: nothing plays until it is converted
+    assert build(built, wideband=False).ok
+    make_recording(welcome, 22050, 2)
+    [waiting] = build(built, check_only=True, wideband=False).waiting
+    assert (
+        "(22050 Hz, 2 channels, 16-bit): Asterisk plays a .wav only at 8 kHz, mono, 16-bit, so callers hear "
+        "nothing there until" in waiting
+    )
+
+
 @pytest.mark.parametrize("rate", [8000, 22050])  # used as it is, and converted
 def test_a_recording_whose_text_was_edited_since_is_named_and_kept(built: Path, rate: int) -> None:
     make_recording(wav_of(built, "ru", "1414/bye"), rate, 1)
@@ -730,7 +764,7 @@ def test_a_recording_with_an_upper_case_ending_is_adopted_and_said_so(built: Pat
     make_recording(upper, 8000, 1)
 
     check = build(built, check_only=True)
-    assert check.stale == ("kk/1414/bye",) and check.unknown == ()
+    assert check.to_convert == ("kk/1414/bye",) and check.stale == () and check.unknown == ()
     assert (
         "kk/1414/bye.WAV: a build adopts it as kk/1414/bye.wav (Asterisk looks for the lower-case ending only)"
         in check.summary().splitlines()

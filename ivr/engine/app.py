@@ -242,8 +242,8 @@ class Engine:
                 report.stale[0], "them" if len(report.stale) > 1 else "it",
             )  # fmt: skip
             await self._build_changed_prompts("prompts edited while the engine was stopped")
-        elif report.refused:  # a broken recording dropped in while the engine was stopped: set it aside
-            await self._build_changed_prompts("engine started")
+        elif report.refused or report.to_convert:  # recordings dropped in while the engine was stopped:
+            await self._build_changed_prompts("engine started")  # broken ones set aside, good converted
 
     async def _start_optional_parts(self) -> None:
         settings = self.settings

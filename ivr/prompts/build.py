@@ -79,18 +79,20 @@ class BuildReport:
     unknown: tuple[str, ...] = ()  # audio files named after no prompt: never played (a misnamed recording?)
     recased: tuple[str, ...] = ()  # recordings with an upper-case ending (bye.WAV) adopted as bye.wav
     missing: tuple[str, ...] = ()  # check_only: no audio at all
-    stale: tuple[str, ...] = ()  # check_only: text/voice changed, or a recording awaits conversion
+    stale: tuple[str, ...] = ()  # check_only: text/voice changed
+    to_convert: tuple[str, ...] = ()  # check_only: a recording put there waits for a build to convert it
     # Broken recordings (messages): callers hear a consistent prompt without them, but not what the
     # admin recorded; the build and the check exit non-zero until the admin replaces or deletes them.
     refused: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()  # messages
     conversions: tuple[str, ...] = ()  # which recordings were converted, from which file (messages)
     leftovers: tuple[str, ...] = ()  # refused recordings a good one has replaced, removed (check: would be)
+    waiting: tuple[str, ...] = ()  # check_only: what callers hear of each recording in to_convert (messages)
 
     @property
     def ok(self) -> bool:
         """Every prompt playable (the engine may start); a refused recording does not change that."""
-        return not self.failed and not (self.check_only and (self.missing or self.stale))
+        return not self.failed and not (self.check_only and (self.missing or self.stale or self.to_convert))
 
     @property
     def exit_code(self) -> int:
@@ -107,6 +109,7 @@ class BuildReport:
             lines += [f"unused, a build removes it: {name}" for name in self.removed]
         return (
             lines
+            + list(self.waiting)
             + list(self.conversions)
             + list(self.leftovers)
             + [OUTDATED.format(name=n) for n in self.outdated_human]
@@ -119,7 +122,10 @@ class BuildReport:
         """The one line of figures that ends the summary."""
         if self.check_only:
             counts = f"{len(self.missing)} missing, {len(self.stale)} stale, {len(self.unchanged)} up to date"
-            return f"prompts check: {counts}, {_count(self.human, 'human recording')}{self._refused_count()}"
+            human = _count(self.human, "human recording")
+            if self.to_convert:
+                human += f", {_count(self.to_convert, 'recording')} waiting to be converted"
+            return f"prompts check: {counts}, {human}{self._refused_count()}"
         return (
             f"{label}{len(self.synthesized)} synthesised, {_count(self.converted, 'recording')} converted, "
             f"{len(self.unchanged)} unchanged, {len(self.human)} human, {len(self.removed)} removed, "
@@ -295,9 +301,41 @@ def _tally_for_check(step: _Step, tally: _Tally) -> None:
     """What a build would do, as the check lists it (a refused recording is named on its own line)."""
     if step.reason == "refused":
         return
+    if step.reason == "recording":
+        tally.to_convert.append(step.key)
+        if _recased(step):
+            tally.recased.append(_file_key(step, step.job.source))  # its own line says it all
+        else:
+            tally.waiting.append(_waiting(step))
+        return
     (tally.missing if step.reason == "missing" else tally.stale).append(step.key)
-    if _recased(step):
-        tally.recased.append(_file_key(step, step.job.source))
+
+
+def _waiting(step: _Step) -> str:
+    """A recording the next build converts, and what callers hear until then."""
+    source = step.job.source
+    assert source is not None
+    until = "until `ivr prompts build` (or the running engine, at its start or next menu reload) converts it"
+    if step.move_source == "kept":
+        return f"recording waiting to be converted again: {_file_key(step, source)} (a build was interrupted)"
+    if step.move_source == "after":
+        return (
+            f"recording waiting to be converted: {_file_key(step, source)}; callers keep hearing the prompt "
+            f"as it was {until} into {step.key}.wav"
+        )
+    # A .wav in the prompt's own place, in a shape Asterisk's format_wav refuses ("Unexpected frequency
+    # mismatch"): Asterisk falls back on the prompt's other file, the .wav16 of what was there before.
+    info = read_wav_info(source)
+    shape = "not 16-bit PCM"
+    if info is not None:
+        channels = "mono" if info.channels == 1 else f"{info.channels} channels"
+        shape = f"{info.rate} Hz, {channels}, {8 * info.sample_width}-bit"
+    wav16 = step.language_dir / f"{step.name}{WIDEBAND_EXT}"
+    hear = "the old .wav16 (what the prompt said before)" if wav16.is_file() else "nothing there"
+    return (
+        f"recording waiting to be converted: {_file_key(step, source)} ({shape}): Asterisk plays a .wav "
+        f"only at 8 kHz, mono, 16-bit, so callers hear {hear} {until}"
+    )
 
 
 def _recased(step: _Step) -> bool:
@@ -525,6 +563,8 @@ class _Tally:
     failed: list[str] = attrs.field(factory=list)
     conversions: list[str] = attrs.field(factory=list)
     leftovers: list[str] = attrs.field(factory=list)
+    to_convert: list[str] = attrs.field(factory=list)
+    waiting: list[str] = attrs.field(factory=list)
 
     def report(self, *, check_only: bool = False) -> BuildReport:
         fields: dict[str, Any] = {
