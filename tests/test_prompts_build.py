@@ -739,24 +739,63 @@ def test_a_recording_no_prompt_uses_any_more_is_named_with_what_to_do(built: Pat
     welcome = wav_of(built, "kk", "1414/welcome")
     make_recording(welcome, 44100, 2)
     build(built)
+    [original] = (built / "kk" / ".originals" / "1414").glob("welcome.*.wav")
     texts = [t for t in TEXTS if (t.name, t.language) != ("1414/welcome", "kk")]  # its node deleted
 
     notice = (
-        "recording no prompt uses any more: kk/1414/welcome.wav (its node deleted or renamed?); it is kept: "
-        "delete it if it is no longer needed (the next build removes its .wav16 with it)"
+        "recording no prompt uses any more: kk/1414/welcome.wav (its node deleted or renamed?), converted "
+        f"from the original kept as kk/.originals/1414/{original.name}; both are kept. For a renamed node, "
+        "move the original to the new name (kk/1414/<new id>.wav) and delete kk/1414/welcome.wav: the build "
+        "converts it again. If neither is needed any more, delete both (the next build removes the .wav16 too)"
     )
     check = build(built, texts, check_only=True)
     assert check.exit_code == 0 and notice in check.summary().splitlines()
     assert notice in build(built, texts).summary().splitlines()
     assert welcome.exists()
 
-    welcome.unlink()  # the admin lets it go
+    welcome.unlink()  # the admin lets it go, but for the original
+    left = (
+        f"recording deleted: kk/1414/welcome.wav; its original stays as kk/.originals/1414/{original.name}: "
+        "delete that too if it is no longer needed, or move it back to kk/1414/welcome.wav to have it "
+        "converted again"
+    )
+    assert left in build(built, texts, check_only=True).summary().splitlines()
     report = build(built, texts)
-    assert report.removed == ("kk/1414/welcome",)
+    assert report.removed == ("kk/1414/welcome",) and left in report.summary().splitlines()
     assert not wav_of(built, "kk", "1414/welcome", ".wav16").exists()
     assert "1414/welcome" not in manifest(built, "kk")
-    assert list((built / "kk" / ".originals" / "1414").glob("welcome.*.wav"))  # the person's bytes stay
+    assert original.exists()  # the person's bytes stay: theirs to delete
     assert "no prompt uses" not in build(built, texts, check_only=True).summary()
+
+    original.rename(welcome)  # a node of that name again: the original, moved back, is converted again
+    assert build(built).converted == ("kk/1414/welcome",)
+
+
+def test_a_converted_recording_deleted_to_hear_the_text_names_its_original(built: Path) -> None:
+    flac = built / "ru" / "1414" / "bye.flac"
+    make_recording(flac, 44100, 1)
+    build(built)
+    [original] = (built / "ru" / ".originals" / "1414").glob("bye.*.flac")
+    wav_of(built, "ru", "1414/bye").unlink()  # to hear the text synthesised
+    report = build(built)
+    assert report.synthesized == ("ru/1414/bye",)
+    assert (
+        f"recording deleted: ru/1414/bye.wav; its original stays as ru/.originals/1414/{original.name}: delete "
+        "that too if it is no longer needed, or move it back to ru/1414/bye.flac to have it converted again"
+    ) in report.summary().splitlines()
+    assert "recording deleted" not in build(built).summary()  # said once
+
+
+def test_a_native_recording_no_prompt_uses_has_no_original_to_speak_of(built: Path) -> None:
+    make_recording(wav_of(built, "ru", "1414/bye"), 8000, 1)  # adopted as it is: no original kept
+    build(built)
+    texts = [t for t in TEXTS if (t.name, t.language) != ("1414/bye", "ru")]
+    assert (
+        "recording no prompt uses any more: ru/1414/bye.wav (its node deleted or renamed?); it is kept: delete "
+        "it if it is no longer needed (the next build removes its .wav16 with it)"
+    ) in build(built, texts).summary().splitlines()
+    wav_of(built, "ru", "1414/bye").unlink()
+    assert "recording deleted" not in build(built, texts).summary()
 
 
 def test_a_recording_with_an_upper_case_ending_is_adopted_and_said_so(built: Path) -> None:

@@ -88,6 +88,8 @@ class BuildReport:
     conversions: tuple[str, ...] = ()  # which recordings were converted, from which file (messages)
     leftovers: tuple[str, ...] = ()  # refused recordings a good one has replaced, removed (check: would be)
     waiting: tuple[str, ...] = ()  # check_only: what callers hear of each recording in to_convert (messages)
+    # Recordings no prompt uses, and converted ones whose .wav the admin deleted: what to do (messages).
+    unused_notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -114,7 +116,7 @@ class BuildReport:
             + list(self.leftovers)
             + [OUTDATED.format(name=n) for n in self.outdated_human]
             + [UNKNOWN.format(name=n) for n in self.unknown]
-            + [UNUSED_HUMAN.format(name=n) for n in self.unused_human]
+            + list(self.unused_notes)
             + [recased.format(file=f, name=_lower_case_ending(f)) for f in self.recased]
         )
 
@@ -166,10 +168,22 @@ OUTDATED = (
 
 UNKNOWN = "no prompt is named after {name}: it is never played (a recording with a wrong name or place?)"
 
-# A node deleted from its menu leaves the person's recording behind, unplayed: the build never deletes it.
+# A node deleted from its menu leaves the person's recording behind, unplayed: the build never deletes it,
+# nor the original it converted it from, which is the better copy to move to a renamed node's name.
 UNUSED_HUMAN = (
     "recording no prompt uses any more: {name}.wav (its node deleted or renamed?); it is kept: delete it "
     "if it is no longer needed (the next build removes its .wav16 with it)"
+)
+UNUSED_CONVERTED = (
+    "recording no prompt uses any more: {name}.wav (its node deleted or renamed?), converted from the "
+    "original kept as {original}; both are kept. For a renamed node, move the original to the new name "
+    "({folder}<new id>{ending}) and delete {name}.wav: the build converts it again. If neither is needed "
+    "any more, delete both (the next build removes the .wav16 too)"
+)
+# The admin deleted a converted recording's .wav: the original stays, with no prompt to name it after this.
+DELETED_CONVERTED = (
+    "recording deleted: {name}.wav; its original stays as {original}: delete that too if it is no longer "
+    "needed, or move it back to {name}{ending} to have it converted again"
 )
 
 # Windows tools write endings in capitals; Asterisk looks for bye.wav only, so the build converts.
@@ -309,6 +323,8 @@ def _tally_for_check(step: _Step, tally: _Tally) -> None:
             tally.waiting.append(_waiting(step))
         return
     (tally.missing if step.reason == "missing" else tally.stale).append(step.key)
+    if step.reason == "missing":  # a converted recording deleted, its text synthesised in its place
+        _name_original_left(step.language_dir, step.key, step.previous, tally)
 
 
 def _waiting(step: _Step) -> str:
@@ -565,6 +581,7 @@ class _Tally:
     leftovers: list[str] = attrs.field(factory=list)
     to_convert: list[str] = attrs.field(factory=list)
     waiting: list[str] = attrs.field(factory=list)
+    unused_notes: list[str] = attrs.field(factory=list)
 
     def report(self, *, check_only: bool = False) -> BuildReport:
         fields: dict[str, Any] = {
@@ -874,6 +891,8 @@ def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) ->
         key = content_key(step.text, job.voice, job.wav16 is not None) if job.voice else ""
         manifest.entries[step.name] = Entry(GENERATED, result.wav_sha, result.wav16_sha, key, step.text)
         tally.synthesized.append(step.key)
+        if step.reason == "missing":  # a converted recording deleted, its text synthesised in its place
+            _name_original_left(step.language_dir, step.key, step.previous, tally)
         return
     # Where the admin put it: beside the prompt ("after"), the prompt's own .wav ("before"), or the
     # original kept by a conversion that was interrupted ("kept").
@@ -926,12 +945,23 @@ def _remove_unused(plan: _Plan, tally: _Tally, *, dry_run: bool = False) -> None
         key = f"{language}/{name}"
         wav = plan.language_dir / f"{name}{NARROWBAND_EXT}"
         wav16 = plan.language_dir / f"{name}{WIDEBAND_EXT}"
+        original = _original_of(plan.language_dir, entry)
         if entry.kind == HUMAN and wav.exists():
             tally.unused_human.append(key)  # a person's recording is theirs to delete
+            if original is None:
+                tally.unused_notes.append(UNUSED_HUMAN.format(name=key))
+            else:
+                folder = key.rpartition("/")[0] + "/"
+                tally.unused_notes.append(
+                    UNUSED_CONVERTED.format(
+                        name=key, original=original, folder=folder, ending=original.suffix
+                    )
+                )
             continue
         # A generated prompt, or a recording its admin deleted: what the build made of it goes too (a
-        # converted .wav16 by its hash), the original in .originals/ stays.
+        # converted .wav16 by its hash), the original in .originals/ stays, and the admin is told so.
         tally.removed.append(key)
+        _name_original_left(plan.language_dir, key, entry, tally)
         if dry_run:
             continue
         for path, sha in ((wav, entry.wav_sha), (wav16, entry.wav16_sha)):
@@ -940,6 +970,29 @@ def _remove_unused(plan: _Plan, tally: _Tally, *, dry_run: bool = False) -> None
                 path.unlink()
         del plan.manifest.entries[name]
         _prune_empty_dirs(wav.parent, plan.language_dir)
+
+
+def _original_of(language_dir: Path, entry: Entry | None) -> Path | None:
+    """The original a human recording was converted from, when it is still in .originals/ ("ru/.originals/
+    1414/welcome.<sha>.mp3", as the report names files); None for a .wav adopted as it was."""
+    if (
+        entry is None
+        or entry.kind != HUMAN
+        or not entry.source
+        or not (language_dir / entry.source).is_file()
+    ):
+        return None
+    return Path(language_dir.name) / entry.source
+
+
+def _name_original_left(language_dir: Path, key: str, entry: Entry | None, tally: _Tally) -> None:
+    """The admin deleted a converted recording's .wav: its original in .originals/ is all that is left of
+    it, and nothing names it after this build (it is theirs, so the build does not delete it)."""
+    original = _original_of(language_dir, entry)
+    if original is not None:
+        tally.unused_notes.append(
+            DELETED_CONVERTED.format(name=key, original=original, ending=original.suffix)
+        )
 
 
 def _prune_empty_dirs(directory: Path, stop: Path) -> None:
