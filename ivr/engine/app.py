@@ -35,6 +35,10 @@ from ivr.texts import LANGUAGES, PromptText
 
 log = logging.getLogger("ivr")
 
+# How often the engine looks for prompts its menus need that are gone from disk (a recording deleted by
+# hand, to hear the text synthesised, say), and synthesises them; /readyz reports what it last found.
+PROMPTS_LOOKED_AT_EVERY = 10.0
+
 
 class StartupError(Exception):
     """The engine cannot serve calls as configured; the message lists every reason."""
@@ -99,6 +103,9 @@ class Engine:
         self._owned: set[str] = set()
         self._lease: Any = None  # ivr.journal.engines.EngineLease, with the journal
         self._prompt_build: asyncio.Task[None] | None = None
+        # Prompts the menus need and the disk lacks, at the engine's last look (/readyz reads it).
+        self.missing_prompts: list[str] = []
+        self._missing_not_made: frozenset[str] = frozenset()  # what the last build for them left missing
         self._menu_version = 0  # parts this engine opened (and so closes); given ones stay open
         # Set by pace_garbage_collection(): `ivr serve` and the benches, not engines inside a test run.
         self.gc_pacer: GcPacer | None = None
@@ -156,6 +163,7 @@ class Engine:
         self.library.on_change(self._menu_changed)
         bound = await self.server.start()
         self._tasks.append(asyncio.create_task(self.library.watch(0.5), name="menu-watch"))
+        self._tasks.append(asyncio.create_task(self._watch_prompts(), name="prompt-watch"))
         log.info("FastAGI listening on %s:%d; menus: %s", host, bound, ", ".join(self.library.names()))
         return bound
 
@@ -184,6 +192,49 @@ class Engine:
         report = await asyncio.to_thread(build_prompts, texts, self.settings.prompts.dir, self.settings)
         if not report.ok:
             raise StartupError(f"prompts could not be built:\n{report.summary()}")
+
+    async def _missing_now(self) -> list[str]:
+        from ivr.prompts.build import missing_prompts
+
+        texts = engine_prompt_texts(self.library.menus().values())
+        return await asyncio.to_thread(
+            missing_prompts, texts, self.settings.prompts.dir, include_asterisk_sounds=True
+        )
+
+    async def _watch_prompts(self) -> None:
+        while True:
+            await asyncio.sleep(PROMPTS_LOOKED_AT_EVERY)
+            try:
+                await self.make_missing_prompts()
+            except Exception:
+                log.exception(
+                    "looking for missing prompts failed; looking again in %g s", PROMPTS_LOOKED_AT_EVERY
+                )
+
+    async def make_missing_prompts(self) -> list[str]:
+        """Look for prompts gone from disk and synthesise them, so that a recording deleted by hand (as
+        the build's messages suggest, to hear the text) does not take the engine out of service until
+        someone builds. Returns what is still missing. A set a build could not make is not tried again
+        every look (each try would log the same failure): a new menu version's build tries it anyway."""
+        missing = self.missing_prompts = await self._missing_now()
+        if not missing:
+            self._missing_not_made = frozenset()
+            return missing
+        if frozenset(missing) == self._missing_not_made:
+            return missing
+        if self._prompt_build is not None and not self._prompt_build.done():
+            return missing  # a reload's build is under way; the next look sees what it left
+        log.warning(
+            "%s missing from %s (deleted?), e.g. %s: synthesising %s; until then callers get its .wav16 "
+            "where there is one, else nothing in its place (the call goes on, and logs the sound as missing)",
+            _prompts(len(missing), "be"), self.settings.prompts.dir, missing[0], "it" if len(missing) == 1 else "them",
+        )  # fmt: skip
+        self._prompt_build = asyncio.get_running_loop().create_task(
+            self._build_changed_prompts(f"{_prompts(len(missing))} missing")
+        )
+        await asyncio.shield(self._prompt_build)
+        self._missing_not_made = frozenset(self.missing_prompts)  # looked at again by the build's end
+        return self.missing_prompts
 
     def _menu_changed(self, name: str, menu: Menu | None) -> None:
         """A reloaded menu may bring new texts: synthesise them (incrementally) off the event loop;
@@ -215,11 +266,13 @@ class Engine:
             except Exception as exc:
                 what = what or f"menus {', '.join(sorted(names))} reloaded"
                 log.error("%s, but their prompts could not be built: %s", what, exc)
-                return
-            if version == self._menu_version:
                 break
-        what = what or f"menu{'s' if len(names) > 1 else ''} {', '.join(sorted(names))} reloaded"
-        log_prompts_report(what, report)
+            if version == self._menu_version:
+                what = what or f"menu{'s' if len(names) > 1 else ''} {', '.join(sorted(names))} reloaded"
+                log_prompts_report(what, report)
+                break
+        # What /readyz reports, as this build left it: not as the last look, up to 10 s ago, found it.
+        self.missing_prompts = await self._missing_now()
 
     def refresh_prompts(self) -> None:
         """`ivr serve`, once started: prompts whose text was edited while the engine was stopped are
