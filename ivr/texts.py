@@ -18,3 +18,16 @@ class PromptText:
     name: str
     language: str
     text: str
+
+
+@attrs.frozen
+class PromptProblem:
+    """What the prompts package says of a text's audio, for `ivr check`: an error when the audio is
+    neither there nor buildable (or the build cannot choose between recordings), a warning for a recording
+    the build refuses (callers hear a consistent prompt all the same, and the engine takes the menu)."""
+
+    message: str
+    severity: str = "error"  # "error" | "warning"
+
+    def __str__(self) -> str:
+        return self.message

@@ -186,16 +186,46 @@ async def test_not_ready_from_the_moment_the_engine_is_told_to_stop(board, board
     await asyncio.gather(running, stopping)
 
 
-async def test_not_ready_while_a_prompt_is_missing(board, board_engine) -> None:
+async def test_a_prompt_deleted_under_a_running_engine_is_made_again_and_readiness_comes_back(
+    board, board_engine, caplog
+) -> None:
+    # A recording deleted to hear its text synthesised, as the build's messages suggest: the engine
+    # notices within 10 s and synthesises it, so it leaves the balancer only until the audio is back.
+    caplog.set_level(logging.INFO, logger="ivr")
     # The test's prompts link the repository's files: remove one link, never the file.
     greeting = Path(board_engine.settings.prompts.dir) / "ru" / "1414" / "greeting.wav"
     shared = greeting.resolve()
+    recorded = shared.read_bytes()
     greeting.unlink()
-    async with aiohttp.ClientSession() as session:
-        status, ready = await get_json(session, url(board, "/readyz"))
-    assert status == 503 and ready["ready"] is False
-    assert ready["checks"]["prompts"] == "1 missing, e.g. ru/1414/greeting"
-    assert shared.is_file()
+    seen: list[tuple[int, str]] = []
+
+    async def ready_again() -> bool:
+        async with aiohttp.ClientSession() as session:
+            status, ready = await get_json(session, url(board, "/readyz"))
+        seen.append((status, ready["checks"]["prompts"]))
+        return status == 200 and greeting.is_file()
+
+    await until(ready_again, timeout=40.0)
+    assert (503, "1 missing, e.g. ru/1414/greeting") in seen  # out of the balancer while it was missing
+    assert seen[-1] == (200, "ok")
+    assert (
+        not greeting.is_symlink() and greeting.stat().st_size > 8000
+    )  # the text, made in this engine's folder
+    assert shared.read_bytes() == recorded  # the repository's file untouched
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records if "missing" in r.getMessage()]
+    assert messages == [
+        (
+            "WARNING",
+            f"1 prompt is missing from {board_engine.settings.prompts.dir} (deleted?), e.g. ru/1414/greeting: "
+            "synthesising it; until then callers get its .wav16 where there is one, else nothing in its place "
+            "(the call goes on, and logs the sound as missing)",
+        ),
+        (
+            "INFO",
+            "1 prompt missing; prompts: 1 synthesised, 0 recordings converted, 200 unchanged, 0 human, "
+            "0 removed, 0 failed",
+        ),
+    ]
 
 
 async def test_a_token_is_needed_remotely_refusals_log_one_line(board_engine, caplog) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from ivr.menus.graph import GraphError, render, to_dot
 from ivr.menus.loader import load_menu
+from ivr.testing.engine_fixtures import private_prompts
 from tests.menu_commands import run
 
 HERE = Path(__file__).parent
@@ -40,6 +41,27 @@ def test_check_strict_fails_on_warnings(tmp_path: Path, capsys: pytest.CaptureFi
     assert run("check", str(menu)) == 0
     assert "OK: 1 menu, 2 nodes, 1 warning" in capsys.readouterr().out
     assert run("check", str(menu), "--strict") == 1
+
+
+def test_a_refused_recording_is_a_warning_not_an_error(
+    tmp_path: Path, project_prompts: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine takes the menu and callers hear the synthesised text: a CI `ivr check` must not block
+    # unrelated menu edits for it (`ivr prompts build --check` still exits 1 until the admin acts).
+    shutil.copytree(ROOT / "menus", tmp_path / "menus")
+    shutil.copytree(ROOT / "asterisk-conf", tmp_path / "asterisk-conf")
+    welcome = private_prompts(tmp_path) / "ru" / "1414" / "welcome.wav"
+    welcome.unlink()  # a link into the repository's prompts: the file there stays as it is
+    welcome.write_text("<html>Not found</html>", encoding="utf-8")  # a failed download
+    monkeypatch.chdir(tmp_path)
+    assert run("check", "--no-paths") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(
+        "menus/1414.yaml:108:3: warning: prompt audio: recording refused: prompts/ru/1414/welcome.wav is not "
+        "audio sox can read"
+    )
+    assert out[-1].startswith("OK: 1 menu, ") and out[-1].endswith(", 1 warning")
+    assert run("check", "--no-paths", "--strict") == 1
 
 
 def test_graph_svg_with_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

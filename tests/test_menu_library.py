@@ -78,7 +78,7 @@ def test_invalid_edit_is_rejected_logged_and_the_old_menu_kept(
     with caplog.at_level(logging.ERROR, logger="ivr.menus.library"):
         assert library.poll() == []
     assert library.get("all_kinds") is good
-    assert "menu all_kinds rejected" in caplog.text
+    assert "menu all_kinds rejected (2 errors), keeping the previous version:" in caplog.text
     assert f"{menus_dir / 'all_kinds.yaml'}:45:" in caplog.text and 'leads to "bok"' in caplog.text
     assert library.problems["all_kinds"][0].message.startswith('node "main" leads to "bok"')
     caplog.clear()
@@ -88,6 +88,17 @@ def test_invalid_edit_is_rejected_logged_and_the_old_menu_kept(
     _edit(menus_dir / "all_kinds.yaml", "goto: bok, phrases", "goto: book, phrases")
     assert library.poll() == ["all_kinds"]
     assert library.get("all_kinds") is not good
+
+
+def test_one_error_is_counted_as_one(menus_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    library = MenuLibrary(menus_dir, OPTIONS)
+    library.reload()
+    _edit(menus_dir / "all_kinds.yaml", "  timeout: 4\n", "  timeout: 400\n")
+    with caplog.at_level(logging.ERROR, logger="ivr.menus.library"):
+        assert library.poll() == []
+    [rejected, problem] = [r.getMessage() for r in caplog.records]
+    assert rejected == "menu all_kinds rejected (1 error), keeping the previous version:"
+    assert "timeout" in problem
 
 
 def test_new_and_removed_files(menus_dir: Path) -> None:

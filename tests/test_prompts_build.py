@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 import wave
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from ivr.prompts.build import (
     check_prompts,
     missing_prompts,
 )
-from ivr.texts import PromptText
+from ivr.texts import PromptProblem, PromptText
 
 SETTINGS = PromptSettings()
 
@@ -180,9 +182,48 @@ def test_a_recording_in_another_format_replaces_the_generated_prompt(built: Path
     assert not flac.exists()  # moved aside, not lost
     kept = list((built / "ru" / ".originals" / "1414").glob("operator.*.flac"))
     assert len(kept) == 1
+    assert report.summary().splitlines()[-2:] == [
+        "recording converted: ru/1414/operator.flac into ru/1414/operator.wav and .wav16 (the original kept "
+        f"as ru/.originals/1414/{kept[0].name})",
+        "0 synthesised, 1 recording converted, 5 unchanged, 1 human, 0 removed, 0 failed",
+    ]
     assert build(built).unknown == ()  # the kept original is the build's own, not a stray file
     with wave.open(str(wav_of(built, "ru", "1414/operator")), "rb") as wav:
         assert wav.getframerate() == 8000 and 1.9 < wav.getnframes() / 8000 < 2.1
+
+
+def test_check_says_a_recording_waits_to_be_converted_and_what_callers_hear_meanwhile(built: Path) -> None:
+    welcome = wav_of(built, "ru", "1414/welcome")
+    make_recording(
+        welcome, 16000, 1
+    )  # a .wav, but not one Asterisk plays: it refuses it, and plays the .wav16
+    make_recording(built / "kk" / "1414" / "bye.flac", 44100, 2)
+    check = build(built, check_only=True)
+    assert check.exit_code == 1 and check.stale == () and check.missing == ()
+    assert check.to_convert == ("kk/1414/bye", "ru/1414/welcome")
+    assert check.summary().splitlines() == [
+        "recording waiting to be converted: kk/1414/bye.flac; callers keep hearing the prompt as it was until "
+        "`ivr prompts build` (or the running engine, at its start or next menu reload) converts it into "
+        "kk/1414/bye.wav",
+        "recording waiting to be converted: ru/1414/welcome.wav (16000 Hz, mono, 16-bit): Asterisk plays a .wav "
+        "only at 8 kHz, mono, 16-bit, so callers hear the old .wav16 (what the prompt said before) until "
+        "`ivr prompts build` (or the running engine, at its start or next menu reload) converts it",
+        "prompts check: 0 missing, 0 stale, 4 up to date, 0 human recordings, 2 recordings waiting to be converted",
+    ]
+    assert build(built).converted == ("kk/1414/bye", "ru/1414/welcome")
+    check = build(built, check_only=True)
+    assert check.exit_code == 0 and check.summary().endswith("6 up to date, 2 human recordings")
+
+    make_recording(
+        welcome, 22050, 2
+    )  # a narrowband build keeps no .wav16: nothing plays until it is converted
+    assert build(built, wideband=False).ok
+    make_recording(welcome, 22050, 2)
+    [waiting] = build(built, check_only=True, wideband=False).waiting
+    assert (
+        "(22050 Hz, 2 channels, 16-bit): Asterisk plays a .wav only at 8 kHz, mono, 16-bit, so callers hear "
+        "nothing there until" in waiting
+    )
 
 
 @pytest.mark.parametrize("rate", [8000, 22050])  # used as it is, and converted
@@ -270,7 +311,7 @@ def test_check_prompts_says_what_is_missing_and_why_it_cannot_be_built(built: Pa
     extra = PromptText("1414/new", "kk", "Жаңа мәтін.")
     assert check_prompts(TEXTS, built) == []
     assert check_prompts([*TEXTS, extra], built) == [
-        "prompt kk/1414/new is missing (run `ivr prompts build`)"
+        PromptProblem("prompt kk/1414/new is missing (run `ivr prompts build`)")
     ]
 
     # A machine with sox but no espeak-ng: the validator must say the prompt cannot be synthesised.
@@ -283,7 +324,8 @@ def test_check_prompts_says_what_is_missing_and_why_it_cannot_be_built(built: Pa
         messages = check_prompts([*TEXTS, extra], built)
     finally:
         os.environ["PATH"] = old_path
-    assert any("espeak-ng is not installed" in message for message in messages)
+    assert any("espeak-ng is not installed" in problem.message for problem in messages)
+    assert {problem.severity for problem in messages} == {"error"}
 
 
 def test_an_unknown_voice_fails_the_build_with_its_name(tmp_path: Path) -> None:
@@ -291,7 +333,9 @@ def test_an_unknown_voice_fails_the_build_with_its_name(tmp_path: Path) -> None:
     report = build(tmp_path / "prompts", settings=settings)
     assert not report.ok
     assert any("no-such-voice" in message for message in report.failed)
-    assert check_prompts(TEXTS, tmp_path / "prompts", settings)[-1].endswith("no voice 'no-such-voice'")
+    assert check_prompts(TEXTS, tmp_path / "prompts", settings)[-1].message.endswith(
+        "no voice 'no-such-voice'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -318,7 +362,7 @@ def test_bad_voice_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SynthError, match="unknown setting"):
         build(tmp_path / "p", settings=PromptSettings(voices={"ru": {"speed": 1}}))
     messages = check_prompts(TEXTS, tmp_path / "p", PromptSettings(voices={"kk": {"pitch": 120}}))
-    assert messages[-1] == "prompts.voices.kk: pitch 120 is outside espeak-ng's 0-99"
+    assert messages[-1] == PromptProblem("prompts.voices.kk: pitch 120 is outside espeak-ng's 0-99")
 
 
 def test_the_espeak_ng_program_engine_gives_the_same_format(tmp_path: Path) -> None:
@@ -459,13 +503,27 @@ def test_a_broken_recording_in_a_prompts_place_is_set_aside_and_callers_hear_the
 
     again = build(built)  # named until the admin acts, never synthesised again
     assert again.synthesized == () and again.exit_code == 1
-    assert f"recording refused: {welcome} {says} (kept as {kept[0]})" in again.summary()
-    assert f"delete {kept[0]}" in again.summary()
+    assert again.refused == (
+        f"recording refused earlier: {kept[0]} (set aside from {welcome}) {says}; callers hear the "
+        f"synthesised text. To use a recording, put a good one at {welcome} and run `ivr prompts build`; "
+        f"to keep the synthesised text, delete {kept[0]}",
+    )
 
     make_recording(welcome, 8000, 1)  # recorded again
+    check = build(built, check_only=True)
+    assert check.exit_code == 0 and check.refused == ()
+    assert check.leftovers == (
+        f"refused recording left over: {kept[0]} (a good recording replaces it at {welcome}): a build removes it",
+    )
     fixed = build(built)
     assert fixed.exit_code == 0 and fixed.human == ("ru/1414/welcome",) and fixed.refused == ()
-    assert build(built, check_only=True).exit_code == 0
+    assert fixed.leftovers == (
+        f"refused recording removed: {kept[0]} (a good recording has replaced it at {welcome})",
+    )
+    assert not (built / "ru" / ".refused").exists()  # broken audio nobody needs any more
+    assert build(built, check_only=True).summary().splitlines() == [
+        "prompts check: 0 missing, 0 stale, 6 up to date, 1 human recording"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -510,6 +568,62 @@ def test_a_broken_wav_over_an_earlier_recording_leaves_no_format_of_it(built: Pa
     assert_synthesised_in_both_formats(built, "kk", "1414/welcome")
 
 
+def test_each_refusal_names_its_own_file_and_what_callers_hear_now(built: Path, tmp_path: Path) -> None:
+    welcome = wav_of(built, "ru", "1414/welcome")
+    cut_short(welcome)
+    build(built)
+    silent(welcome)  # taken again: a muted microphone
+    build(built)
+    [first, second] = sorted(
+        (built / "ru" / ".refused" / "1414").iterdir(), key=lambda p: p.stat().st_mtime_ns
+    )
+    not_audio(welcome)  # then a failed download, before anyone builds
+
+    check = build(built, check_only=True)
+    faults = {first: BROKEN["cut short"][1], second: BROKEN["silent"][1]}
+    assert check.refused == tuple(
+        sorted(
+            [
+                f"recording refused: {welcome} {BROKEN['not audio'][1]}. Callers get it as it is (a file "
+                "Asterisk cannot read: the old .wav16, if there is one, or nothing) until "
+                "`ivr prompts build` (or the engine, at its start or a menu reload) sets it aside as "
+                f"{built / 'ru' / '.refused' / '1414'}/welcome.{file_sha256(welcome)[:12]}.wav and synthesises "
+                f"the text; put a good recording at {welcome} and run `ivr prompts build`",
+                *(
+                    f"recording refused earlier: {kept} (set aside from {welcome}) {fault}; callers get what "
+                    f"is at {welcome} now, refused too (its own message says so). To use a recording, put a "
+                    f"good one at {welcome} and run `ivr prompts build`; to keep the synthesised text, "
+                    f"delete {kept}"
+                    for kept, fault in faults.items()
+                ),
+            ]
+        )
+    )
+
+    welcome.unlink()  # the admin takes it away
+    for message in build(built, check_only=True).refused:
+        assert message.startswith("recording refused earlier: ")
+        assert (
+            f"; {welcome} is missing now (callers get its .wav16 if there is one, else nothing) until "
+            in message
+        )
+
+    report = build(built)  # synthesised again: every copy says so
+    assert report.synthesized == ("ru/1414/welcome",) and len(report.refused) == 2
+    assert all("; callers hear the synthesised text. " in message for message in report.refused)
+
+    say(RU_WELCOME, tmp_path / "take.flac")
+    (tmp_path / "take.flac").rename(welcome.with_suffix(".flac"))  # at last a good take, beside the prompt
+    assert len(build(built, check_only=True).leftovers) == 2
+    report = build(built)
+    assert report.converted == ("ru/1414/welcome",) and report.refused == ()
+    assert report.leftovers == tuple(
+        f"refused recording removed: {kept} (a good recording has replaced it at {welcome})"
+        for kept in sorted(faults)
+    )
+    assert not (built / "ru" / ".refused").exists()
+
+
 def test_a_narrowband_build_leaves_no_wav16_of_other_words(built: Path) -> None:
     welcome = wav_of(built, "ru", "1414/welcome")
     not_audio(welcome)
@@ -529,9 +643,93 @@ def test_a_quiet_recording_is_adopted_not_taken_for_silence(built: Path) -> None
 def test_ivr_check_names_a_broken_recording_at_its_prompt(built: Path) -> None:
     bye = wav_of(built, "ru", "1414/bye")
     not_audio(bye)
-    [message] = check_prompts([t for t in TEXTS if t.name == "1414/bye"], built)
-    assert message.startswith(f"recording refused: {bye} {BROKEN['not audio'][1]}")
+    [problem] = check_prompts([t for t in TEXTS if t.name == "1414/bye"], built)
+    # A warning: callers hear a consistent prompt, and the engine takes the menu all the same.
+    assert problem.severity == "warning"
+    assert problem.message.startswith(f"recording refused: {bye} {BROKEN['not audio'][1]}")
     assert check_prompts([t for t in TEXTS if t.name != "1414/bye"], built) == []
+
+
+# --- recordings far shorter than their text: an MP3 copied half-way -----------------------------------
+
+
+def say(text: PromptText, path: Path, *, tempo: float = 1.0) -> None:
+    """A person's take of the text: spoken by `ivr prompts say` (16 kHz), sped up by sox's `tempo` (pitch
+    kept) as a brisk speaker says it, and written in the format `path`'s ending names."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        said = Path(tmp) / "said.wav"
+        command = [sys.executable, "-m", "ivr", "prompts", "say", text.text, "--lang", text.language]
+        subprocess.run([*command, "-o", str(said), "--rate", "16000"], check=True, capture_output=True)
+        subprocess.run(
+            ["sox", str(said), str(path), *(["tempo", str(tempo)] if tempo != 1 else [])], check=True
+        )
+
+
+def seconds_of(path: Path) -> float:
+    return float(subprocess.run(["soxi", "-D", str(path)], check=True, capture_output=True, text=True).stdout)
+
+
+RU_WELCOME = TEXTS[1]
+
+
+def test_an_mp3_cut_short_is_refused_by_its_text_and_callers_keep_the_prompt(
+    built: Path, tmp_path: Path
+) -> None:
+    take = tmp_path / "welcome.mp3"
+    say(RU_WELCOME, take)
+    mp3 = built / "ru" / "1414" / "welcome.mp3"
+    whole = take.read_bytes()
+    mp3.write_bytes(whole[: len(whole) // 8])  # a copy that stopped: an MP3 keeps no length to tell it by
+    assert seconds_of(mp3) < 1.0 < 3.5 < seconds_of(take)  # sox reads what is there, without complaint
+    before = wav_of(built, "ru", "1414/welcome").read_bytes()
+
+    for report in (build(built, check_only=True), build(built)):
+        assert report.exit_code == 1 and report.converted == ()
+        [message] = report.refused
+        assert message.startswith(f"recording refused: {mp3} is far too short for its text: 0.")
+        assert (
+            "s of sound, where saying the text takes some 3.9 s at an ordinary pace, 1.3 s even at three times that"
+            in message
+        )
+        assert f"callers keep hearing {wav_of(built, 'ru', '1414/welcome')}" in message
+    assert wav_of(built, "ru", "1414/welcome").read_bytes() == before
+
+    mp3.write_bytes(whole)  # copied again, to its end
+    report = build(built)
+    assert report.exit_code == 0 and report.converted == ("ru/1414/welcome",)
+
+
+def test_a_wav_trimmed_short_in_a_prompts_place_is_set_aside(built: Path, tmp_path: Path) -> None:
+    take = tmp_path / "take.wav"
+    say(RU_WELCOME, take)
+    welcome = wav_of(built, "ru", "1414/welcome")
+    subprocess.run(
+        ["sox", str(take), str(welcome), "trim", "0", "0.6"], check=True
+    )  # a whole file, header and all
+    report = build(built)
+    [message] = report.refused
+    assert message.startswith(f"recording refused: {welcome} is far too short for its text: 0.60 s of sound")
+    assert_synthesised_in_both_formats(built, "ru", "1414/welcome")
+
+
+@pytest.mark.parametrize("tempo", [1.0, 1.5, 2.0, 2.5])
+@pytest.mark.parametrize("ending", [".mp3", ".wav"])
+def test_a_good_take_is_never_refused_however_briskly_it_is_spoken(
+    built: Path, tempo: float, ending: str
+) -> None:
+    # espeak-ng speaks these texts at 9-15 characters a second; 2.5 times that is faster than people talk.
+    takes = {}
+    for text in (RU_WELCOME, TEXTS[4]):  # the kk goodbye: the shortest text, with the most punctuation
+        takes[text] = built / text.language / f"{text.name}{ending}"
+        say(text, takes[text], tempo=tempo)
+    report = build(built)
+    assert report.refused == () and report.failed == ()
+    assert sorted(report.converted) == ["kk/1414/bye", "ru/1414/welcome"]
+    for text, take in takes.items():  # the takes themselves, moved aside as originals
+        [original] = (built / text.language / ".originals" / "1414").glob(f"{Path(text.name).name}.*{ending}")
+        assert abs(seconds_of(wav_of(built, text.language, text.name)) - seconds_of(original)) < 0.05
+        assert take.exists() == (ending == ".wav")  # converted in its place, or moved from beside it
 
 
 # --- recordings no prompt uses, endings in capitals ---------------------------------------------------
@@ -541,24 +739,63 @@ def test_a_recording_no_prompt_uses_any_more_is_named_with_what_to_do(built: Pat
     welcome = wav_of(built, "kk", "1414/welcome")
     make_recording(welcome, 44100, 2)
     build(built)
+    [original] = (built / "kk" / ".originals" / "1414").glob("welcome.*.wav")
     texts = [t for t in TEXTS if (t.name, t.language) != ("1414/welcome", "kk")]  # its node deleted
 
     notice = (
-        "recording no prompt uses any more: kk/1414/welcome.wav (its node deleted or renamed?); it is kept: "
-        "delete it if it is no longer needed (the next build removes its .wav16 with it)"
+        "recording no prompt uses any more: kk/1414/welcome.wav (its node deleted or renamed?), converted "
+        f"from the original kept as kk/.originals/1414/{original.name}; both are kept. For a renamed node, "
+        "move the original to the new name (kk/1414/<new id>.wav) and delete kk/1414/welcome.wav: the build "
+        "converts it again. If neither is needed any more, delete both (the next build removes the .wav16 too)"
     )
     check = build(built, texts, check_only=True)
     assert check.exit_code == 0 and notice in check.summary().splitlines()
     assert notice in build(built, texts).summary().splitlines()
     assert welcome.exists()
 
-    welcome.unlink()  # the admin lets it go
+    welcome.unlink()  # the admin lets it go, but for the original
+    left = (
+        f"recording deleted: kk/1414/welcome.wav; its original stays as kk/.originals/1414/{original.name}: "
+        "delete that too if it is no longer needed, or move it back to kk/1414/welcome.wav to have it "
+        "converted again"
+    )
+    assert left in build(built, texts, check_only=True).summary().splitlines()
     report = build(built, texts)
-    assert report.removed == ("kk/1414/welcome",)
+    assert report.removed == ("kk/1414/welcome",) and left in report.summary().splitlines()
     assert not wav_of(built, "kk", "1414/welcome", ".wav16").exists()
     assert "1414/welcome" not in manifest(built, "kk")
-    assert list((built / "kk" / ".originals" / "1414").glob("welcome.*.wav"))  # the person's bytes stay
+    assert original.exists()  # the person's bytes stay: theirs to delete
     assert "no prompt uses" not in build(built, texts, check_only=True).summary()
+
+    original.rename(welcome)  # a node of that name again: the original, moved back, is converted again
+    assert build(built).converted == ("kk/1414/welcome",)
+
+
+def test_a_converted_recording_deleted_to_hear_the_text_names_its_original(built: Path) -> None:
+    flac = built / "ru" / "1414" / "bye.flac"
+    make_recording(flac, 44100, 1)
+    build(built)
+    [original] = (built / "ru" / ".originals" / "1414").glob("bye.*.flac")
+    wav_of(built, "ru", "1414/bye").unlink()  # to hear the text synthesised
+    report = build(built)
+    assert report.synthesized == ("ru/1414/bye",)
+    assert (
+        f"recording deleted: ru/1414/bye.wav; its original stays as ru/.originals/1414/{original.name}: delete "
+        "that too if it is no longer needed, or move it back to ru/1414/bye.flac to have it converted again"
+    ) in report.summary().splitlines()
+    assert "recording deleted" not in build(built).summary()  # said once
+
+
+def test_a_native_recording_no_prompt_uses_has_no_original_to_speak_of(built: Path) -> None:
+    make_recording(wav_of(built, "ru", "1414/bye"), 8000, 1)  # adopted as it is: no original kept
+    build(built)
+    texts = [t for t in TEXTS if (t.name, t.language) != ("1414/bye", "ru")]
+    assert (
+        "recording no prompt uses any more: ru/1414/bye.wav (its node deleted or renamed?); it is kept: delete "
+        "it if it is no longer needed (the next build removes its .wav16 with it)"
+    ) in build(built, texts).summary().splitlines()
+    wav_of(built, "ru", "1414/bye").unlink()
+    assert "recording deleted" not in build(built, texts).summary()
 
 
 def test_a_recording_with_an_upper_case_ending_is_adopted_and_said_so(built: Path) -> None:
@@ -566,7 +803,7 @@ def test_a_recording_with_an_upper_case_ending_is_adopted_and_said_so(built: Pat
     make_recording(upper, 8000, 1)
 
     check = build(built, check_only=True)
-    assert check.stale == ("kk/1414/bye",) and check.unknown == ()
+    assert check.to_convert == ("kk/1414/bye",) and check.stale == () and check.unknown == ()
     assert (
         "kk/1414/bye.WAV: a build adopts it as kk/1414/bye.wav (Asterisk looks for the lower-case ending only)"
         in check.summary().splitlines()

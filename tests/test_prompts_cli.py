@@ -125,7 +125,9 @@ def test_a_broken_recording_makes_the_build_and_the_check_exit_non_zero_naming_i
     assert (
         run_build(texts, prompts, PromptSettings(), check_only=True, **options) == 1
     )  # until the admin acts
-    assert "(kept as " in capsys.readouterr().err
+    assert (
+        f"recording refused earlier: {prompts / 'ru' / '.refused' / '1414'}/bye." in capsys.readouterr().err
+    )
 
 
 def test_progress_in_a_log_is_a_line_per_tenth_and_silent_for_short_builds() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import subprocess
+import wave
 from pathlib import Path
 
 import pytest
@@ -108,8 +110,8 @@ async def test_prompts_edited_while_the_engine_was_stopped_are_made_again_once_i
     finally:
         await engine.stop(2.0)
     assert lines == [
-        "1 prompts are older than their text (edited while the engine was stopped), e.g. ru/1414/text-invalid: "
-        "synthesising them now; until then callers hear the old words",
+        "1 prompt is older than its text (edited while the engine was stopped), e.g. ru/1414/text-invalid: "
+        "synthesising it now; until then callers hear the old words",
         "prompts edited while the engine was stopped; prompts: 1 synthesised, 0 recordings converted, "
         "200 unchanged, 0 human, 0 removed, 0 failed",
     ]
@@ -128,13 +130,48 @@ async def test_a_broken_recording_found_at_start_is_set_aside_and_logged_as_a_wa
         await logged(caplog, "recording refused")
     finally:
         await engine.stop(2.0)
-    [record] = [r for r in caplog.records if "recording refused" in r.getMessage()]
-    assert record.levelname == "WARNING"
-    assert record.getMessage().startswith(
-        f"engine started; prompts: recording refused: {welcome} is an empty file (0 bytes). It is set aside as "
+    records = [r for r in caplog.records if r.getMessage().startswith("engine started; prompts: ")]
+    assert [r.levelname for r in records] == ["WARNING", "WARNING"]
+    assert (
+        records[0]
+        .getMessage()
+        .startswith(
+            f"engine started; prompts: recording refused: {welcome} is an empty file (0 bytes). It is set aside as "
+        )
     )
+    assert records[1].getMessage() == (
+        "engine started; prompts: 1 synthesised, 0 recordings converted, 200 unchanged, 0 human, 0 removed, "
+        "0 failed, 1 recording refused"
+    )
+    assert not [r for r in caplog.records if "\n" in r.getMessage()]  # one line a record, each with its time
     assert welcome.stat().st_size > 8000  # callers hear the text, in both formats
     assert (site / "prompts" / "ru" / "1414" / "welcome.wav16").stat().st_size > 16000
+
+
+async def test_a_recording_dropped_in_while_the_engine_was_stopped_is_converted_once_it_serves(
+    site: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    welcome = site / "prompts" / "ru" / "1414" / "welcome.wav"
+    welcome.unlink()  # a link into the project's prompts: replaced, never written through
+    tone = ["synth", "6", "sine", "300-900"]  # a person's take, as far as the build can tell: 16 kHz
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(welcome), *tone], check=True)
+    caplog.set_level(logging.INFO)
+    engine = site_engine(site)
+    await engine.start()
+    try:
+        engine.refresh_prompts()  # as `ivr serve` does once started
+        lines = await logged(caplog, "engine started; prompts: ", 2)
+    finally:
+        await engine.stop(2.0)
+    assert lines[0].startswith(
+        "engine started; prompts: recording converted: ru/1414/welcome.wav in its place, with a .wav16 (the "
+        "original kept as ru/.originals/1414/welcome."
+    )
+    assert lines[1] == (
+        "engine started; prompts: 0 synthesised, 1 recording converted, 200 unchanged, 1 human, 0 removed, 0 failed"
+    )
+    with wave.open(str(welcome), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getnframes()) == (8000, 1, 6 * 8000)
 
 
 async def test_a_menu_moved_away_keeps_its_sounds_for_the_calls_still_on_it(

@@ -35,6 +35,10 @@ from ivr.texts import LANGUAGES, PromptText
 
 log = logging.getLogger("ivr")
 
+# How often the engine looks for prompts its menus need that are gone from disk (a recording deleted by
+# hand, to hear the text synthesised, say), and synthesises them; /readyz reports what it last found.
+PROMPTS_LOOKED_AT_EVERY = 10.0
+
 
 class StartupError(Exception):
     """The engine cannot serve calls as configured; the message lists every reason."""
@@ -64,6 +68,27 @@ def menu_options(settings: Settings) -> ValidatorOptions:
     return ValidatorOptions.beside(settings.menus_dir)
 
 
+def log_prompts_report(what: str, report: Any) -> None:
+    """A build's report, one log record a line (each with its timestamp, each saying what it is about):
+    failures as errors, refused recordings as warnings (callers hear a consistent prompt, but not the
+    admin's recording), the rest as information; then the counts, at the level of the worst line."""
+    for message in report.failed:
+        log.error("%s; prompts: error: %s", what, message)
+    for message in report.refused:
+        log.warning("%s; prompts: %s", what, message)
+    for message in report.notices():
+        log.info("%s; prompts: %s", what, message)
+    level = logging.ERROR if report.failed else logging.WARNING if report.refused else logging.INFO
+    log.log(level, "%s; prompts: %s", what, report.counts())
+
+
+def _prompts(count: int, verb: str = "") -> str:
+    """ "1 prompt is", "2 prompts are"; "1 prompt", "2 prompts" without a verb."""
+    if count == 1:
+        return f"1 prompt{' is' if verb else ''}"
+    return f"{count} prompts{' are' if verb else ''}"
+
+
 class Engine:
     def __init__(self, settings: Settings, services: EngineServices | None = None) -> None:
         self.settings = settings
@@ -78,6 +103,9 @@ class Engine:
         self._owned: set[str] = set()
         self._lease: Any = None  # ivr.journal.engines.EngineLease, with the journal
         self._prompt_build: asyncio.Task[None] | None = None
+        # Prompts the menus need and the disk lacks, at the engine's last look (/readyz reads it).
+        self.missing_prompts: list[str] = []
+        self._missing_not_made: frozenset[str] = frozenset()  # what the last build for them left missing
         self._menu_version = 0  # parts this engine opened (and so closes); given ones stay open
         # Set by pace_garbage_collection(): `ivr serve` and the benches, not engines inside a test run.
         self.gc_pacer: GcPacer | None = None
@@ -135,6 +163,7 @@ class Engine:
         self.library.on_change(self._menu_changed)
         bound = await self.server.start()
         self._tasks.append(asyncio.create_task(self.library.watch(0.5), name="menu-watch"))
+        self._tasks.append(asyncio.create_task(self._watch_prompts(), name="prompt-watch"))
         log.info("FastAGI listening on %s:%d; menus: %s", host, bound, ", ".join(self.library.names()))
         return bound
 
@@ -156,13 +185,56 @@ class Engine:
         if not self.settings.prompts.synthesize_missing:
             shown = "\n".join(f"  {self.settings.prompts.dir}/{name}" for name in missing)
             raise StartupError(
-                f"{len(missing)} prompts are missing:\n{shown}\n"
+                f"{_prompts(len(missing), 'be')} missing:\n{shown}\n"
                 "Run `ivr prompts build`, or start with --synthesize-missing."
             )
-        log.info("synthesising %d missing prompts", len(missing))
+        log.info("synthesising %s missing", _prompts(len(missing)))
         report = await asyncio.to_thread(build_prompts, texts, self.settings.prompts.dir, self.settings)
         if not report.ok:
             raise StartupError(f"prompts could not be built:\n{report.summary()}")
+
+    async def _missing_now(self) -> list[str]:
+        from ivr.prompts.build import missing_prompts
+
+        texts = engine_prompt_texts(self.library.menus().values())
+        return await asyncio.to_thread(
+            missing_prompts, texts, self.settings.prompts.dir, include_asterisk_sounds=True
+        )
+
+    async def _watch_prompts(self) -> None:
+        while True:
+            await asyncio.sleep(PROMPTS_LOOKED_AT_EVERY)
+            try:
+                await self.make_missing_prompts()
+            except Exception:
+                log.exception(
+                    "looking for missing prompts failed; looking again in %g s", PROMPTS_LOOKED_AT_EVERY
+                )
+
+    async def make_missing_prompts(self) -> list[str]:
+        """Look for prompts gone from disk and synthesise them, so that a recording deleted by hand (as
+        the build's messages suggest, to hear the text) does not take the engine out of service until
+        someone builds. Returns what is still missing. A set a build could not make is not tried again
+        every look (each try would log the same failure): a new menu version's build tries it anyway."""
+        missing = self.missing_prompts = await self._missing_now()
+        if not missing:
+            self._missing_not_made = frozenset()
+            return missing
+        if frozenset(missing) == self._missing_not_made:
+            return missing
+        if self._prompt_build is not None and not self._prompt_build.done():
+            return missing  # a reload's build is under way; the next look sees what it left
+        log.warning(
+            "%s missing from %s (deleted?), e.g. %s: synthesising %s; until then callers get its .wav16 "
+            "where there is one, else nothing in its place (the call goes on, and logs the sound as missing)",
+            _prompts(len(missing), "be"), self.settings.prompts.dir, missing[0], "it" if len(missing) == 1 else "them",
+        )  # fmt: skip
+        self._prompt_build = asyncio.get_running_loop().create_task(
+            self._build_changed_prompts(f"{_prompts(len(missing))} missing")
+        )
+        await asyncio.shield(self._prompt_build)
+        self._missing_not_made = frozenset(self.missing_prompts)  # looked at again by the build's end
+        return self.missing_prompts
 
     def _menu_changed(self, name: str, menu: Menu | None) -> None:
         """A reloaded menu may bring new texts: synthesise them (incrementally) off the event loop;
@@ -194,16 +266,13 @@ class Engine:
             except Exception as exc:
                 what = what or f"menus {', '.join(sorted(names))} reloaded"
                 log.error("%s, but their prompts could not be built: %s", what, exc)
-                return
-            if version == self._menu_version:
                 break
-        what = what or f"menu{'s' if len(names) > 1 else ''} {', '.join(sorted(names))} reloaded"
-        if not report.ok:
-            log.error("%s, but some prompts failed: %s", what, report.summary())
-        elif report.refused:  # callers hear a consistent prompt, but not the admin's recording
-            log.warning("%s; prompts: %s", what, report.summary())
-        else:
-            log.info("%s; prompts: %s", what, report.summary())
+            if version == self._menu_version:
+                what = what or f"menu{'s' if len(names) > 1 else ''} {', '.join(sorted(names))} reloaded"
+                log_prompts_report(what, report)
+                break
+        # What /readyz reports, as this build left it: not as the last look, up to 10 s ago, found it.
+        self.missing_prompts = await self._missing_now()
 
     def refresh_prompts(self) -> None:
         """`ivr serve`, once started: prompts whose text was edited while the engine was stopped are
@@ -220,13 +289,14 @@ class Engine:
         )
         if report.stale:
             log.warning(
-                "%d prompts are older than their text (edited while the engine was stopped), e.g. %s: "
-                "synthesising them now; until then callers hear the old words",
-                len(report.stale), report.stale[0],
+                "%s older than %s text (edited while the engine was stopped), e.g. %s: synthesising "
+                "%s now; until then callers hear the old words",
+                _prompts(len(report.stale), "be"), "their" if len(report.stale) > 1 else "its",
+                report.stale[0], "them" if len(report.stale) > 1 else "it",
             )  # fmt: skip
             await self._build_changed_prompts("prompts edited while the engine was stopped")
-        elif report.refused:  # a broken recording dropped in while the engine was stopped: set it aside
-            await self._build_changed_prompts("engine started")
+        elif report.refused or report.to_convert:  # recordings dropped in while the engine was stopped:
+            await self._build_changed_prompts("engine started")  # broken ones set aside, good converted
 
     async def _start_optional_parts(self) -> None:
         settings = self.settings

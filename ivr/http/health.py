@@ -2,7 +2,8 @@
 
 /healthz: the process and its event loop answer (no dependency is consulted, so a database outage does
 not get every engine restarted at once). /readyz: this engine can take calls: menus loaded, every
-prompt they need on disk, the journal writer answers. AMI is reported but not required, since calls
+prompt they need on disk (as the engine last found, looking every 10 s; it synthesises what it finds
+missing), the journal writer answers. AMI is reported but not required, since calls
 still run (without queue figures) while it is down; so is a database that does not answer, whose rows
 the journal holds in memory meanwhile (ivr.journal.db): every engine sharing it would otherwise leave
 the balancer at once, and the callers would get no IVR at all. Each check is cached for a second so
@@ -31,18 +32,7 @@ class Readiness:
     def __init__(self, engine: Any, queues: Callable[[], Awaitable[QueuesView]]) -> None:
         self._engine = engine
         self._queues = queues  # the cached AMI view: its state is reported, never required
-        self._prompts = Cached(self._missing_prompts, [], max_age=10.0)
         self._journal = Cached(self._journal_check, ("", False), max_age=1.0)
-
-    async def _missing_prompts(self) -> list[str]:
-        from ivr.engine.app import engine_prompt_texts
-        from ivr.prompts.build import missing_prompts
-
-        engine = self._engine
-        texts = engine_prompt_texts(engine.library.menus().values())
-        return await asyncio.to_thread(
-            missing_prompts, texts, engine.settings.prompts.dir, include_asterisk_sounds=True
-        )
 
     async def _journal_check(self) -> tuple[str, bool]:
         """What is wrong with the journal ("" when nothing), and whether that keeps calls away."""
@@ -68,7 +58,8 @@ class Readiness:
 
     async def checks(self) -> tuple[bool, dict[str, str]]:
         names = self._engine.library.names()
-        missing = await self._prompts.get()
+        # The engine looks every 10 s, and synthesises any it finds missing: ready again once it has.
+        missing = self._engine.missing_prompts
         journal, journal_blocks = await self._journal.get()
         checks = {
             "menus": "ok: " + ", ".join(names) if names else "no menu loaded",

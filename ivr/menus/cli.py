@@ -86,7 +86,7 @@ def _options(menus_dir: Path, queues_conf: str | None, config: str | None = None
     if not prompts_dir.is_dir() and beside.is_dir():
         prompts_dir = beside  # run inside menus/: the project's prompts/ sits beside it, as queues.conf does
 
-    def prompts_hook(texts: list) -> list[str]:
+    def prompts_hook(texts: list) -> list:
         return check_prompts(texts, prompts_dir, settings, buildable_is_fine=True)
 
     return ValidatorOptions(

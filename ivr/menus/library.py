@@ -137,7 +137,8 @@ class MenuLibrary:
         self.problems[name] = result.problems
         if result.menu is None:
             kept = "keeping the previous version" if name in self._menus else "menu not available"
-            log.error("menu %s rejected (%d errors), %s:", name, len(result.errors), kept)
+            errors = len(result.errors)
+            log.error("menu %s rejected (%d error%s), %s:", name, errors, "" if errors == 1 else "s", kept)
             for problem in result.errors:
                 log.error("  %s", problem)
             for warning in result.warnings:

@@ -3,14 +3,15 @@
 Unreachable nodes are warnings, not errors: an admin often prepares a branch (an outage notice, a
 new service) before linking it in, and rejecting the whole file on hot reload for that would keep
 an older, wrong menu running. Every other check here is an error, except phrases unknown to a speech
-model (the option still works by key; the model may be swapped later) and duplicated phrases, also
-those that differ only in word forms the matcher reduces ("запись" / "записи").
+model (the option still works by key; the model may be swapped later), duplicated phrases, also
+those that differ only in word forms the matcher reduces ("запись" / "записи"), and a recording the
+prompts build refuses (callers hear a consistent prompt; the engine takes the menu all the same).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import attrs
@@ -18,9 +19,10 @@ import attrs
 from ivr.menus import model as m
 from ivr.menus.problems import MenuProblem, Problems, did_you_mean, ordinal
 from ivr.menus.yamlpos import Position
-from ivr.texts import LANGUAGES, PromptText
+from ivr.texts import LANGUAGES, PromptProblem, PromptText
 
-PromptCheck = Callable[[list[PromptText]], list[str]]
+# Given texts, what is wrong with their audio: a message (an error), or a PromptProblem with its severity.
+PromptCheck = Callable[[list[PromptText]], Sequence[str | PromptProblem]]
 # Where the file put values the model keeps no position of: (node id, key), or (None, key) at the top
 # level. Filled by the loader, so a message points at the `topic:` line, not at its node's first line.
 KeyPlaces = dict[tuple[str | None, str], Position]
@@ -34,7 +36,8 @@ class ValidatorOptions:
 
     queues_conf: asterisk-conf/queues.conf; None skips the queue check (with a warning).
     check_prompts: given one node's (or shared text's) PromptTexts, returns a message per prompt that
-        is neither recorded nor buildable; supplied by the prompts package.
+        is neither recorded nor buildable (an error), and per recording the build refuses (a warning: the
+        engine takes the menu, and callers hear a consistent prompt); supplied by the prompts package.
     vocabulary: language -> the speech model's words, or None when no model is present.
     """
 
@@ -377,8 +380,11 @@ def _check_prompts(menu: m.Menu, check: PromptCheck, problems: Problems) -> None
     groups.extend((p.pos, [p]) for p in defaults.values())
     for pos, prompts in groups:
         texts = [PromptText(p.sound, lang, p.texts.get(lang)) for p in prompts for lang in LANGUAGES]
-        for message in check(texts):
-            problems.error(pos, f"prompt audio: {message}")
+        for problem in check(texts):
+            if isinstance(problem, PromptProblem) and problem.severity == "warning":
+                problems.warning(pos, f"prompt audio: {problem.message}")
+            else:
+                problems.error(pos, f"prompt audio: {problem}")
 
 
 def _check_vocabulary(menu: m.Menu, vocabulary: Vocabulary, problems: Problems) -> None:

@@ -58,6 +58,11 @@ SILENT_BELOW_DBFS = -40.0
 # estimates rather than reads.
 _CUT_SHORT_SHARE = 0.9
 _CUT_SHORT_SECONDS = 0.1
+# An MP3 (or any format without a length in its header) copied half-way reads as a whole, shorter file.
+# What tells it is the text: a recording that would have to be spoken at over three times an ordinary
+# pace (`needs`, below) cannot hold all of it. A third is far beyond the briskest speaker (about twice an
+# ordinary pace, still understood), so a good take is never refused for it.
+TOO_SHORT_SHARE = 1 / 3
 
 _SOX_TIMEOUT = 120.0
 
@@ -128,9 +133,11 @@ def convert(source: Path, target: Path, rate: int, *, normalize: bool = False) -
         temp.unlink(missing_ok=True)
 
 
-def recording_fault(path: Path) -> str | None:
+def recording_fault(path: Path, needs: float = 0.0) -> str | None:
     """What makes an admin's recording unfit to play, or None when it is sound audio.
 
+    `needs`: the seconds its text takes said at an ordinary pace (0: not known); a recording under
+    TOO_SHORT_SHARE of that is refused as cut short.
     The answer completes a sentence that starts with the file's name: "... is not audio sox can read
     (sox: WAVE: RIFF header not found)". AudioError when sox is missing (nothing can be told then).
     """
@@ -147,7 +154,8 @@ def recording_fault(path: Path) -> str | None:
     samples = array.array("h", decoded.stdout[: len(decoded.stdout) // 2 * 2])
     if not samples:
         return "holds no sound (a header with no audio after it)"
-    return _cut_short(_float_or_zero(info.stdout), len(samples) / NARROWBAND_RATE) or _silent(samples)
+    held = len(samples) / NARROWBAND_RATE
+    return _cut_short(_float_or_zero(info.stdout), held) or _too_short(held, needs) or _silent(samples)
 
 
 def file_sha256(path: Path) -> str:
@@ -167,6 +175,16 @@ def _cut_short(declared: float, held: float) -> str | None:
         return (
             f"is cut short: its header promises {declared:.1f} s of sound, the file holds {held:.2f} s "
             "(a copy that did not finish?)"
+        )
+    return None
+
+
+def _too_short(held: float, needs: float) -> str | None:
+    if held < TOO_SHORT_SHARE * needs:
+        return (
+            f"is far too short for its text: {held:.2f} s of sound, where saying the text takes some "
+            f"{needs:.1f} s at an ordinary pace, {TOO_SHORT_SHARE * needs:.1f} s even at three times that "
+            "(cut short by a copy that did not finish? an MP3 records no length to check it by)"
         )
     return None
 

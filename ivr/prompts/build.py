@@ -45,11 +45,15 @@ from ivr.prompts.catalog import asterisk_sound_texts
 from ivr.prompts.manifest import GENERATED, HUMAN, Entry, Manifest, ManifestError
 from ivr.prompts.render import RenderJob, RenderResult, render
 from ivr.prompts.synth import SYNTH_VERSION, SynthError, VoiceSettings, all_voices, synthesis_problems
-from ivr.texts import LANGUAGES, PromptText
+from ivr.texts import LANGUAGES, PromptProblem, PromptText
 
 ORIGINALS_DIR = ".originals"
 REFUSED_DIR = ".refused"  # broken recordings set aside from a prompt's own place, for the admin to see
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
+# How many characters of a text (spaces and punctuation counted) a person says in a second at an
+# ordinary pace: espeak-ng speaks the menus' texts at 9-15 a second (150 words a minute). A recording is
+# measured against what its text needs at this pace; one far shorter is refused (audio.TOO_SHORT_SHARE).
+ORDINARY_PACE = 15.0
 # Below this many jobs a build runs them one after another in the calling thread.
 _MIN_PARALLEL_JOBS = 8
 
@@ -75,61 +79,78 @@ class BuildReport:
     unknown: tuple[str, ...] = ()  # audio files named after no prompt: never played (a misnamed recording?)
     recased: tuple[str, ...] = ()  # recordings with an upper-case ending (bye.WAV) adopted as bye.wav
     missing: tuple[str, ...] = ()  # check_only: no audio at all
-    stale: tuple[str, ...] = ()  # check_only: text/voice changed, or a recording awaits conversion
+    stale: tuple[str, ...] = ()  # check_only: text/voice changed
+    to_convert: tuple[str, ...] = ()  # check_only: a recording put there waits for a build to convert it
     # Broken recordings (messages): callers hear a consistent prompt without them, but not what the
     # admin recorded; the build and the check exit non-zero until the admin replaces or deletes them.
     refused: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()  # messages
+    conversions: tuple[str, ...] = ()  # which recordings were converted, from which file (messages)
+    leftovers: tuple[str, ...] = ()  # refused recordings a good one has replaced, removed (check: would be)
+    waiting: tuple[str, ...] = ()  # check_only: what callers hear of each recording in to_convert (messages)
+    # Recordings no prompt uses, and converted ones whose .wav the admin deleted: what to do (messages).
+    unused_notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         """Every prompt playable (the engine may start); a refused recording does not change that."""
-        return not self.failed and not (self.check_only and (self.missing or self.stale))
+        return not self.failed and not (self.check_only and (self.missing or self.stale or self.to_convert))
 
     @property
     def exit_code(self) -> int:
         return 0 if self.ok and not self.refused else 1
 
-    def _notices(self) -> list[str]:
-        """What the admin should see to, a build or a check alike (neither fails for it)."""
+    def notices(self) -> list[str]:
+        """What the admin should know or see to, one a line (neither a build nor a check fails for it):
+        for a check, what a build would do first."""
         recased = RECASED_CHECK if self.check_only else RECASED
+        lines = []
+        if self.check_only:
+            lines += [f"missing: {name}" for name in self.missing]
+            lines += [f"stale: {name}" for name in self.stale]
+            lines += [f"unused, a build removes it: {name}" for name in self.removed]
         return (
-            [OUTDATED.format(name=n) for n in self.outdated_human]
+            lines
+            + list(self.waiting)
+            + list(self.conversions)
+            + list(self.leftovers)
+            + [OUTDATED.format(name=n) for n in self.outdated_human]
             + [UNKNOWN.format(name=n) for n in self.unknown]
-            + [UNUSED_HUMAN.format(name=n) for n in self.unused_human]
+            + list(self.unused_notes)
             + [recased.format(file=f, name=_lower_case_ending(f)) for f in self.recased]
         )
 
-    def summary(self, label: str = "") -> str:
-        """Problems, one a line, then the counts. `label` starts the counts line: the CLI prints
-        "prompts: ", while the engine's log line says "prompts:" itself and passes nothing."""
+    def counts(self, label: str = "") -> str:
+        """The one line of figures that ends the summary."""
         if self.check_only:
-            lines = [f"missing: {name}" for name in self.missing]
-            lines += [f"stale: {name}" for name in self.stale]
-            lines += [f"unused, a build removes it: {name}" for name in self.removed]
-            lines += self._notices()
-            lines += [f"error: {message}" for message in self.failed]
-            lines += self.refused
             counts = f"{len(self.missing)} missing, {len(self.stale)} stale, {len(self.unchanged)} up to date"
-            lines.append(
-                f"prompts check: {counts}, {len(self.human)} human recordings{self._refused_count()}"
-            )
-            return "\n".join(lines)
-        lines = [f"error: {message}" for message in self.failed]
-        lines += self.refused
-        lines += self._notices()
-        lines.append(
-            f"{label}{len(self.synthesized)} synthesised, {len(self.converted)} recordings converted, "
+            human = _count(self.human, "human recording")
+            if self.to_convert:
+                human += f", {_count(self.to_convert, 'recording')} waiting to be converted"
+            return f"prompts check: {counts}, {human}{self._refused_count()}"
+        return (
+            f"{label}{len(self.synthesized)} synthesised, {_count(self.converted, 'recording')} converted, "
             f"{len(self.unchanged)} unchanged, {len(self.human)} human, {len(self.removed)} removed, "
             f"{len(self.failed)} failed{self._refused_count()}"
         )
-        return "\n".join(lines)
+
+    def summary(self, label: str = "") -> str:
+        """Problems and notices, one a line, then the counts. `label` starts the counts line: the CLI
+        prints "prompts: ", while the engine's log line says "prompts:" itself and passes nothing."""
+        errors = [f"error: {message}" for message in self.failed]
+        if self.check_only:
+            lines = self.notices() + errors + list(self.refused)
+        else:
+            lines = errors + list(self.refused) + self.notices()
+        return "\n".join([*lines, self.counts(label)])
 
     def _refused_count(self) -> str:
         """Only when there are some: the usual counts line stays as it always was."""
-        if not self.refused:
-            return ""
-        return f", {len(self.refused)} recording{'s' if len(self.refused) > 1 else ''} refused"
+        return f", {_count(self.refused, 'recording')} refused" if self.refused else ""
+
+
+def _count(items: tuple[str, ...], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
 def content_key(text: str, voice: VoiceSettings, wideband: bool) -> str:
@@ -147,10 +168,22 @@ OUTDATED = (
 
 UNKNOWN = "no prompt is named after {name}: it is never played (a recording with a wrong name or place?)"
 
-# A node deleted from its menu leaves the person's recording behind, unplayed: the build never deletes it.
+# A node deleted from its menu leaves the person's recording behind, unplayed: the build never deletes it,
+# nor the original it converted it from, which is the better copy to move to a renamed node's name.
 UNUSED_HUMAN = (
     "recording no prompt uses any more: {name}.wav (its node deleted or renamed?); it is kept: delete it "
     "if it is no longer needed (the next build removes its .wav16 with it)"
+)
+UNUSED_CONVERTED = (
+    "recording no prompt uses any more: {name}.wav (its node deleted or renamed?), converted from the "
+    "original kept as {original}; both are kept. For a renamed node, move the original to the new name "
+    "({folder}<new id>{ending}) and delete {name}.wav: the build converts it again. If neither is needed "
+    "any more, delete both (the next build removes the .wav16 too)"
+)
+# The admin deleted a converted recording's .wav: the original stays, with no prompt to name it after this.
+DELETED_CONVERTED = (
+    "recording deleted: {name}.wav; its original stays as {original}: delete that too if it is no longer "
+    "needed, or move it back to {name}{ending} to have it converted again"
 )
 
 # Windows tools write endings in capitals; Asterisk looks for bye.wav only, so the build converts.
@@ -255,6 +288,7 @@ def build_prompts(
             for step in plan.steps:
                 _tally_for_check(step, tally)
             _remove_unused(plan, tally, dry_run=True)
+            tally.leftovers += [leftover.check_message() for leftover in plan.leftovers]
         return tally.report(check_only=True)
     if any(plan.steps for plan in plans.values()):
         problems = synthesis_problems(voices) if any(p.needs_speech for p in plans.values()) else []
@@ -272,6 +306,7 @@ def build_prompts(
         for plan in plans.values():
             if remove_unused:
                 _remove_unused(plan, tally)
+            _remove_leftovers(plan, tally)
             plan.manifest.save()
     return tally.report()
 
@@ -280,9 +315,43 @@ def _tally_for_check(step: _Step, tally: _Tally) -> None:
     """What a build would do, as the check lists it (a refused recording is named on its own line)."""
     if step.reason == "refused":
         return
+    if step.reason == "recording":
+        tally.to_convert.append(step.key)
+        if _recased(step):
+            tally.recased.append(_file_key(step, step.job.source))  # its own line says it all
+        else:
+            tally.waiting.append(_waiting(step))
+        return
     (tally.missing if step.reason == "missing" else tally.stale).append(step.key)
-    if _recased(step):
-        tally.recased.append(_file_key(step, step.job.source))
+    if step.reason == "missing":  # a converted recording deleted, its text synthesised in its place
+        _name_original_left(step.language_dir, step.key, step.previous, tally)
+
+
+def _waiting(step: _Step) -> str:
+    """A recording the next build converts, and what callers hear until then."""
+    source = step.job.source
+    assert source is not None
+    until = "until `ivr prompts build` (or the running engine, at its start or next menu reload) converts it"
+    if step.move_source == "kept":
+        return f"recording waiting to be converted again: {_file_key(step, source)} (a build was interrupted)"
+    if step.move_source == "after":
+        return (
+            f"recording waiting to be converted: {_file_key(step, source)}; callers keep hearing the prompt "
+            f"as it was {until} into {step.key}.wav"
+        )
+    # A .wav in the prompt's own place, in a shape Asterisk's format_wav refuses ("Unexpected frequency
+    # mismatch"): Asterisk falls back on the prompt's other file, the .wav16 of what was there before.
+    info = read_wav_info(source)
+    shape = "not 16-bit PCM"
+    if info is not None:
+        channels = "mono" if info.channels == 1 else f"{info.channels} channels"
+        shape = f"{info.rate} Hz, {channels}, {8 * info.sample_width}-bit"
+    wav16 = step.language_dir / f"{step.name}{WIDEBAND_EXT}"
+    hear = "the old .wav16 (what the prompt said before)" if wav16.is_file() else "nothing there"
+    return (
+        f"recording waiting to be converted: {_file_key(step, source)} ({shape}): Asterisk plays a .wav "
+        f"only at 8 kHz, mono, 16-bit, so callers hear {hear} {until}"
+    )
 
 
 def _recased(step: _Step) -> bool:
@@ -328,9 +397,11 @@ def check_prompts(
     settings: PromptSettings | Settings | None = None,
     *,
     buildable_is_fine: bool = False,
-) -> list[str]:
-    """Messages for the menu validator: prompts missing, and why they could not be built here; recordings
-    a build refuses (broken) or cannot choose between.
+) -> list[PromptProblem]:
+    """What the menu validator says of these texts' audio. Errors: prompts missing, and why they could
+    not be built here; recordings a build cannot choose between. Warnings: recordings a build refuses
+    (broken): callers hear a consistent prompt all the same, and the engine takes the menu, so an
+    `ivr check` in front of every menu edit must not block the edit for them.
 
     With `buildable_is_fine`, a missing prompt this machine can synthesise is no problem (`ivr check`
     after an edit: the engine builds it on reload); only prompts neither present nor buildable are.
@@ -344,26 +415,29 @@ def check_prompts(
     try:
         targets = collect_texts(texts, languages, include_asterisk_sounds=False)
         voices = all_voices(prompt_settings, tuple(languages))
-        recordings = _recording_problems(targets, Path(prompts_dir), voices)
+        tally = _recording_problems(targets, Path(prompts_dir), voices)
     except (PromptError, SynthError, ManifestError) as exc:
-        return [*messages, *str(exc).splitlines()]
+        return [PromptProblem(message) for message in [*messages, *str(exc).splitlines()]]
     if messages:
         reasons = synthesis_problems(voices)
         if sox_path() is None:
             reasons.append("sox is not installed: prompts cannot be converted (apt-get install sox)")
         messages = [] if buildable_is_fine and not reasons else messages + reasons
-    return messages + recordings
+    refused = [refusal.message(check_only=True) for refusal in sorted(set(tally.refused))]
+    return [PromptProblem(message) for message in [*messages, *tally.failed]] + [
+        PromptProblem(message, "warning") for message in refused
+    ]
 
 
 def _recording_problems(
     targets: dict[str, dict[str, str]], root: Path, voices: dict[str, VoiceSettings]
-) -> list[str]:
+) -> _Tally:
     """What a check of these prompts says about their recordings, nothing else: the build's own plan,
     so `ivr check` and `ivr prompts build --check` never disagree."""
     tally = _Tally()
     for language, names in targets.items():
         _plan_language(root / language, names, voices[language], True, False, tally)
-    return [refusal.message(check_only=True) for refusal in sorted(set(tally.refused))] + tally.failed
+    return tally
 
 
 # --- planning -------------------------------------------------------------------------------------
@@ -396,6 +470,8 @@ class _Plan:
     steps: list[_Step] = attrs.field(factory=list)
     # Native human .wav files found in place of generated ones: their old generated .wav16 goes on build.
     adopted: list[tuple[str, Entry | None]] = attrs.field(factory=list)
+    # Refused recordings set aside by earlier builds that a good recording has replaced since.
+    leftovers: list[_Leftover] = attrs.field(factory=list)
     # Each folder's file names, read once (recordings are found by their ending in any case).
     listings: dict[Path, tuple[str, ...]] = attrs.field(factory=dict)
 
@@ -430,16 +506,24 @@ class _Plan:
 IN_PLACE, BESIDE, SET_ASIDE = "in place", "beside", "set aside"
 
 
+# What callers hear of a prompt one of whose recordings an earlier build set aside (SET_ASIDE): the
+# synthesised text; or, until a build, what has been put in its place since (itself refused), or nothing.
+NOW_TEXT, NOW_REFUSED, NOW_MISSING = "text", "refused", "missing"
+
+
 @attrs.frozen(order=True)
 class _Refusal:
     """A recording the build will not play to callers: what is wrong with it and what callers hear."""
 
-    file: str  # where the admin put it: "prompts/ru/1414/welcome.wav"
+    # The file the message is about: where the admin put it ("prompts/ru/1414/welcome.wav"), or, for
+    # SET_ASIDE, the copy an earlier build kept ("prompts/ru/.refused/1414/welcome.<sha>.wav").
+    file: str
     fault: str  # "is not audio sox can read (sox: ...)"
     where: str
-    # IN_PLACE, SET_ASIDE: where the build keeps it, "prompts/ru/.refused/1414/welcome.<sha>.wav"
-    kept: str = ""
-    prompt: str = ""  # BESIDE: the prompt's own .wav, which callers go on hearing
+    kept: str = ""  # IN_PLACE: where the build keeps it, "prompts/ru/.refused/1414/welcome.<sha>.wav"
+    # BESIDE: the prompt's own .wav, which callers go on hearing; SET_ASIDE: where it was set aside from
+    prompt: str = ""
+    now: str = NOW_TEXT  # SET_ASIDE: what callers hear of the prompt, before a build
 
     def message(self, check_only: bool) -> str:
         said = f"recording refused: {self.file} {self.fault}"
@@ -451,18 +535,31 @@ class _Refusal:
             )
         if self.where == SET_ASIDE:
             return (
-                f"{said} (kept as {self.kept}); callers hear the synthesised text. To use a recording, "
-                f"{put_right}; to keep the synthesised text, delete {self.kept}"
+                f"recording refused earlier: {self.file} (set aside from {self.prompt}) {self.fault}; "
+                f"{self._now(check_only)}. To use a recording, put a good one at {self.prompt} and run "
+                f"`ivr prompts build`; to keep the synthesised text, delete {self.file}"
             )
         if check_only:
             return (
-                f"{said}. Callers get it as it is until `ivr prompts build` (or the engine, at its start "
-                f"or a menu reload) sets it aside as {self.kept} and synthesises the text; {put_right}"
+                f"{said}. Callers get it as it is (a file Asterisk cannot read: the old .wav16, if there "
+                "is one, or nothing) until `ivr prompts build` (or the engine, at its start or a menu "
+                f"reload) sets it aside as {self.kept} and synthesises the text; {put_right}"
             )
         return (
             f"{said}. It is set aside as {self.kept}; callers hear the synthesised text. To use a "
             f"recording, {put_right}"
         )
+
+    def _now(self, check_only: bool) -> str:
+        """After a build callers hear the synthesised text; before it, a check says what is there."""
+        if check_only and self.now == NOW_REFUSED:
+            return f"callers get what is at {self.prompt} now, refused too (its own message says so)"
+        if check_only and self.now == NOW_MISSING:
+            return (
+                f"{self.prompt} is missing now (callers get its .wav16 if there is one, else nothing) "
+                "until `ivr prompts build` (or the running engine) synthesises the text"
+            )
+        return "callers hear the synthesised text"
 
 
 @attrs.define
@@ -480,6 +577,11 @@ class _Tally:
     stale: list[str] = attrs.field(factory=list)
     refused: list[_Refusal] = attrs.field(factory=list)
     failed: list[str] = attrs.field(factory=list)
+    conversions: list[str] = attrs.field(factory=list)
+    leftovers: list[str] = attrs.field(factory=list)
+    to_convert: list[str] = attrs.field(factory=list)
+    waiting: list[str] = attrs.field(factory=list)
+    unused_notes: list[str] = attrs.field(factory=list)
 
     def report(self, *, check_only: bool = False) -> BuildReport:
         fields: dict[str, Any] = {
@@ -525,7 +627,7 @@ def _plan_prompt(plan: _Plan, name: str, text: str, tally: _Tally) -> None:
             found = ", ".join(p.name for p in ([wav] if wav_sha and not ours else []) + sources)
             tally.failed.append(f"{key}: several recordings ({found}); keep one")
             return
-        fault = _fault_of(sources[0])
+        fault = _fault_of(sources[0], text)
         if fault is None:
             plan.add_step(name, "recording", RenderJob(key, wav, wav16_target, source=sources[0]), text)
             return
@@ -558,7 +660,7 @@ def _adopt_recording(
     plan: _Plan, name: str, key: str, wav: Path, wav_sha: str, wav16: Path | None, tally: _Tally, text: str
 ) -> None:
     """A .wav the build did not write: a person's recording. Record it; convert it if Asterisk can't play it."""
-    fault = _fault_of(wav)
+    fault = _fault_of(wav, text)
     if fault is not None:
         _refuse_in_place(plan, name, wav, wav_sha, fault, tally, text)
         return
@@ -583,15 +685,23 @@ def _refuse_in_place(
     plan.add_step(name, "refused", plan.speak(name, text), text, set_aside=set_aside)
 
 
-def _fault_of(recording: Path) -> str | None:
-    """What is wrong with an admin's recording, or None. A recording that cannot be looked at (no sox)
-    is not played either: refusing it keeps the prompt the build can vouch for."""
+def _fault_of(recording: Path, text: str) -> str | None:
+    """What is wrong with an admin's recording of `text`, or None. A recording that cannot be looked at
+    (no sox) is not played either: refusing it keeps the prompt the build can vouch for."""
     try:
-        return recording_fault(recording)
+        return recording_fault(recording, needs=speaking_time(text))
     except AudioError as exc:
         return f"could not be checked: {exc}"
     except OSError as exc:
         return f"could not be read: {exc.strerror or exc}"
+
+
+def speaking_time(text: str) -> float:
+    """Seconds a person takes to say `text` at an ordinary pace: an estimate from its length, which is
+    all a recording's check needs (only a recording under a third of it is refused), and there for every
+    recording. The synthesised prompt's length would not be: a .wav recording dropped in its place has
+    replaced it; and a voice set slower, for clarity, would lengthen it and so refuse a brisk speaker."""
+    return len(normalize_text(text)) / ORDINARY_PACE
 
 
 def _is_recording_ending(ending: str) -> bool:
@@ -618,22 +728,60 @@ _SET_ASIDE_NAME = re.compile(r"(?P<name>.+)\.[0-9a-f]{12}(?P<ending>\.[^./]+)")
 
 
 def _name_refusals_set_aside(plan: _Plan, tally: _Tally) -> None:
-    """Recordings an earlier build set aside into .refused/, while their prompt still speaks the
-    synthesised text: the admin has not put a good recording in their place yet, nor let it go."""
+    """Recordings an earlier build set aside into .refused/, each named as itself: while their prompt
+    speaks the synthesised text, the admin has not put a good recording in their place yet, nor let
+    them go. Once a good recording has replaced them, they are left over: the build removes them."""
     folder = plan.language_dir / REFUSED_DIR
     if not folder.is_dir():
         return
-    being_adopted = {step.name for step in plan.steps if step.reason == "recording"}
+    steps = {step.name: step.reason for step in plan.steps}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         found = _SET_ASIDE_NAME.fullmatch(path.relative_to(folder).as_posix())
-        if found is None or found["name"] not in plan.targets or found["name"] in being_adopted:
+        if found is None or found["name"] not in plan.targets:
             continue
-        entry = plan.manifest.entries.get(found["name"])
+        name = found["name"]
+        live = plan.language_dir / f"{name}{found['ending']}"
+        entry = plan.manifest.entries.get(name)
         if entry is not None and entry.kind == HUMAN and not entry.pending:
+            plan.leftovers.append(_Leftover(name, path, live, replaced=True))
             continue  # a good recording has been adopted since: the refused one is history
-        fault = _fault_of(path) or "was refused by an earlier build"
-        original = plan.language_dir / f"{found['name']}{found['ending']}"
-        tally.refused.append(_Refusal(str(original), fault, SET_ASIDE, kept=str(path)))
+        if steps.get(name) == "recording":  # a good one is being adopted: history once it is converted
+            plan.leftovers.append(_Leftover(name, path, live, replaced=False))
+            continue
+        now = {"refused": NOW_REFUSED, "missing": NOW_MISSING}.get(steps.get(name, ""), NOW_TEXT)
+        fault = _fault_of(path, plan.targets[name]) or "was refused by an earlier build"
+        tally.refused.append(_Refusal(str(path), fault, SET_ASIDE, prompt=str(live), now=now))
+
+
+@attrs.frozen
+class _Leftover:
+    """A recording an earlier build refused and set aside, which a good recording has replaced since."""
+
+    name: str
+    path: Path
+    live: Path  # where the good recording is
+    replaced: bool  # already; else once the conversion under way succeeds
+
+    def check_message(self) -> str:
+        return (
+            f"refused recording left over: {self.path} (a good recording replaces it at {self.live}): "
+            "a build removes it"
+        )
+
+
+def _remove_leftovers(plan: _Plan, tally: _Tally) -> None:
+    """Refused copies no one needs any more: broken audio, kept only until a good recording came."""
+    for leftover in plan.leftovers:
+        entry = plan.manifest.entries.get(leftover.name)
+        adopted = entry is not None and entry.kind == HUMAN and not entry.pending
+        if not (leftover.replaced or adopted) or not leftover.path.is_file():
+            continue
+        leftover.path.unlink()
+        _prune_empty_dirs(leftover.path.parent, plan.language_dir)
+        tally.leftovers.append(
+            f"refused recording removed: {leftover.path} (a good recording has replaced it at "
+            f"{leftover.live})"
+        )
 
 
 def _name_unknown_files(plan: _Plan, tally: _Tally) -> None:
@@ -743,9 +891,14 @@ def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) ->
         key = content_key(step.text, job.voice, job.wav16 is not None) if job.voice else ""
         manifest.entries[step.name] = Entry(GENERATED, result.wav_sha, result.wav16_sha, key, step.text)
         tally.synthesized.append(step.key)
+        if step.reason == "missing":  # a converted recording deleted, its text synthesised in its place
+            _name_original_left(step.language_dir, step.key, step.previous, tally)
         return
+    # Where the admin put it: beside the prompt ("after"), the prompt's own .wav ("before"), or the
+    # original kept by a conversion that was interrupted ("kept").
+    put = step.job.wav if step.move_source == "before" else step.job.source
     if _recased(step):
-        tally.recased.append(_file_key(step, step.job.source))
+        tally.recased.append(_file_key(step, step.job.source))  # its own line says it all
     source = job.source
     if step.move_source == "after":
         kept = _original_path(step, source)
@@ -758,6 +911,16 @@ def _record(step: _Step, job: RenderJob, result: RenderResult, tally: _Tally) ->
     )
     tally.converted.append(step.key)
     tally.human.append(step.key)
+    if not _recased(step):
+        wav16 = " and .wav16" if result.wav16_sha else ""
+        if step.move_source == "before":
+            into = "in its place" + (", with a .wav16" if wav16 else "")
+        else:
+            into = f"into {step.key}.wav{wav16}"
+        tally.conversions.append(
+            f"recording converted: {_file_key(step, put)} {into} (the original kept as "
+            f"{_file_key(step, source)})"
+        )
 
 
 def _conversion_failed(step: _Step, job: RenderJob, error: str) -> str:
@@ -782,12 +945,23 @@ def _remove_unused(plan: _Plan, tally: _Tally, *, dry_run: bool = False) -> None
         key = f"{language}/{name}"
         wav = plan.language_dir / f"{name}{NARROWBAND_EXT}"
         wav16 = plan.language_dir / f"{name}{WIDEBAND_EXT}"
+        original = _original_of(plan.language_dir, entry)
         if entry.kind == HUMAN and wav.exists():
             tally.unused_human.append(key)  # a person's recording is theirs to delete
+            if original is None:
+                tally.unused_notes.append(UNUSED_HUMAN.format(name=key))
+            else:
+                folder = key.rpartition("/")[0] + "/"
+                tally.unused_notes.append(
+                    UNUSED_CONVERTED.format(
+                        name=key, original=original, folder=folder, ending=original.suffix
+                    )
+                )
             continue
         # A generated prompt, or a recording its admin deleted: what the build made of it goes too (a
-        # converted .wav16 by its hash), the original in .originals/ stays.
+        # converted .wav16 by its hash), the original in .originals/ stays, and the admin is told so.
         tally.removed.append(key)
+        _name_original_left(plan.language_dir, key, entry, tally)
         if dry_run:
             continue
         for path, sha in ((wav, entry.wav_sha), (wav16, entry.wav16_sha)):
@@ -796,6 +970,29 @@ def _remove_unused(plan: _Plan, tally: _Tally, *, dry_run: bool = False) -> None
                 path.unlink()
         del plan.manifest.entries[name]
         _prune_empty_dirs(wav.parent, plan.language_dir)
+
+
+def _original_of(language_dir: Path, entry: Entry | None) -> Path | None:
+    """The original a human recording was converted from, when it is still in .originals/ ("ru/.originals/
+    1414/welcome.<sha>.mp3", as the report names files); None for a .wav adopted as it was."""
+    if (
+        entry is None
+        or entry.kind != HUMAN
+        or not entry.source
+        or not (language_dir / entry.source).is_file()
+    ):
+        return None
+    return Path(language_dir.name) / entry.source
+
+
+def _name_original_left(language_dir: Path, key: str, entry: Entry | None, tally: _Tally) -> None:
+    """The admin deleted a converted recording's .wav: its original in .originals/ is all that is left of
+    it, and nothing names it after this build (it is theirs, so the build does not delete it)."""
+    original = _original_of(language_dir, entry)
+    if original is not None:
+        tally.unused_notes.append(
+            DELETED_CONVERTED.format(name=key, original=original, ending=original.suffix)
+        )
 
 
 def _prune_empty_dirs(directory: Path, stop: Path) -> None:
