@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -212,7 +213,11 @@ async def test_a_prompt_deleted_under_a_running_engine_is_made_again_and_readine
         not greeting.is_symlink() and greeting.stat().st_size > 8000
     )  # the text, made in this engine's folder
     assert shared.read_bytes() == recorded  # the repository's file untouched
-    messages = [(r.levelname, r.getMessage()) for r in caplog.records if "missing" in r.getMessage()]
+    messages = [
+        (r.levelname, re.sub(r"\d+ unchanged", "N unchanged", r.getMessage()))  # N: as many as the menus need
+        for r in caplog.records
+        if "missing" in r.getMessage()
+    ]
     assert messages == [
         (
             "WARNING",
@@ -222,7 +227,7 @@ async def test_a_prompt_deleted_under_a_running_engine_is_made_again_and_readine
         ),
         (
             "INFO",
-            "1 prompt missing; prompts: 1 synthesised, 0 recordings converted, 200 unchanged, 0 human, "
+            "1 prompt missing; prompts: 1 synthesised, 0 recordings converted, N unchanged, 0 human, "
             "0 removed, 0 failed",
         ),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shutil
 import subprocess
 import wave
@@ -73,6 +74,11 @@ async def logged(caplog: pytest.LogCaptureFixture, fragment: str, count: int = 1
     return lines
 
 
+def without_counts(lines: list[str]) -> list[str]:
+    """The build's summary with "N unchanged": as many as the menus and the engine's own texts need."""
+    return [re.sub(r"\d+ unchanged", "N unchanged", line) for line in lines]
+
+
 def a_text_edited(site: Path) -> None:
     menu = site / "menus" / "1414.yaml"
     text = menu.read_text(encoding="utf-8")
@@ -87,11 +93,11 @@ async def test_a_menu_edit_logs_its_prompts_once_and_prints_nothing(
     await engine.start()
     try:
         a_text_edited(site)
-        lines = await logged(caplog, "reloaded; prompts")
+        lines = without_counts(await logged(caplog, "reloaded; prompts"))
     finally:
         await engine.stop(2.0)
     assert lines == [
-        "menu 1414 reloaded; prompts: 1 synthesised, 0 recordings converted, 200 unchanged, 0 human, "
+        "menu 1414 reloaded; prompts: 1 synthesised, 0 recordings converted, N unchanged, 0 human, "
         "0 removed, 0 failed"
     ]
     assert "Audio saved" not in capfd.readouterr().out
@@ -106,14 +112,14 @@ async def test_prompts_edited_while_the_engine_was_stopped_are_made_again_once_i
     await engine.start()
     try:
         engine.refresh_prompts()  # as `ivr serve` does once started
-        lines = await logged(caplog, "while the engine was stopped", 2)
+        lines = without_counts(await logged(caplog, "while the engine was stopped", 2))
     finally:
         await engine.stop(2.0)
     assert lines == [
         "1 prompt is older than its text (edited while the engine was stopped), e.g. ru/1414/text-invalid: "
         "synthesising it now; until then callers hear the old words",
         "prompts edited while the engine was stopped; prompts: 1 synthesised, 0 recordings converted, "
-        "200 unchanged, 0 human, 0 removed, 0 failed",
+        "N unchanged, 0 human, 0 removed, 0 failed",
     ]
 
 
@@ -139,8 +145,8 @@ async def test_a_broken_recording_found_at_start_is_set_aside_and_logged_as_a_wa
             f"engine started; prompts: recording refused: {welcome} is an empty file (0 bytes). It is set aside as "
         )
     )
-    assert records[1].getMessage() == (
-        "engine started; prompts: 1 synthesised, 0 recordings converted, 200 unchanged, 0 human, 0 removed, "
+    assert without_counts([records[1].getMessage()])[0] == (
+        "engine started; prompts: 1 synthesised, 0 recordings converted, N unchanged, 0 human, 0 removed, "
         "0 failed, 1 recording refused"
     )
     assert not [r for r in caplog.records if "\n" in r.getMessage()]  # one line a record, each with its time
@@ -160,7 +166,7 @@ async def test_a_recording_dropped_in_while_the_engine_was_stopped_is_converted_
     await engine.start()
     try:
         engine.refresh_prompts()  # as `ivr serve` does once started
-        lines = await logged(caplog, "engine started; prompts: ", 2)
+        lines = without_counts(await logged(caplog, "engine started; prompts: ", 2))
     finally:
         await engine.stop(2.0)
     assert lines[0].startswith(
@@ -168,7 +174,7 @@ async def test_a_recording_dropped_in_while_the_engine_was_stopped_is_converted_
         "original kept as ru/.originals/1414/welcome."
     )
     assert lines[1] == (
-        "engine started; prompts: 0 synthesised, 1 recording converted, 200 unchanged, 1 human, 0 removed, 0 failed"
+        "engine started; prompts: 0 synthesised, 1 recording converted, N unchanged, 1 human, 0 removed, 0 failed"
     )
     with wave.open(str(welcome), "rb") as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getnframes()) == (8000, 1, 6 * 8000)
@@ -183,7 +189,7 @@ async def test_a_menu_moved_away_keeps_its_sounds_for_the_calls_still_on_it(
     await engine.start()
     try:
         (site / "menus" / "1414.yaml").rename(site / "menus" / "new1414.yaml")
-        lines = await logged(caplog, "reloaded; prompts")
+        lines = without_counts(await logged(caplog, "reloaded; prompts"))
     finally:
         await engine.stop(2.0)
     assert lines and lines[-1].startswith("menus 1414, new1414 reloaded; prompts:"), lines  # both names
