@@ -46,6 +46,7 @@ import attrs
 
 from ivr.journal.held import HeldWrites
 from ivr.journal.outage import (
+    UNANSWERED,
     Outage,
     Unreachable,
     abandoned_line,
@@ -930,7 +931,7 @@ def _held(error: str) -> WriteHeld:
 
 def _unanswered(error: str) -> DatabaseAway:
     """What a function someone waits for gets while the database does not answer."""
-    return DatabaseAway(f"the state database does not answer: {error}")
+    return DatabaseAway(f"{UNANSWERED}{error}")
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
