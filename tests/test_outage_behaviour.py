@@ -18,12 +18,13 @@ import aiohttp
 import pytest
 
 from ivr.clock import FixedClock
-from ivr.config import AmiSettings, HttpSettings
+from ivr.config import AmiSettings, HttpSettings, Settings
 from ivr.engine.app import Engine
 from ivr.engine.background import CallbackDialer, IncidentAudio
 from ivr.engine.services import EngineServices
 from ivr.engine.simulate import FixedHours
 from ivr.http.server import BoardServer
+from ivr.journal import open_state
 from ivr.journal.engines import EngineLease
 from ivr.journal.incidents import IncidentStore
 from ivr.testing.board_fixtures import stock_queues
@@ -221,3 +222,16 @@ async def test_callers_hear_the_incidents_last_read_while_postgresql_is_down(
         line for line in warnings(caplog) if line.startswith("incidents: the state database answers again")
     ]
     assert again.endswith("announcements come from it again")
+
+
+async def test_the_first_read_after_postgresql_restarted_is_answered(cluster, outage, tmp_path) -> None:
+    # The reader's connection died with the server while idle: its next read takes a new one rather
+    # than failing once, which every reader (the board, the incidents' cache) would take for an outage.
+    state = await open_state(Settings(state_dir=str(tmp_path), database_url=cluster.fresh_database_url()))
+    try:
+        assert await state.incidents.list() == []
+        await outage.begin()
+        await outage.end()
+        assert await state.incidents.list() == []
+    finally:
+        await state.close()
