@@ -224,6 +224,56 @@ async def test_callers_hear_the_incidents_last_read_while_postgresql_is_down(
     assert again.endswith("announcements come from it again")
 
 
+async def test_each_part_of_the_engine_logs_one_line_when_postgresql_stops_answering_and_one_when_it_is_back(
+    quick_rounds, pg_engine, outage, caplog
+) -> None:
+    caplog.set_level(logging.INFO, "ivr")
+    await announce(pg_engine)
+    state = pg_engine.services.state
+
+    await outage.begin()
+    quick_rounds.reset()
+    for _ in range(3):
+        assert (await call(pg_engine)).prompts[1:3] == INCIDENT
+
+    async def many_rounds() -> bool:
+        counts = quick_rounds.counts
+        return min(counts[part] for part in ("lease", "dialer", "incident audio")) >= 5
+
+    await until(many_rounds)
+    during = warnings(caplog)
+    await outage.end()
+
+    async def all_back() -> bool:
+        await state.incidents.active()
+        answered = [line for line in warnings(caplog) if "answers again" in line]
+        return len(answered) >= 4 and state.incidents.unanswered is None
+
+    await until(all_back)
+    logged = warnings(caplog)
+
+    def one_line_each(lines: list[str], words: str) -> dict[str, int]:
+        parts = ("incidents:", "engine name lease", "callback dialer:", "state database")
+        return {part: sum(line.startswith(part) and words in line for line in lines) for part in parts}
+
+    assert one_line_each(during, "does not answer") == {
+        "incidents:": 1,
+        "engine name lease": 1,
+        "callback dialer:": 1,
+        "state database": 0,  # the journal's writer keeps its own words:
+    }
+    assert len([line for line in during if line.startswith("state database unreachable")]) == 1
+    assert one_line_each(logged, "answers again") == {
+        "incidents:": 1,
+        "engine name lease": 1,
+        "callback dialer:": 1,
+        "state database": 1,
+    }
+    assert len(during) == 4 and len(logged) == 8, "\n".join(logged)  # nothing per call, refresh or round
+    assert all("\n" not in line and "\t" not in line for line in logged)  # libpq's own line breaks flattened
+    assert not [line for line in logged if "does not answer: " in line]  # the reason is not said twice
+
+
 async def test_the_first_read_after_postgresql_restarted_is_answered(cluster, outage, tmp_path) -> None:
     # The reader's connection died with the server while idle: its next read takes a new one rather
     # than failing once, which every reader (the board, the incidents' cache) would take for an outage.
