@@ -202,9 +202,10 @@ async def test_the_board_says_plainly_when_ami_or_the_journal_is_missing() -> No
     assert (board["ami"], board["queues"], board["journal"], board["today"]) == (
         "down: lost",
         [],
-        "off",
+        {"state": "off"},
         None,
     )
+    assert (board["incidents"], board["incidents_stale"]) == ([], None)
     assert board["engine"] == "engine-a" and board["at"] == "2026-11-30 11:00:00"
     assert board["in_ivr"] == {
         "total": 1,

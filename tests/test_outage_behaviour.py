@@ -31,6 +31,7 @@ from ivr.testing.board_fixtures import stock_queues
 from ivr.testing.engine_fixtures import project_settings
 from ivr.testing.fake_ami import FakeAmi
 from ivr.testing.fake_caller import FakeCall, Press
+from tests.browser import browser_fixture, figure, needs_browser, page_fixture, until_text  # noqa: F401
 from tests.pg import Cluster, cluster_fixture  # noqa: F401  (the `cluster` fixture)
 
 INCIDENT = ["ivr/incident-intro", "incidents/incident-1"]
@@ -225,39 +226,44 @@ async def test_callers_hear_the_incidents_last_read_while_postgresql_is_down(
 
 
 async def test_each_part_of_the_engine_logs_one_line_when_postgresql_stops_answering_and_one_when_it_is_back(
-    quick_rounds, pg_engine, outage, caplog
+    quick_rounds, pg_engine, pg_board, outage, caplog
 ) -> None:
     caplog.set_level(logging.INFO, "ivr")
     await announce(pg_engine)
     state = pg_engine.services.state
+    await board_json(pg_board)
 
     await outage.begin()
     quick_rounds.reset()
+    boards = []
     for _ in range(3):
         assert (await call(pg_engine)).prompts[1:3] == INCIDENT
 
     async def many_rounds() -> bool:
+        boards.append(await board_json(pg_board))
         counts = quick_rounds.counts
-        return min(counts[part] for part in ("lease", "dialer", "incident audio")) >= 5
+        away = [b for b in boards if b["journal"]["state"] == "away"]
+        return len(away) >= 3 and min(counts[part] for part in ("lease", "dialer", "incident audio")) >= 5
 
     await until(many_rounds)
     during = warnings(caplog)
     await outage.end()
 
     async def all_back() -> bool:
-        await state.incidents.active()
+        board = await board_json(pg_board)
         answered = [line for line in warnings(caplog) if "answers again" in line]
-        return len(answered) >= 4 and state.incidents.unanswered is None
+        return board["journal"]["state"] == "ok" and len(answered) >= 5 and state.incidents.unanswered is None
 
     await until(all_back)
     logged = warnings(caplog)
 
     def one_line_each(lines: list[str], words: str) -> dict[str, int]:
-        parts = ("incidents:", "engine name lease", "callback dialer:", "state database")
+        parts = ("incidents:", "board:", "engine name lease", "callback dialer:", "state database")
         return {part: sum(line.startswith(part) and words in line for line in lines) for part in parts}
 
     assert one_line_each(during, "does not answer") == {
         "incidents:": 1,
+        "board:": 1,
         "engine name lease": 1,
         "callback dialer:": 1,
         "state database": 0,  # the journal's writer keeps its own words:
@@ -265,13 +271,58 @@ async def test_each_part_of_the_engine_logs_one_line_when_postgresql_stops_answe
     assert len([line for line in during if line.startswith("state database unreachable")]) == 1
     assert one_line_each(logged, "answers again") == {
         "incidents:": 1,
+        "board:": 1,
         "engine name lease": 1,
         "callback dialer:": 1,
         "state database": 1,
     }
-    assert len(during) == 4 and len(logged) == 8, "\n".join(logged)  # nothing per call, refresh or round
+    assert len(during) == 5 and len(logged) == 10, "\n".join(logged)  # nothing per call, refresh or round
     assert all("\n" not in line and "\t" not in line for line in logged)  # libpq's own line breaks flattened
     assert not [line for line in logged if "does not answer: " in line]  # the reason is not said twice
+
+
+async def test_the_board_says_its_figures_are_old_and_shows_the_incidents_still_announced(
+    pg_engine, pg_board, outage, board_clock
+) -> None:
+    await announce(pg_engine)
+    await call(pg_engine)
+    await pg_engine.services.state.journal.flush()
+    before = await board_json(pg_board)  # read at 11:00 by the engine's clock
+    assert before["journal"] == {"state": "ok"} and before["incidents_stale"] is None
+    assert [i["id"] for i in before["incidents"]] == [1] and before["today"]["calls"] == 1
+
+    board_clock.advance(150)
+    await outage.begin()  # at 11:02:30
+    board: dict[str, Any] = {}
+
+    async def away() -> bool:
+        nonlocal board
+        board = await board_json(pg_board)
+        return board["journal"]["state"] == "away" and board["incidents_stale"] is not None
+
+    await until(away)
+    journal, stale = board["journal"], board["incidents_stale"]
+    assert (board["at"], journal["as_of"], journal["since"]) == (
+        "2026-11-30 11:02:30",  # the live part is current
+        "2026-11-30 11:00:00",  # the figures shown were read then
+        "2026-11-30 11:02:30",
+    )
+    assert board["today"] == before["today"]  # the last figures, said to be old, not a blank board
+    assert journal["error"] and "\n" not in journal["error"]
+    # the incidents the engine goes on announcing, and which list they come from
+    assert [(i["id"], i["ru"]) for i in board["incidents"]] == [(1, "Запись в ЦОН временно не работает.")]
+    assert stale["as_of"] in ("2026-11-30 11:00:00", "2026-11-30 11:02:30") and stale["error"]
+    assert stale["since"] >= stale["as_of"]
+
+    await outage.end()
+
+    async def back() -> bool:
+        nonlocal board
+        board = await board_json(pg_board)
+        return board["journal"] == {"state": "ok"} and board["incidents_stale"] is None
+
+    await until(back)
+    assert [i["id"] for i in board["incidents"]] == [1]
 
 
 async def test_the_first_read_after_postgresql_restarted_is_answered(cluster, outage, tmp_path) -> None:
@@ -285,3 +336,49 @@ async def test_the_first_read_after_postgresql_restarted_is_answered(cluster, ou
         assert await state.incidents.list() == []
     finally:
         await state.close()
+
+
+@needs_browser
+async def test_the_page_says_the_figures_are_old_and_shows_the_incidents_still_announced(
+    pg_engine, pg_board, outage, board_clock, page, tmp_path
+) -> None:
+    await announce(pg_engine)
+    await call(pg_engine)
+    await pg_engine.services.state.journal.flush()
+    await page.goto(url(pg_board, "/"))
+    await page.wait_for_selector("#link.up")
+    await page.click("#lang-ru")
+    await until_text(page, "#calls", lambda text: text == "1")
+    assert (
+        await page.locator("#journalBanner").is_hidden() and await page.locator("#incidentsNote").is_hidden()
+    )
+
+    board_clock.advance(150)
+    await outage.begin()
+    banner = await until_text(page, "#journalBannerText", lambda text: text != "")
+    assert banner.startswith("Данные журнала — на 11:00: база данных не отвечает с 11:02.")
+    assert await page.locator("#link.stale").text_content() == "в эфире · журнал на 11:00"
+    assert await figure(page, "calls") == "1"  # the last figures, dimmed, each heading saying as of when
+    assert await page.locator("main.stale").count() == 1
+    error = await figure(page, "journalBannerError")  # the database's words: small print and tooltip
+    assert error and await page.locator("#journalBanner").get_attribute("title") == error
+    # the incidents the engine still announces, marked as the last known list; the error in small print
+    note = await until_text(page, "#incidentsNoteText", lambda text: text != "")
+    assert note.startswith("База данных не отвечает: последние известные объявления, на 11:0")
+    assert "Звонящие слышат их" in note and error not in note
+    incident = await page.text_content("[data-incident='1']") or ""
+    assert "Запись в ЦОН временно не работает." in incident and "последнее известное" in incident
+    await page.screenshot(path=str(tmp_path / "board-database-away.png"), full_page=True)
+
+    await page.click("#lang-kk")
+    assert (await figure(page, "journalBannerText")).startswith("Журнал деректері 11:00 жағдайы бойынша")
+
+    await outage.end()
+    await until_text(page, "#journalBannerText", lambda text: text == "")
+    await until_text(page, "#incidentsNoteText", lambda text: text == "")
+    await page.wait_for_selector("#link.up")
+    assert (
+        await page.locator("#journalBanner").is_hidden() and await page.locator("#incidentsNote").is_hidden()
+    )
+    assert "соңғы белгілі" not in (await page.text_content("[data-incident='1']") or "")
+    assert page.problems == []
