@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -270,3 +271,29 @@ async def test_the_page_is_self_contained_and_locked_down(board) -> None:
     assert (
         '"topics": [{"id": "general", "kk": "Жалпы сұрақтар", "ru": "Общие вопросы"}, {"id": "egov"' in page
     )
+
+
+async def test_json_answers_keep_cyrillic_and_a_topic_given_by_its_name_is_named_by_its_id(
+    board, board_engine
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url(board, "/")) as response:
+            csrf = (await response.text()).split('"csrf": "')[1].split('"')[0]
+        form = {"kk": "Ақау.", "ru": "Сбой.", "duration": "1h", "csrf": csrf, "topics": "Запись в ЦОН"}
+        async with session.post(url(board, "/incidents"), data=form) as response:
+            status, body = response.status, await response.text()
+            assert response.charset == "utf-8"
+        await board_engine.services.state.incidents.add(
+            "Ақау.",
+            "Сбой.",
+            [],
+            board_engine.services.clock.now(),
+            board_engine.services.clock.now().timestamp() + 60,
+        )
+        async with session.get(url(board, "/api/board")) as response:
+            board_body = await response.text()
+    assert status == 400 and "\\u" not in body and "\\u" not in board_body
+    assert json.loads(body)["error"].startswith(
+        "unknown topics: Запись в ЦОН (the name of topic booking: give its id) (known: general, egov, booking,"
+    )
+    assert '"ru":"Сбой."' in board_body.replace(" ", "")
