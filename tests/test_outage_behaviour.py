@@ -325,6 +325,53 @@ async def test_the_board_says_its_figures_are_old_and_shows_the_incidents_still_
     assert [i["id"] for i in board["incidents"]] == [1]
 
 
+async def test_changes_from_the_board_are_refused_with_a_503_that_says_why(
+    pg_engine, pg_board, outage, caplog
+) -> None:
+    incident = await announce(pg_engine)
+    form = {"kk": "Ақау.", "ru": "Сбой.", "duration": "1h"}
+    bearer = {"Authorization": "Bearer s3cret"}
+    server = BoardServer(pg_engine, HttpSettings(bind="127.0.0.1:0", token="s3cret"))  # a script's view
+    await server.start()
+    try:
+        await outage.begin()
+        caplog.clear()
+        async with aiohttp.ClientSession(headers=bearer) as session:
+            async with session.post(url(server, "/incidents"), data=form) as response:
+                added = (response.status, await response.json())
+            async with session.post(url(server, f"/incidents/{incident}/end")) as response:
+                ended = (response.status, await response.json())
+    finally:
+        await server.stop()
+    assert added[0] == 503 and added[1]["code"] == "database_away"
+    assert added[1]["error"] == (
+        "the state database does not answer: the incident is not announced; do it again when the database "
+        "is back, or later with `ivr incident add`"
+    )
+    assert ended[0] == 503 and ended[1]["code"] == "database_away"
+    assert (
+        f"incident {incident} is not ended" in ended[1]["error"]
+        and f"ivr incident end {incident}" in ended[1]["error"]
+    )
+    assert added[1]["detail"] and "\n" not in added[1]["detail"]
+    refusals = [r for r in caplog.records if r.name == "ivr.http"]
+    assert [r.getMessage().split(":")[0] for r in refusals] == [
+        "503 POST /incidents from 127.0.0.1",
+        f"503 POST /incidents/{incident}/end from 127.0.0.1",
+    ]
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback
+
+    await outage.end()
+    await until(lambda: _incidents_back(pg_engine))
+    assert [i.id for i in await pg_engine.services.state.incidents.list()] == [incident]  # nothing changed
+
+
+async def _incidents_back(engine: Engine) -> bool:
+    return engine.services.state.incidents.unanswered is None and bool(
+        await engine.services.state.incidents.active()
+    )
+
+
 async def test_the_first_read_after_postgresql_restarted_is_answered(cluster, outage, tmp_path) -> None:
     # The reader's connection died with the server while idle: its next read takes a new one rather
     # than failing once, which every reader (the board, the incidents' cache) would take for an outage.
@@ -339,7 +386,7 @@ async def test_the_first_read_after_postgresql_restarted_is_answered(cluster, ou
 
 
 @needs_browser
-async def test_the_page_says_the_figures_are_old_and_shows_the_incidents_still_announced(
+async def test_the_page_says_the_figures_are_old_shows_the_incidents_and_why_a_change_failed(
     pg_engine, pg_board, outage, board_clock, page, tmp_path
 ) -> None:
     await announce(pg_engine)
@@ -370,7 +417,17 @@ async def test_the_page_says_the_figures_are_old_and_shows_the_incidents_still_a
     assert "Запись в ЦОН временно не работает." in incident and "последнее известное" in incident
     await page.screenshot(path=str(tmp_path / "board-database-away.png"), full_page=True)
 
+    await page.fill("textarea[name=kk]", "Ақау.")
+    await page.fill("textarea[name=ru]", "Сбой.")
+    await page.click("#incidentForm button[type=submit]")
+    said = await until_text(page, "#formStatus", lambda text: text != "")
+    assert said.startswith("База данных не отвечает: объявление не сохранено.")
+    assert "ivr incident add" in said
+    assert "the state database does not answer" in (await page.get_attribute("#formStatus", "title") or "")
+    await page.click("[data-end='1']")  # the page asks "end it?", and the test's page says yes
+    await until_text(page, "#formStatus", lambda text: "не завершено" in text)
     await page.click("#lang-kk")
+    assert (await figure(page, "formStatus")).startswith("Дерекқор жауап бермейді")  # said in both languages
     assert (await figure(page, "journalBannerText")).startswith("Журнал деректері 11:00 жағдайы бойынша")
 
     await outage.end()
@@ -381,4 +438,5 @@ async def test_the_page_says_the_figures_are_old_and_shows_the_incidents_still_a
         await page.locator("#journalBanner").is_hidden() and await page.locator("#incidentsNote").is_hidden()
     )
     assert "соңғы белгілі" not in (await page.text_content("[data-incident='1']") or "")
-    assert page.problems == []
+    # the two refusals, as the browser reports any 503; nothing else went wrong on the page
+    assert [p for p in page.problems if "status of 503" not in p] == []

@@ -1,7 +1,9 @@
 """Announce and end outages from the board: the operation `ivr incident add/end` performs (the shared
 IncidentStore), so the next caller on any engine hears it, this engine's within the same second.
 
-"Now" is the engine's clock, as for every other time the engine reads.
+"Now" is the engine's clock, as for every other time the engine reads. While the state database does not
+answer, neither can be done: a 503 says so (code "database_away"), in one log line, and the board's form
+says it in its own language.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from aiohttp import web
 from ivr.http.auth import Access
 from ivr.http.keys import ACCESS, FEED_REFRESH, SERVICES, TOPICS, WHO
 from ivr.http.replies import json_response
+from ivr.journal.outage import describe, unreachable
 from ivr.journal.timeutil import parse_duration
 
 log = logging.getLogger("ivr.http")
@@ -36,6 +39,27 @@ def _unknown_topics(unknown: list[str], known: list[Any]) -> str:
         named = [k.id for k in known if topic.casefold() in (k.kk.casefold(), k.ru.casefold())]
         said.append(f"{topic} (the name of topic {named[0]}: give its id)" if named else topic)
     return f"unknown topics: {', '.join(said)} (known: {', '.join(k.id for k in known)})"
+
+
+def _database_away(request: web.Request, exc: BaseException, what: str, later: str) -> web.Response:
+    """The database did not answer a change: a 503 the form can say in its language, one log line."""
+    error = describe(exc)
+    log.warning(
+        "503 %s %s from %s: the state database does not answer (%s)",
+        request.method,
+        request.path,
+        request.remote,
+        error,
+    )
+    return json_response(
+        {
+            "error": f"the state database does not answer: {what}; do it again when the database is back, "
+            f"or later with `{later}`",
+            "code": "database_away",
+            "detail": error,
+        },
+        status=503,
+    )
 
 
 async def _checked_form(request: web.Request) -> tuple[Any, web.Response | None]:
@@ -75,6 +99,10 @@ async def add_incident(request: web.Request) -> web.Response:
         incident_id = await services.state.incidents.add(kk, ru, topics, starts, starts + duration)
     except ValueError as exc:
         return json_response({"error": str(exc)}, status=400)
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        return _database_away(request, exc, "the incident is not announced", "ivr incident add")
     log.info(
         "incident %d announced from the board (%s) for %s, topics: %s",
         incident_id,
@@ -97,7 +125,14 @@ async def end_incident(request: web.Request) -> web.Response:
         incident_id = int(request.match_info["id"])
     except ValueError:
         return json_response({"error": "an incident id is a number"}, status=400)
-    ended = await services.state.incidents.end(incident_id)
+    try:
+        ended = await services.state.incidents.end(incident_id)
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        return _database_away(
+            request, exc, f"incident {incident_id} is not ended", f"ivr incident end {incident_id}"
+        )
     if not ended:
         return json_response({"error": f"no incident {incident_id} in progress"}, status=404)
     log.info("incident %d ended from the board (%s)", incident_id, request.remote)
