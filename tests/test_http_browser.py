@@ -7,8 +7,11 @@ import asyncio
 from typing import Any
 
 from ivr.config import HttpSettings
+from ivr.engine.app import Engine
+from ivr.engine.services import EngineServices
 from ivr.http.server import BoardServer
 from ivr.testing.board_fixtures import seed_journal
+from ivr.testing.engine_fixtures import project_settings
 from ivr.testing.fake_caller import FakeCall, Press
 from tests.browser import browser_fixture, figure, needs_browser, page_fixture, until_text  # noqa: F401
 
@@ -141,3 +144,37 @@ async def test_a_wrong_token_is_refused_and_the_right_one_opens_the_board(board_
         assert cookies[0]["httpOnly"] and cookies[0]["sameSite"] == "Strict"
     finally:
         await server.stop()
+
+
+async def test_ami_not_configured_is_said_quietly_and_ami_down_as_an_alarm(
+    board, board_engine, board_clock, fake_ami, page, tmp_path
+) -> None:
+    # An engine set up without AMI (a choice: no queue figures, callbacks stored and not dialled)
+    settings = project_settings(tmp_path / "no-ami")
+    (tmp_path / "no-ami" / "spool").mkdir(parents=True)
+    quiet = Engine(settings, EngineServices(settings=settings, clock=board_clock))
+    await quiet.start()
+    server = BoardServer(quiet, HttpSettings(bind="127.0.0.1:0", name="engine-b"))
+    await server.start()
+    try:
+        await page.goto(f"http://127.0.0.1:{server.port}/")
+        await page.wait_for_selector("#link.up")
+        await page.click("#lang-ru")
+        banner = page.locator("#amiBanner")
+        assert await until_text(page, "#amiBanner", bool) == "AMI не настроен — нет данных очередей"
+        assert await banner.get_attribute("class") == "quiet" and await banner.is_visible()
+        assert await banner.evaluate("e => getComputedStyle(e).backgroundColor") == "rgba(0, 0, 0, 0)"
+    finally:
+        await server.stop()
+        await quiet.stop(2.0)
+    # the other engine's AMI goes down: red, as before
+    await page.goto(f"http://127.0.0.1:{board.port}/")
+    await page.wait_for_selector("#link.up")
+    await fake_ami.close()
+    await until_text(page, "#amiBanner", lambda text: text.startswith("AMI"))
+    assert await page.locator("#amiBanner").get_attribute("class") == "banner"
+    assert (
+        await page.locator("#amiBanner").evaluate("e => getComputedStyle(e).backgroundColor")
+        == "rgb(255, 90, 90)"
+    )
+    assert page.problems == []
