@@ -47,20 +47,27 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> 
 
 
 class Outage:
-    """The test's PostgreSQL stopped (`begin`) and started again (`end`; at the latest when the test ends)."""
+    """The test's PostgreSQL stopped (`begin`) or hung (`freeze`), and started again or let go on (`end`;
+    at the latest when the test ends)."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self.on = False
+        self.on = ""
 
     async def begin(self) -> None:
         await asyncio.to_thread(self.cluster.stop)  # the server goes, and its connections with it
-        self.on = True
+        self.on = "stopped"
+
+    async def freeze(self) -> None:
+        self.cluster.freeze()  # it neither answers nor refuses: what is sent to it waits
+        self.on = "frozen"
 
     async def end(self) -> None:
-        if self.on:
+        if self.on == "stopped":
             await asyncio.to_thread(self.cluster.start)
-            self.on = False
+        elif self.on == "frozen":
+            self.cluster.thaw()
+        self.on = ""
 
 
 class Rounds:
@@ -440,3 +447,41 @@ async def test_the_page_says_the_figures_are_old_shows_the_incidents_and_why_a_c
     assert "соңғы белгілі" not in (await page.text_content("[data-incident='1']") or "")
     # the two refusals, as the browser reports any 503; nothing else went wrong on the page
     assert [p for p in page.problems if "status of 503" not in p] == []
+
+
+async def test_a_database_that_neither_answers_nor_refuses_keeps_no_caller_or_board_waiting(
+    pg_engine, pg_board, outage, caplog
+) -> None:
+    # A hung server (or one whose packets are dropped): a read sent to it waits for good, here until
+    # the test lets it go on. Calls and the board do not wait for it.
+    caplog.set_level(logging.INFO, "ivr")
+    await announce(pg_engine)
+    assert (await board_json(pg_board))["journal"] == {"state": "ok"}
+    store = pg_engine.services.state.incidents
+    await outage.freeze()
+    heard: list[FakeCall] = []
+    board: dict[str, Any] = {}
+
+    async def not_waiting() -> bool:  # without the patience, the first call after the cache's second hangs
+        heard.append(await call(pg_engine))
+        nonlocal board
+        board = await board_json(pg_board)
+        return store.unanswered is not None and board["journal"]["state"] == "away"
+
+    await until(not_waiting)
+    assert all(c.prompts[1:3] == INCIDENT for c in heard)
+    assert store.unanswered.error == "NoAnswer: no answer within 1 s"
+    assert board["journal"]["error"] == "NoAnswer: no answer within 2 s" and board["today"] is not None
+    assert [i["id"] for i in board["incidents"]] == [1] and board["incidents_stale"] is not None
+
+    await outage.end()
+
+    async def back() -> bool:
+        return (await board_json(pg_board))["journal"] == {"state": "ok"} and await _incidents_back(pg_engine)
+
+    await until(back)
+    answered = [line for line in warnings(caplog) if "answers again" in line]
+    assert sorted(line.split(":")[0] for line in answered if not line.startswith("state database")) == [
+        "board",
+        "incidents",
+    ]

@@ -10,6 +10,7 @@ database stops answering the board and one when it answers again.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -25,11 +26,12 @@ from ivr.http.live import NO_LANGUAGE, LiveCalls
 from ivr.http.queues import QueueWatch
 from ivr.http.today import Today, read_today
 from ivr.journal.incidents import Incident, LastRead
-from ivr.journal.outage import Unanswered, unreachable
+from ivr.journal.outage import NoAnswer, Unanswered, unreachable
 from ivr.journal.timeutil import zone
 
 log = logging.getLogger("ivr.http")
 
+AWAY_PATIENCE = 0.2  # the same while the database does not answer: figures a read brings are shown soon
 TOP_NODES = 8  # nodes listed by name; the rest are summed as "other"
 CHART_HOURS = 8
 
@@ -45,6 +47,7 @@ class BoardSources:
     test_clock: Callable[[], bool] = lambda: False  # the engine's clock is pinned (ivr serve --clock)
     hours: Callable[[], Any] = lambda: None  # the engine's opening hours: callbacks are dialled in them
     journal_max_age: float = 2.0
+    journal_patience: float = 2.0  # seconds a snapshot waits for the journal's figures
     _today: Cached[Today | None] | None = attrs.field(default=None, init=False)
     _read_at: dt.datetime | None = attrs.field(default=None, init=False)  # the figures shown were read then
     _failing: Unanswered = attrs.field(factory=Unanswered, init=False)  # the journal's figures
@@ -70,10 +73,16 @@ class BoardSources:
         assert self._today is not None
         if self.state is None:
             return None, {"state": "off"}
+        # Not kept waiting by a database that neither answers nor refuses (hung, its packets dropped):
+        # the read goes on, and the board shows the figures it read last meanwhile, and says so.
+        patience = AWAY_PATIENCE if self._failing.away else self.journal_patience
         try:
-            today = await self._today.get()
+            today = await asyncio.wait_for(asyncio.shield(self._today.get()), patience)
         except Exception as exc:  # the board shows the live part and the figures it read last
-            self._figures_failed(exc)
+            if not isinstance(exc, TimeoutError):
+                self._figures_failed(exc)
+            elif not (self._failing.away and self._away):  # still no answer: the reason known stands
+                self._figures_failed(NoAnswer(f"no answer within {self.journal_patience:g} s"))
             tz = zone(self.timezone)
             assert self._failing_since is not None
             return self._today.last, {

@@ -4,9 +4,10 @@ The engine asks for the active incidents on every new call, so reads come from a
 at most every `cache_ttl` seconds (default 1 s): an incident added by `ivr incident add` in another
 process reaches new calls within that time, with one small query per second however busy the line.
 
-While the database does not answer, the cache serves the list it last read (each incident still ends at
-its own expiry, by the engine's clock) and tries again once a `cache_ttl`: callers keep hearing that the
-service is down exactly when it is. The log says so once when that begins and once when it ends.
+While the database does not answer (a failure to reach it, or no answer within READ_PATIENCE), the cache
+serves the list it last read (each incident still ends at its own expiry, by the engine's clock) and tries
+again once a `cache_ttl`, no call waiting for it: callers keep hearing that the service is down exactly
+when it is. The log says so once when that begins and once when it ends.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ from datetime import datetime
 import attrs
 
 from ivr.journal.db import Database, Tx
-from ivr.journal.outage import Unanswered, unreachable
+from ivr.journal.outage import NoAnswer, Unanswered, unreachable
 from ivr.journal.timeutil import Moment, from_epoch, to_epoch, zone
 
 log = logging.getLogger(__name__)
+
+# How long a call waits for the incidents' read before it hears the list read last (a read takes
+# milliseconds; longer is a database that does not answer, hung or out of reach).
+READ_PATIENCE = 1.0
 
 _COLUMNS = "id, text_kk, text_ru, topics, starts_at, expires_at, ended_at, created_at"
 
@@ -83,6 +88,7 @@ class IncidentStore:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], float] = time.time,
         timezone: str = "UTC",
+        patience: float = READ_PATIENCE,
     ) -> None:
         if not 0 <= cache_ttl <= 2:
             raise ValueError("cache_ttl must be between 0 and 2 seconds so new incidents reach calls quickly")
@@ -98,6 +104,8 @@ class IncidentStore:
         self._outage_since = 0.0  # the engine's clock
         self._refreshing: asyncio.Future[list[Incident]] | None = None
         self._refreshing_generation = 0
+        self._refresh_began = 0.0  # the event loop's clock
+        self._patience = patience
         self._generation = 0  # bumped by this process's own changes; a read begun before one is stale
 
     async def add(
@@ -183,30 +191,57 @@ class IncidentStore:
             # One query for all the calls that arrive while the cache is stale, unless it began
             # before a change this process made (then it cannot show that change).
             if self._refreshing is None or self._refreshing_generation != generation:
-                self._refreshing = asyncio.ensure_future(
-                    self._db.read(functools.partial(_load_current, moment=self._now()))
-                )
-                self._refreshing_generation = generation
+                self._refresh(generation)
             reading = self._refreshing
+            assert reading is not None
+            # A caller is not kept waiting on the database: past `patience` (a server hung, its packets
+            # dropped) the list read last, and while it does not answer no wait at all; the read goes
+            # on, and what it brings is kept (`_refreshed`).
+            waited = asyncio.get_running_loop().time() - self._refresh_began
+            patience = 0.0 if self._outage.away else max(0.0, self._patience - waited)
             try:
-                current = await asyncio.shield(reading)
+                current = await asyncio.wait_for(asyncio.shield(reading), patience)
+            except TimeoutError:
+                if self._outage.away:  # still no answer: the reason known stands
+                    self._fetched_at = self._clock()
+                    return self._cached
+                return self._last_read(NoAnswer(f"no answer within {self._patience:g} s"))
             except Exception as exc:
                 if not unreachable(exc):
                     raise
                 return self._last_read(exc)
-            finally:
-                if self._refreshing is reading:
-                    self._refreshing = None
             if generation == self._generation:
-                lasted = self._outage.answered(self._clock())
-                if lasted is not None:
-                    log.warning(
-                        "incidents: the state database answers again after %.1f s: announcements come "
-                        "from it again",
-                        lasted,
-                    )
-                self._cached, self._fetched_at, self._read_at = current, self._clock(), self._now()
+                self._keep(current)
                 return current
+
+    def _refresh(self, generation: int) -> None:
+        reading = asyncio.ensure_future(self._db.read(functools.partial(_load_current, moment=self._now())))
+        self._refreshing, self._refreshing_generation = reading, generation
+        self._refresh_began = asyncio.get_running_loop().time()
+        reading.add_done_callback(functools.partial(self._refreshed, generation=generation))
+
+    def _refreshed(self, reading: asyncio.Future[list[Incident]], generation: int) -> None:
+        """A read ended, whether or not anyone still waits for it."""
+        if self._refreshing is reading:
+            self._refreshing = None
+        if reading.cancelled():
+            return
+        exc = reading.exception()
+        if exc is None:
+            if generation == self._generation:
+                self._keep(reading.result())
+        elif unreachable(exc):
+            self._last_read(exc)
+        # Another error is raised to those waiting for this read; the next asker reads again.
+
+    def _keep(self, current: list[Incident]) -> None:
+        lasted = self._outage.answered(self._clock())
+        if lasted is not None:
+            log.warning(
+                "incidents: the state database answers again after %.1f s: announcements come from it again",
+                lasted,
+            )
+        self._cached, self._fetched_at, self._read_at = current, self._clock(), self._now()
 
     def _last_read(self, exc: BaseException) -> list[Incident]:
         """The database does not answer: the list read last, tried again in a `cache_ttl` (not on

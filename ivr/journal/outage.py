@@ -39,6 +39,10 @@ class Unreachable(Exception):
     """Marks a failure to connect (ivr.journal.db raises it as a StateError too)."""
 
 
+class NoAnswer(Unreachable):
+    """A read not answered within its reader's patience: a server hung, or its packets dropped."""
+
+
 def unreachable(exc: BaseException) -> bool:
     """The database cannot take writes now, though a later try may succeed: hold, do not drop."""
     if isinstance(exc, Unreachable):
