@@ -11,9 +11,11 @@ reason under CI=true and are skipped elsewhere.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -90,12 +92,39 @@ class Cluster:
             capture_output=True,
         )
 
+    def freeze(self) -> None:
+        """The server stops answering without refusing (SIGSTOP to it and its backends): a hung server,
+        or packets dropped on the way; what is sent to it waits, and a new connection waits for its
+        connect_timeout. `thaw()` lets it go on."""
+        self._signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, number: signal.Signals) -> None:
+        postmaster = int((self._data / "postmaster.pid").read_text().split()[0])
+        for pid in [postmaster, *_children(postmaster)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, number)
+
     def remove(self) -> None:
+        with contextlib.suppress(OSError):  # not running: no postmaster.pid
+            self.thaw()
         self.stop("immediate")
         shutil.rmtree(self._root, ignore_errors=True)
 
     def fresh_database_url(self) -> str:
         return _fresh_database(self.url)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+    return children
 
 
 def _start_server() -> str:

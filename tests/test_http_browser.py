@@ -4,49 +4,18 @@ Asterisk calls. Screenshots land in the test's temporary directory."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import pytest
-
 from ivr.config import HttpSettings
+from ivr.engine.app import Engine
+from ivr.engine.services import EngineServices
 from ivr.http.server import BoardServer
-from ivr.testing.board_fixtures import BROWSER, BROWSER_ARGS, seed_journal
+from ivr.testing.board_fixtures import seed_journal
+from ivr.testing.engine_fixtures import project_settings
 from ivr.testing.fake_caller import FakeCall, Press
+from tests.browser import browser_fixture, figure, needs_browser, page_fixture, until_text  # noqa: F401
 
-# Skipped without the browser, except under CI=true, where a missing browser must fail (as tests/pg.py does).
-pytestmark = pytest.mark.skipif(
-    shutil.which(BROWSER) is None and os.environ.get("CI") != "true",
-    reason=f"{BROWSER} missing (apt-get install chromium; .ci/run does)",
-)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=BROWSER, args=BROWSER_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-@pytest.fixture
-async def page(browser: Any) -> AsyncIterator[Any]:
-    context = await browser.new_context(viewport={"width": 1600, "height": 1000})
-    page = await context.new_page()
-    page.problems = []  # console errors and uncaught exceptions
-    page.on("console", lambda m: page.problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: page.problems.append(str(e)))
-    page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))  # "end this incident?"
-    try:
-        yield page
-    finally:
-        await context.close()
+pytestmark = needs_browser
 
 
 def caller(*script: Any, delay: float = 0.3) -> FakeCall:
@@ -65,22 +34,6 @@ async def keep_calling(port: int, scripts: list[tuple[Any, ...]], stop: asyncio.
     for task in lines:
         task.cancel()
     await asyncio.gather(*lines, return_exceptions=True)
-
-
-async def figure(page: Any, element: str) -> str:
-    return (await page.text_content(f"#{element}")) or ""
-
-
-async def until_text(page: Any, selector: str, wanted: Callable[[str], bool], timeout: float = 30.0) -> str:
-    """Poll from here: the board's Content-Security-Policy rightly forbids the eval wait_for_function needs."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        text = ((await page.text_content(selector)) or "") if await page.locator(selector).count() else ""
-        if wanted(text):
-            return text
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{selector} still shows {text!r}")
-        await asyncio.sleep(0.05)
 
 
 async def test_board_loads_clean_and_its_figures_move_with_the_calls(
@@ -191,3 +144,37 @@ async def test_a_wrong_token_is_refused_and_the_right_one_opens_the_board(board_
         assert cookies[0]["httpOnly"] and cookies[0]["sameSite"] == "Strict"
     finally:
         await server.stop()
+
+
+async def test_ami_not_configured_is_said_quietly_and_ami_down_as_an_alarm(
+    board, board_engine, board_clock, fake_ami, page, tmp_path
+) -> None:
+    # An engine set up without AMI (a choice: no queue figures, callbacks stored and not dialled)
+    settings = project_settings(tmp_path / "no-ami")
+    (tmp_path / "no-ami" / "spool").mkdir(parents=True)
+    quiet = Engine(settings, EngineServices(settings=settings, clock=board_clock))
+    await quiet.start()
+    server = BoardServer(quiet, HttpSettings(bind="127.0.0.1:0", name="engine-b"))
+    await server.start()
+    try:
+        await page.goto(f"http://127.0.0.1:{server.port}/")
+        await page.wait_for_selector("#link.up")
+        await page.click("#lang-ru")
+        banner = page.locator("#amiBanner")
+        assert await until_text(page, "#amiBanner", bool) == "AMI не настроен — нет данных очередей"
+        assert await banner.get_attribute("class") == "quiet" and await banner.is_visible()
+        assert await banner.evaluate("e => getComputedStyle(e).backgroundColor") == "rgba(0, 0, 0, 0)"
+    finally:
+        await server.stop()
+        await quiet.stop(2.0)
+    # the other engine's AMI goes down: red, as before
+    await page.goto(f"http://127.0.0.1:{board.port}/")
+    await page.wait_for_selector("#link.up")
+    await fake_ami.close()
+    await until_text(page, "#amiBanner", lambda text: text.startswith("AMI"))
+    assert await page.locator("#amiBanner").get_attribute("class") == "banner"
+    assert (
+        await page.locator("#amiBanner").evaluate("e => getComputedStyle(e).backgroundColor")
+        == "rgb(255, 90, 90)"
+    )
+    assert page.problems == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import sqlite3
@@ -308,3 +309,48 @@ async def test_the_page_is_self_contained_and_locked_down(board) -> None:
     assert (
         '"topics": [{"id": "general", "kk": "Жалпы сұрақтар", "ru": "Общие вопросы"}, {"id": "egov"' in page
     )
+
+
+async def test_a_script_without_a_token_on_the_engine_is_told_it_needs_one(board, caplog) -> None:
+    # No IVR_HTTP_TOKEN: this machine's browser may use the board's form; a script's Bearer header
+    # cannot be checked against anything, and the refusal says what to set, not "CSRF token".
+    form = {"kk": "Ақау.", "ru": "Сбой.", "duration": "1h"}
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer foo"}) as session:
+        async with session.post(url(board, "/incidents"), data=form) as response:
+            status, answer = response.status, await response.json()
+        async with session.get(url(board, "/api/board")) as response:
+            assert response.status == 200  # reading from this machine needs no token
+    assert status == 403 and "CSRF" not in answer["error"]
+    assert answer["error"] == (
+        "a Bearer token was sent, but this engine has no token configured: scripts need one, set on the "
+        "engine (IVR_HTTP_TOKEN in its environment, or [http] token in ivr.toml)"
+    )
+    assert [r.getMessage() for r in caplog.records if r.name == "ivr.http" and "403" in r.getMessage()] == [
+        f"403 POST /incidents from 127.0.0.1: {answer['error']}"
+    ]
+
+
+async def test_json_answers_keep_cyrillic_and_a_topic_given_by_its_name_is_named_by_its_id(
+    board, board_engine
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url(board, "/")) as response:
+            csrf = (await response.text()).split('"csrf": "')[1].split('"')[0]
+        form = {"kk": "Ақау.", "ru": "Сбой.", "duration": "1h", "csrf": csrf, "topics": "Запись в ЦОН"}
+        async with session.post(url(board, "/incidents"), data=form) as response:
+            status, body = response.status, await response.text()
+            assert response.charset == "utf-8"
+        await board_engine.services.state.incidents.add(
+            "Ақау.",
+            "Сбой.",
+            [],
+            board_engine.services.clock.now(),
+            board_engine.services.clock.now().timestamp() + 60,
+        )
+        async with session.get(url(board, "/api/board")) as response:
+            board_body = await response.text()
+    assert status == 400 and "\\u" not in body and "\\u" not in board_body
+    assert json.loads(body)["error"].startswith(
+        "unknown topics: Запись в ЦОН (the name of topic booking: give its id) (known: general, egov, booking,"
+    )
+    assert '"ru":"Сбой."' in board_body.replace(" ", "")

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ivr.cli import build_parser
 from ivr.config import ConfigError, Settings, load_settings
 from ivr.engine.gc_pacing import GcPauses
-from ivr.http.auth import BEARER, COOKIE, LOOPBACK, Access, is_loopback
+from ivr.http.auth import BEARER, COOKIE, LOOPBACK, NO_TOKEN_FOR_SCRIPTS, Access, is_loopback
 from ivr.http.board import BoardSources, snapshot
 from ivr.http.cache import Cached
 from ivr.http.feed import Feed
@@ -202,9 +202,10 @@ async def test_the_board_says_plainly_when_ami_or_the_journal_is_missing() -> No
     assert (board["ami"], board["queues"], board["journal"], board["today"]) == (
         "down: lost",
         [],
-        "off",
+        {"state": "off"},
         None,
     )
+    assert (board["incidents"], board["incidents_stale"]) == ([], None)
     assert board["engine"] == "engine-a" and board["at"] == "2026-11-30 11:00:00"
     assert board["in_ivr"] == {
         "total": 1,
@@ -313,6 +314,11 @@ def test_without_a_token_only_this_machine_is_served() -> None:
     assert access.who(request("::1")) == (LOOPBACK, "")
     who, why = access.who(request("10.1.2.3"))
     assert who is None and "only this machine" in why
+    # a script's Bearer header, with no token to check it against: the refusal says what to set
+    who, why = access.who(request("10.1.2.3", {"Authorization": "Bearer guess"}))
+    assert who is None and why.startswith(NO_TOKEN_FOR_SCRIPTS) and "IVR_HTTP_TOKEN" in why
+    script = request("127.0.0.1", {"Authorization": "Bearer guess"})
+    assert access.csrf_ok(script, LOOPBACK, "") == (False, NO_TOKEN_FOR_SCRIPTS)
     assert not is_loopback("") and not is_loopback("board.example")
     # a browser from afar gets a login form it could never pass: the form says so, in both languages
     from ivr.http.page import login_page

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ivr.config import Settings
-from ivr.journal import IncidentStore, open_state
+from ivr.journal import Incident, IncidentStore, open_state
 from ivr.journal.cli import main as cli
+from ivr.journal.timeutil import from_epoch
 from tests.pg import backend_fixture  # noqa: F401  (the `backend` fixture: SQLite and PostgreSQL)
 
 
@@ -127,3 +129,49 @@ def test_incident_commands(backend, tmp_path, capsys):
     assert "    1  ended" in capsys.readouterr().out
     assert cli(["-c", config, "incident", "add", "--kk", "a", "--ru", "b", "--for", "soon"]) == 1
     assert "not a duration" in capsys.readouterr().err
+
+
+class HangingDatabase:
+    """A database whose reads hang until released: a server that neither answers nor refuses."""
+
+    def __init__(self, incidents: list[Incident]) -> None:
+        self.incidents = incidents
+        self.answering = asyncio.Event()
+        self.answering.set()
+        self.reads = 0
+
+    async def read(self, fn) -> list[Incident]:  # type: ignore[no-untyped-def]
+        self.reads += 1
+        await self.answering.wait()
+        return list(self.incidents)
+
+
+async def test_calls_are_not_kept_waiting_by_a_database_that_does_not_answer(caplog):
+    now = datetime(2026, 11, 30, 6, 0, tzinfo=UTC).timestamp()  # the engine's clock, pinned
+    outage = Incident(
+        1, "Ақау", "Сбой", (), from_epoch(now - 60), from_epoch(now + 3600), None, from_epoch(now)
+    )
+    db = HangingDatabase([outage])
+    clock = FakeClock()
+    store = IncidentStore(db, cache_ttl=1.0, clock=clock, now=lambda: now, patience=0.05)  # type: ignore[arg-type]
+    assert await store.active() == [outage] and store.unanswered is None
+
+    db.answering.clear()  # hung from now on
+    clock.now += 1.0
+    # each call hears the list read last, after `patience` the first time, at once after that
+    assert await asyncio.wait_for(store.active(), 30) == [outage]
+    assert store.unanswered is not None and store.unanswered.error == "NoAnswer: no answer within 0.05 s"
+    clock.now += 1.0
+    assert await asyncio.wait_for(store.active(), 30) == [outage]
+    assert db.reads == 2  # one read in flight, not one more a second behind it
+    [began] = [r.getMessage() for r in caplog.records if "does not answer" in r.getMessage()]
+    assert "the list last read at" in began
+
+    db.incidents = []  # ended meanwhile by another engine
+    db.answering.set()  # the read in flight is answered: kept, though no call waits for it any more
+    for _ in range(100):
+        if store.unanswered is None:
+            break
+        await asyncio.sleep(0.01)
+    assert await store.active() == [] and db.reads == 2
+    assert [r.getMessage() for r in caplog.records if "answers again" in r.getMessage()]

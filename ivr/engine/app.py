@@ -373,13 +373,28 @@ class Engine:
 
     async def _renew_lease(self) -> None:
         from ivr.journal.engines import RENEW_EVERY
+        from ivr.journal.outage import Unanswered, describe, unreachable
 
+        outage = Unanswered()  # one line when the database stops answering, one when it answers again
         while True:
             await asyncio.sleep(RENEW_EVERY)
             try:
                 await self._lease.renew()
             except Exception as exc:  # the database is away: the lease lasts several renewals
-                log.warning("engine name lease not renewed: %s", exc)
+                if not unreachable(exc):
+                    log.warning("engine name lease not renewed: %s", describe(exc))
+                elif outage.failed(exc, asyncio.get_running_loop().time()):
+                    log.warning(
+                        "engine name lease not renewed: the state database does not answer (%s); tried "
+                        "again every %g s",
+                        outage.error, RENEW_EVERY,
+                    )  # fmt: skip
+            else:
+                lasted = outage.answered(asyncio.get_running_loop().time())
+                if lasted is not None:
+                    log.warning(
+                        "engine name lease renewed: the state database answers again after %.1f s", lasted
+                    )
 
     @staticmethod
     def _prepare_spool(spool: str) -> None:

@@ -1,13 +1,15 @@
 """The engine's own background work: outage announcements made audible, callbacks dialled.
 
 Both loops survive any error of their own (a log line, then the next round): a database or AMI hiccup
-must never stop the engine from answering calls.
+must never stop the engine from answering calls. A failure that lasts is logged once when it begins and
+once when it ends, not once a round.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 from ivr.config import Settings
 from ivr.engine.system_texts import incident_sound
 from ivr.http.privacy import mask_number
+from ivr.journal.outage import Unanswered, describe, unreachable
 from ivr.journal.timeutil import zone
 from ivr.prompts.render import RenderJob, render
 from ivr.prompts.synth import voice_for
@@ -35,6 +38,7 @@ class IncidentAudio:
         self._failed: set[int] = set()
         self._upcoming: set[int] = set()  # logged as not started yet
         self._wake = asyncio.Event()
+        self._failing = Unanswered()  # a failure of the round itself, logged when it begins and ends
 
     def wake(self) -> None:
         """Look for new incidents now, not at the next tick: one was just added in this engine."""
@@ -50,7 +54,14 @@ class IncidentAudio:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("incident audio: %s", exc)
+                # Not the database being away (the incidents' cache serves its last list then): an
+                # error of another kind, logged again only when it changes.
+                error = self._failing.error
+                if self._failing.failed(exc, time.monotonic()) or self._failing.error != error:
+                    log.warning("incident audio: %s", self._failing.error)
+            else:
+                if self._failing.answered(time.monotonic()) is not None:
+                    log.info("incident audio: works again")
             try:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             except TimeoutError:
@@ -113,6 +124,7 @@ class CallbackDialer:
     def __init__(self, services: Any, interval: float = 2.0) -> None:
         self.services = services
         self.interval = interval
+        self._outage = Unanswered()
 
     async def run(self) -> None:
         while True:
@@ -121,8 +133,23 @@ class CallbackDialer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("callback dialer: %s", exc)
+                if not unreachable(exc):
+                    log.warning("callback dialer: %s", describe(exc))
+                elif self._outage.failed(exc, time.monotonic()):
+                    log.warning(
+                        "callback dialer: the state database does not answer (%s): no callback is "
+                        "dialled until it answers",
+                        self._outage.error,
+                    )
             await asyncio.sleep(self.interval)
+
+    def _answered(self) -> None:
+        lasted = self._outage.answered(time.monotonic())
+        if lasted is not None:
+            log.warning(
+                "callback dialer: the state database answers again after %.1f s: callbacks are dialled again",
+                lasted,
+            )
 
     async def round(self) -> bool:
         """One claim and dial; True when a callback was handled."""
@@ -134,6 +161,7 @@ class CallbackDialer:
             return False
         state = services.state
         callback = await state.callbacks.claim(state.engine_id, lease_seconds=self.RING_MS / 1000 + 60)
+        self._answered()
         if callback is None:
             return False
         summary = await ami.queue_summary(callback.queue)

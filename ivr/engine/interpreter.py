@@ -27,6 +27,7 @@ from ivr.engine import media
 from ivr.engine.routing import ROUTED_VARIABLE, queue_call
 from ivr.engine.services import EngineServices
 from ivr.engine.system_texts import incident_sound
+from ivr.journal.outage import describe
 from ivr.menus.model import (
     BackNode,
     GotoNode,
@@ -633,9 +634,10 @@ class CallSession:
         if state is None:
             return
         try:
+            # While the database does not answer, the list read last (the store logs that once).
             incidents = await state.incidents.active(topic=topic)
         except Exception as exc:
-            log.warning("incidents unavailable: %s", exc)
+            log.warning("call %s: incidents unavailable: %s", self.call_id, describe(exc))
             return
         ready = getattr(self.services, "incident_audio", None)
         for incident in incidents:

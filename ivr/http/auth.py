@@ -8,8 +8,9 @@ Policy:
   Scripts and Prometheus send `Authorization: Bearer <token>`; a browser posts the token once to
   /login and then holds a cookie derived from it (HttpOnly, SameSite=Strict), never the token itself.
 - Changes (incident add/end) from a browser also need the page's CSRF token, and an Origin, when sent,
-  must be this server: another site cannot make a supervisor's browser post an incident.
-A refusal is a 401 and one log line, never a stack trace.
+  must be this server: another site cannot make a supervisor's browser post an incident. A script's
+  change needs the token: without one configured, a Bearer header is refused, saying so.
+A refusal is a 401 (403 for a change without the CSRF token) and one log line, never a stack trace.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 LOGIN_PATH = "/login"
 BEARER = "bearer"
 LOOPBACK = "loopback"
+NO_TOKEN_FOR_SCRIPTS = (
+    "a Bearer token was sent, but this engine has no token configured: scripts need one, set on the "
+    "engine (IVR_HTTP_TOKEN in its environment, or [http] token in ivr.toml)"
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -67,11 +72,12 @@ class Access:
         if not self.token:
             if is_loopback(request.remote):
                 return LOOPBACK, ""
-            return None, "no token is configured, so only this machine may connect"
-        header = request.headers.get("Authorization", "")
-        scheme, _, offered = header.partition(" ")
-        if scheme.lower() == BEARER:
-            return (BEARER, "") if self.token_matches(offered.strip()) else (None, "wrong bearer token")
+            if _bearer(request) is not None:
+                return None, f"{NO_TOKEN_FOR_SCRIPTS}; without one only this machine may connect"
+            return None, "no token is configured (IVR_HTTP_TOKEN), so only this machine may connect"
+        offered = _bearer(request)
+        if offered is not None:
+            return (BEARER, "") if self.token_matches(offered) else (None, "wrong bearer token")
         cookie = request.cookies.get(COOKIE, "")
         if cookie:
             if hmac.compare_digest(cookie.encode(), self.session_cookie.encode()):
@@ -85,12 +91,20 @@ class Access:
     def csrf_ok(self, request: web.Request, who: str, offered: str) -> tuple[bool, str]:
         if who == BEARER:
             return True, ""  # a browser cannot attach a bearer header to a cross-site request
+        if who == LOOPBACK and _bearer(request) is not None:  # a script, not the board's own form
+            return False, NO_TOKEN_FOR_SCRIPTS
         origin = request.headers.get("Origin")
         if origin is not None and origin != f"{request.scheme}://{request.host}":
             return False, f"cross-site request from {origin}"
         if not offered or not hmac.compare_digest(offered.encode(), self.csrf_token(who).encode()):
             return False, "missing or wrong CSRF token"
         return True, ""
+
+
+def _bearer(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer ...` header, or None without one."""
+    scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
+    return offered.strip() if scheme.lower() == BEARER else None
 
 
 def refuse(request: web.Request, why: str, status: int = 401, note: str = "") -> web.Response:

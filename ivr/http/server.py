@@ -26,6 +26,7 @@ from ivr.http.keys import ACCESS, ENGINE_NAME, FEED_REFRESH, READINESS, SERVICES
 from ivr.http.live import LiveCalls, observe, unobserve
 from ivr.http.metrics import EngineMetrics
 from ivr.http.queues import QueueWatch, menu_queues
+from ivr.http.replies import json_response
 
 log = logging.getLogger("ivr.http")
 
@@ -158,7 +159,7 @@ class BoardServer:
         return response
 
     async def _board_json(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.snapshot(), headers={"Cache-Control": "no-store"})
+        return json_response(await self.snapshot(), headers={"Cache-Control": "no-store"})
 
     async def _metrics(self, request: web.Request) -> web.Response:
         await self.queues.view()  # fresh queue figures, at most one AMI round per second

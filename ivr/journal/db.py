@@ -46,6 +46,7 @@ import attrs
 
 from ivr.journal.held import HeldWrites
 from ivr.journal.outage import (
+    UNANSWERED,
     Outage,
     Unreachable,
     abandoned_line,
@@ -911,10 +912,22 @@ class Database:
         return await loop.run_in_executor(self._reader, self._read, fn)
 
     def _read(self, fn: Callable[[Tx], Any]) -> Any:
-        if self._read_connection is None or (
+        fresh = self._read_connection is None or (
             self.dialect is Dialect.POSTGRESQL and self._read_connection.closed
-        ):
+        )
+        if fresh:
             self._read_connection = self._connect(True)
+        try:
+            return fn(Tx(self._read_connection, self.dialect))
+        except Exception as exc:
+            # A PostgreSQL connection lost while it was idle (the server restarted since the last read)
+            # fails its next statement: once more on a new one, or every reader would see an outage of
+            # its own after the database is back. Reads change nothing, so a second try is harmless.
+            if fresh or self.dialect is not Dialect.POSTGRESQL or not self._read_connection.closed:
+                raise
+            if not unreachable(exc):
+                raise
+        self._read_connection = self._connect(True)
         return fn(Tx(self._read_connection, self.dialect))
 
 
@@ -930,7 +943,7 @@ def _held(error: str) -> WriteHeld:
 
 def _unanswered(error: str) -> DatabaseAway:
     """What a function someone waits for gets while the database does not answer."""
-    return DatabaseAway(f"the state database does not answer: {error}")
+    return DatabaseAway(f"{UNANSWERED}{error}")
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

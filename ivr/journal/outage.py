@@ -1,5 +1,7 @@
 """The state database not answering, seen from its writer: which failures mean that, when to try again,
-and the lines the log gets (one when an outage begins, one when it ends, one if rows are dropped).
+and the lines the log gets (one when an outage begins, one when it ends, one if rows are dropped); and
+seen from each of its readers (`Unanswered`: the incidents' cache, the board, the engine's lease, the
+callback dialer), which log one line when it stops answering them and one when it answers again.
 
 Sans-I/O: times are given (the writer's monotonic clock), nothing here sleeps, connects or logs.
 """
@@ -37,6 +39,10 @@ class Unreachable(Exception):
     """Marks a failure to connect (ivr.journal.db raises it as a StateError too)."""
 
 
+class NoAnswer(Unreachable):
+    """A read not answered within its reader's patience: a server hung, or its packets dropped."""
+
+
 def unreachable(exc: BaseException) -> bool:
     """The database cannot take writes now, though a later try may succeed: hold, do not drop."""
     if isinstance(exc, Unreachable):
@@ -55,6 +61,45 @@ def unreachable(exc: BaseException) -> bool:
 def describe(exc: BaseException) -> str:
     """An error in one line, as the log and the waiters get it."""
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+
+
+UNANSWERED = "the state database does not answer: "  # how a write someone waits for fails in an outage
+
+
+def _why(exc: BaseException) -> str:
+    """The database's own error, in one line, without the words a reader's log line says itself."""
+    text = describe(exc)
+    message = text.partition(": ")[2]
+    return message[len(UNANSWERED) :] if message.startswith(UNANSWERED) else text
+
+
+@attrs.define
+class Unanswered:
+    """One reader's view of an outage, however often it asks meanwhile (once a second, once a call):
+    `failed` says True for the failure that begins it and `answered` gives how long it lasted, so the
+    reader logs one line at each end of it. Times are the caller's monotonic clock."""
+
+    began: float | None = None  # None while the database answers this reader
+    error: str = ""  # the last failure, in one line
+
+    @property
+    def away(self) -> bool:
+        return self.began is not None
+
+    def failed(self, exc: BaseException, now: float) -> bool:
+        """Another failure to reach the database; True when it begins an outage (log it)."""
+        self.error = _why(exc)
+        if self.began is not None:
+            return False
+        self.began = now
+        return True
+
+    def answered(self, now: float) -> float | None:
+        """The database answered: the seconds it did not, when this ends an outage (log it), else None."""
+        if self.began is None:
+            return None
+        lasted, self.began, self.error = now - self.began, None, ""
+        return lasted
 
 
 @attrs.define

@@ -136,7 +136,7 @@ async def open_state(
         db=db,
         journal=Journal(db, settings.timezone, engine, now=clock.time, rows=rows),
         rows=rows,
-        incidents=IncidentStore(db, now=clock.time),
+        incidents=IncidentStore(db, now=clock.time, timezone=settings.timezone),
         callbacks=CallbackStore(db, now=clock.time),
         engine_id=engine,
         timezone=settings.timezone,
