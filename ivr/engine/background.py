@@ -62,10 +62,13 @@ class IncidentAudio:
             else:
                 if self._failing.answered(time.monotonic()) is not None:
                     log.info("incident audio: works again")
+            # asyncio.wait, not wait_for: on Python 3.11 wait_for can swallow the engine's cancellation
+            # when the wake comes at that moment, and the engine's stop would wait for this loop for ever.
+            waking = asyncio.ensure_future(self._wake.wait())
             try:
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            except TimeoutError:
-                pass
+                await asyncio.wait({waking}, timeout=self.interval)
+            finally:
+                waking.cancel()
             self._wake.clear()
 
     async def refresh(self) -> None:

@@ -76,13 +76,17 @@ class BoardSources:
         # Not kept waiting by a database that neither answers nor refuses (hung, its packets dropped):
         # the read goes on, and the board shows the figures it read last meanwhile, and says so.
         patience = AWAY_PATIENCE if self._failing.away else self.journal_patience
+        reading = asyncio.ensure_future(self._today.get())
+        reading.add_done_callback(_retrieved)
         try:
-            today = await asyncio.wait_for(asyncio.shield(self._today.get()), patience)
+            # asyncio.wait, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            if not (await asyncio.wait({reading}, timeout=patience))[0]:
+                raise NoAnswer(f"no answer within {self.journal_patience:g} s")
+            today = reading.result()
         except Exception as exc:  # the board shows the live part and the figures it read last
-            if not isinstance(exc, TimeoutError):
+            # (a wait run out while the database is known not to answer: the reason known stands)
+            if not (isinstance(exc, NoAnswer) and self._failing.away and self._away):
                 self._figures_failed(exc)
-            elif not (self._failing.away and self._away):  # still no answer: the reason known stands
-                self._figures_failed(NoAnswer(f"no answer within {self.journal_patience:g} s"))
             tz = zone(self.timezone)
             assert self._failing_since is not None
             return self._today.last, {
@@ -146,6 +150,12 @@ class BoardSources:
         if self._incidents_failing.answered(time.monotonic()) is not None:
             log.warning("board: incidents can be read again")
         return incidents, store.unanswered
+
+
+def _retrieved(reading: asyncio.Future[Any]) -> None:
+    """A read no one waited for to the end: its failure is not left unretrieved (asyncio would log it)."""
+    if not reading.cancelled():
+        reading.exception()
 
 
 async def snapshot(sources: BoardSources) -> dict[str, Any]:

@@ -199,13 +199,16 @@ class IncidentStore:
             # on, and what it brings is kept (`_refreshed`).
             waited = asyncio.get_running_loop().time() - self._refresh_began
             patience = 0.0 if self._outage.away else max(0.0, self._patience - waited)
-            try:
-                current = await asyncio.wait_for(asyncio.shield(reading), patience)
-            except TimeoutError:
+            # asyncio.wait, not wait_for: it leaves the read alone, and on Python 3.11 wait_for can
+            # swallow the caller's cancellation when the read ends at that moment (an engine's stop
+            # then waits for ever on its incident audio).
+            if not (await asyncio.wait({reading}, timeout=patience))[0]:
                 if self._outage.away:  # still no answer: the reason known stands
                     self._fetched_at = self._clock()
                     return self._cached
                 return self._last_read(NoAnswer(f"no answer within {self._patience:g} s"))
+            try:
+                current = reading.result()
             except Exception as exc:
                 if not unreachable(exc):
                     raise
