@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import shutil
-import sqlite3
 from pathlib import Path
 
 import attrs
@@ -17,6 +16,7 @@ from ivr.engine.background import CallbackDialer
 from ivr.engine.services import EngineServices
 from ivr.testing.fake_ami import FakeAmi, OriginateOutcome, QueueState
 from ivr.testing.fake_caller import FakeCall, HangUp, Press, Silence
+from tests.sqlite_lock import short_lock_wait_fixture, write_lock  # noqa: F401  (the `short_lock_wait` fixture)
 
 ALMATY = dt.timezone(dt.timedelta(hours=5))
 TUESDAY_10 = dt.datetime(2026, 11, 24, 10, 0, tzinfo=ALMATY)
@@ -123,26 +123,15 @@ async def test_outside_hours_a_callback_is_taken_for_opening_time(online, place_
     ]
 
 
-@pytest.fixture
-def short_lock_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    """SQLite's wait for another process's lock, before the writer calls the database away: shortened."""
-    monkeypatch.setattr("ivr.journal.db.BUSY_TIMEOUT", 0.05)
-
-
 async def test_a_callback_that_cannot_be_stored_is_said_so_to_the_caller(
     short_lock_wait, online, clock
 ) -> None:
     # The database does not answer (an admin's sqlite3 shell holding a write lock): the caller, who has
     # just confirmed the number, must not go away believing someone will call.
     clock.set(SATURDAY_10)
-    lock = sqlite3.connect(Path(online.settings.state_dir) / "ivr.db", isolation_level=None)
-    lock.execute("BEGIN IMMEDIATE")
-    try:
+    with write_lock(online.settings.state_dir):
         call = FakeCall([Press("2"), Press("0"), Press("1"), Press("1")])
         await call.run("127.0.0.1", online.server.port, timeout=60)
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
     assert call.prompts[-3:] == ["ivr/callback-number-confirm", "ivr/callback-failed", "ivr/goodbye"]
     state = online.services.state
     await state.journal.flush()  # what the journal held meanwhile is written now

@@ -6,18 +6,17 @@ import asyncio
 import json
 import logging
 import re
-import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from yarl import URL
 
 from ivr.config import HttpSettings
 from ivr.http.server import BoardServer
 from ivr.testing.fake_caller import FakeCall, Press
+from tests.sqlite_lock import short_lock_wait_fixture, write_lock  # noqa: F401  (the `short_lock_wait` fixture)
 
 CALLER = "77019876543"
 
@@ -129,20 +128,12 @@ async def test_health_and_readiness_report_ami_without_requiring_it(board, fake_
         assert status == 200 and ready["checks"]["ami"].startswith("down")
 
 
-@pytest.fixture
-def short_lock_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    """SQLite's wait for another process's lock, before the writer calls the database away: shortened."""
-    monkeypatch.setattr("ivr.journal.db.BUSY_TIMEOUT", 0.05)
-
-
 async def test_ready_while_the_database_is_away_the_journal_holding_the_rows(
     short_lock_wait, board, board_engine
 ) -> None:
     # Calls go on and lose nothing (the journal holds their rows): every engine sharing the database
     # leaving the balancer at once would leave callers with no IVR at all.
-    other = sqlite3.connect(Path(board_engine.settings.state_dir) / "ivr.db", isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # an admin's sqlite3 shell left in a transaction
-    try:
+    with write_lock(board_engine.settings.state_dir):  # an admin's sqlite3 shell left in a transaction
         call = FakeCall([Press("2"), Press("1")], callerid=CALLER)
         await call.run("127.0.0.1", board_engine.server.port, timeout=30)
         state = board_engine.services.state
@@ -157,9 +148,6 @@ async def test_ready_while_the_database_is_away_the_journal_holding_the_rows(
         assert status == 200 and ready["ready"] is True
         assert ready["checks"]["journal"].startswith("degraded: the state database does not answer")
         assert ready["checks"]["journal"].endswith("journal rows held in memory until it answers")
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
 
     async def journal_ok() -> bool:
         async with aiohttp.ClientSession() as session:
