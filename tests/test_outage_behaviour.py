@@ -21,13 +21,11 @@ from ivr.clock import FixedClock
 from ivr.config import AmiSettings, HttpSettings, Settings
 from ivr.engine.app import Engine
 from ivr.engine.background import CallbackDialer, IncidentAudio
-from ivr.engine.services import EngineServices
-from ivr.engine.simulate import FixedHours
 from ivr.http.server import BoardServer
 from ivr.journal import open_state
 from ivr.journal.engines import EngineLease
 from ivr.journal.incidents import IncidentStore
-from ivr.testing.board_fixtures import stock_queues
+from ivr.testing.board_fixtures import engine_for_the_board
 from ivr.testing.engine_fixtures import project_settings
 from ivr.testing.fake_ami import FakeAmi
 from ivr.testing.fake_caller import FakeCall, Press
@@ -130,18 +128,13 @@ async def pg_engine(
 ) -> AsyncIterator[Engine]:
     """An engine on the test's PostgreSQL with the fake AMI (so its callback dialer runs), open hours and
     the board's pinned clock (a Monday, 11:00)."""
-    stock_queues(fake_ami)
     (tmp_path / "spool").mkdir(exist_ok=True)
     settings = project_settings(tmp_path, ami=ami_settings, database_url=cluster.fresh_database_url())
-    services = EngineServices(settings=settings, hours=FixedHours(True), clock=board_clock)
-    engine = Engine(settings, services)
-    await engine.start()
-    try:
-        assert await services.ami.wait_connected(5), "the fake AMI did not accept the engine"
-        yield engine
-    finally:
-        await outage.end()
-        await engine.stop(2.0)
+    async with engine_for_the_board(settings, fake_ami, board_clock) as engine:
+        try:
+            yield engine
+        finally:
+            await outage.end()  # the database back before the engine stops
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ HTTP side on a free port. Loaded for every test module from pyproject (-p ivr.te
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from ivr.clock import FixedClock
-from ivr.config import AmiSettings, HttpSettings
+from ivr.config import AmiSettings, HttpSettings, Settings
 from ivr.engine.app import Engine
 from ivr.engine.services import EngineServices
 from ivr.engine.simulate import FixedHours
@@ -64,10 +65,21 @@ async def board_engine(
     ami_settings: AmiSettings,
     board_clock: FixedClock,
 ) -> AsyncIterator[Engine]:
-    stock_queues(fake_ami)
     (tmp_path / "spool").mkdir(exist_ok=True)
-    settings = project_settings(tmp_path, ami=ami_settings)
-    services = EngineServices(settings=settings, hours=FixedHours(True), clock=board_clock)
+    async with engine_for_the_board(
+        project_settings(tmp_path, ami=ami_settings), fake_ami, board_clock
+    ) as engine:
+        yield engine
+
+
+@contextlib.asynccontextmanager
+async def engine_for_the_board(
+    settings: Settings, fake_ami: FakeAmi, clock: FixedClock
+) -> AsyncIterator[Engine]:
+    """An engine with the board's queues stocked in the fake AMI, open hours and `clock`, started until the
+    block ends (`board_engine`; a test module may give it other settings, e.g. a PostgreSQL)."""
+    stock_queues(fake_ami)
+    services = EngineServices(settings=settings, hours=FixedHours(True), clock=clock)
     engine = Engine(settings, services)
     await engine.start()
     try:
