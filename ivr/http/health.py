@@ -44,7 +44,12 @@ class Readiness:
             # transaction may never reach the server, and passed with PostgreSQL down).
             await asyncio.wait_for(state.db.write(lambda tx: tx.one("SELECT 1")), JOURNAL_TIMEOUT)
         except TimeoutError:
-            return f"no commit within {JOURNAL_TIMEOUT:g} s", True
+            # A database that neither answers nor refuses yet, or a backlog being written after an
+            # outage: every engine sharing it at once, and calls do not wait for the journal.
+            return (
+                f"degraded: no commit in {JOURNAL_TIMEOUT:g} s; {state.held_rows} journal rows held in memory",
+                False,
+            )
         except Exception as exc:
             # Our own errors say what they are; a driver's gets its class name. One line either way.
             said = " ".join(str(exc).split()) if isinstance(exc, StateError) else describe(exc)
