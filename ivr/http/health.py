@@ -22,6 +22,7 @@ from aiohttp import web
 from ivr.http.cache import Cached
 from ivr.http.keys import ENGINE_NAME, READINESS
 from ivr.http.queues import QueuesView
+from ivr.http.replies import json_response
 from ivr.journal.db import StateError
 from ivr.journal.outage import describe, unreachable
 
@@ -80,10 +81,10 @@ class Readiness:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"alive": True, "engine": request.app[ENGINE_NAME]})
+    return json_response({"alive": True, "engine": request.app[ENGINE_NAME]})
 
 
 async def readyz(request: web.Request) -> web.Response:
     ready, checks = await request.app[READINESS].checks()
     body = {"ready": ready, "engine": request.app[ENGINE_NAME], "checks": checks}
-    return web.json_response(body, status=200 if ready else 503)
+    return json_response(body, status=200 if ready else 503)  # an engine name or error in Cyrillic as it is
