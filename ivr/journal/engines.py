@@ -47,10 +47,11 @@ class Holder:
         """Its lease ran out, or it was on this machine and its process is gone."""
         if now - self.seen_at > LEASE_SECONDS:
             return True
-        return self.host == host and not _running(self.pid)
+        return self.host == host and not process_running(self.pid)
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """A process of this machine with this id exists (run by any user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

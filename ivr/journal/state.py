@@ -13,6 +13,7 @@ from ivr.clock import SYSTEM_CLOCK, Clock
 from ivr.config import Settings
 from ivr.journal.callbacks import CallbackStore
 from ivr.journal.db import CLOSE_WITHIN, Database, Target, Tx
+from ivr.journal.engines import process_running
 from ivr.journal.incidents import IncidentStore
 from ivr.journal.journal import Journal
 from ivr.journal.rows_process import RowsProcess
@@ -33,15 +34,7 @@ def _a_process_of(host: str, engine_id: str) -> bool:
 
 def _gone(host: str, engine_id: str) -> bool:
     """An engine of this machine whose process is no longer running."""
-    if not _a_process_of(host, engine_id):
-        return False
-    try:
-        os.kill(int(engine_id.rpartition(":")[2]), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # it exists, run by another user
-        return False
-    return False
+    return _a_process_of(host, engine_id) and not process_running(int(engine_id.rpartition(":")[2]))
 
 
 @attrs.define

@@ -38,8 +38,17 @@ class SoundsOnDisk:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._manifests: dict[Path, Manifest | None] = {}
+        # One look on disk per sound and language: the fake Asterisk asks for its length as it plays
+        # it, and the transcript for its file afterwards.
+        self._found: dict[tuple[str, str], SoundFile | None] = {}
 
     def find(self, name: str, language: str) -> SoundFile | None:
+        key = (name, language)
+        if key not in self._found:
+            self._found[key] = self._look(name, language)
+        return self._found[key]
+
+    def _look(self, name: str, language: str) -> SoundFile | None:
         for folder in (self.root / language, self.root):
             for extension, bytes_a_sample in _FORMATS:
                 path = folder / f"{name}.{extension}"
